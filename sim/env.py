@@ -1,0 +1,171 @@
+"""Env: one robosuite task behind a small interface (DESIGN §3).
+
+    env = make_env(EnvSpec(task="Lift"), seed=0)
+    obs = env.reset(seed=3)                      # dict, robomimic key names
+    obs, reward, success, truncated, info = env.step(action)
+
+Success is robosuite's `_check_success()` and does not end the episode; `truncated` turns true at the
+spec's horizon. Resets are soft (`hard_reset=False`, ~100x cheaper); a seed re-seeds robosuite's own
+generator in place, so object placement and robot init noise follow the seed exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._robosuite import robosuite
+from .errors import SimError
+from .observations import ObsLayout, default_low_dim_keys, is_image_key, robosuite_key
+from .spec import EnvSpec
+from .tasks import get_task
+
+RENDER_MAX_SIZE = 1024
+
+
+class Env:
+    def __init__(self, spec: EnvSpec, seed: int | None = None):
+        self.spec = spec
+        kwargs = spec.robosuite_kwargs()
+        kwargs.update(has_renderer=False, has_offscreen_renderer=bool(spec.camera_names), ignore_done=True,
+                      hard_reset=False, seed=seed)
+        try:
+            self.raw = robosuite.make(get_task(spec.task).robosuite_env, **kwargs)
+        except (TypeError, ValueError, AssertionError) as exc:
+            raise SimError(f"robosuite rejected the spec for {spec.task}: {exc}") from None
+        self._order_observables_by_dependency()
+        raw_obs = self.raw.reset()
+        self._model_xml = None
+        self._refresh_object_parts()
+        self.obs_keys = self._resolve_obs_keys(raw_obs)
+        self._raw_keys = [(k, robosuite_key(k)) for k in self.obs_keys]
+        low_dim = [k for k in self.obs_keys if not is_image_key(k)]
+        self.layout = ObsLayout(tuple(low_dim), tuple(np.shape(raw_obs[robosuite_key(k)]) for k in low_dim))
+        self.action_dim = int(self.raw.action_dim)
+        low, high = self.raw.action_spec
+        self.action_low, self.action_high = np.asarray(low, np.float32), np.asarray(high, np.float32)
+        self.t = 0
+
+    def _order_observables_by_dependency(self):
+        """Evaluate relative sensors (`cube_to_eef_pos`, `world_pose_in_gripper` users) after the
+        absolute poses they read from robosuite's observation cache. In robosuite's own order some
+        read the previous substep's (or, right after reset, an empty) cache, so an observation
+        recomputed from a saved state would not match the one recorded during the step. The `object`
+        vector keeps robosuite's original order (`_object_parts`)."""
+        observables = self.raw._observables
+        self._object_order = [n for n, o in observables.items() if o.modality == "object"]
+        ordered = sorted(observables.items(), key=lambda item: "_to_" in item[0])
+        observables.clear()
+        observables.update(ordered)
+
+    def _refresh_object_parts(self):
+        live = self.raw._observables
+        self._object_parts = [n for n in self._object_order if live[n].is_enabled() and live[n].is_active()]
+
+    def _resolve_obs_keys(self, raw_obs: dict) -> tuple[str, ...]:
+        images = tuple(f"{cam}_image" for cam in self.spec.camera_names)
+        if self.spec.obs_keys is None:
+            return default_low_dim_keys(raw_obs) + images
+        available = set(default_low_dim_keys(raw_obs)) | {k for k in raw_obs if k != "object-state"} | {"object"}
+        missing = [k for k in self.spec.obs_keys if robosuite_key(k) not in raw_obs]
+        if missing:
+            raise SimError(f"{self.spec.task} has no observation key(s) {missing}; available: {sorted(available)}")
+        return tuple(self.spec.obs_keys) + tuple(k for k in images if k not in self.spec.obs_keys)
+
+    @property
+    def max_steps(self) -> int:
+        return self.spec.max_steps
+
+    def _observe(self, raw_obs: dict) -> dict:
+        obs = {key: raw_obs[src] for key, src in self._raw_keys}
+        if "object" in obs:
+            obs["object"] = np.concatenate([np.atleast_1d(raw_obs[n]) for n in self._object_parts])
+        return obs
+
+    def reset(self, seed: int | None = None) -> dict:
+        if seed is not None:
+            # placement samplers and robot init noise hold a reference to this generator
+            self.raw.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+        self.t = 0
+        raw_obs = self.raw.reset()
+        self._refresh_object_parts()
+        return self._observe(raw_obs)
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (self.action_dim,):
+            raise SimError(f"action has shape {action.shape}; {self.spec.task} expects ({self.action_dim},)")
+        if not np.isfinite(action).all():
+            raise SimError(f"action contains NaN or inf: {action.tolist()}")
+        _, reward, _, info = self.raw.step(action)
+        self.t += 1
+        # robosuite's step reads site poses computed before the last substep's integration; one
+        # mj_forward (~20 us) makes the observation a function of the saved state, so replaying
+        # `states` reproduces `obs` exactly.
+        self.raw.sim.forward()
+        self.raw._update_observables(force=True)
+        raw_obs = self.raw._get_observations()
+        success = bool(self.raw._check_success())
+        return self._observe(raw_obs), float(reward), success, self.t >= self.max_steps, info
+
+    def check_success(self) -> bool:
+        return bool(self.raw._check_success())
+
+    # --- state save / restore ------------------------------------------------------------------
+    def get_state(self) -> np.ndarray:
+        """Flattened MuJoCo state (time, qpos, qvel), robomimic's `states` layout."""
+        return np.array(self.raw.sim.get_state().flatten(), dtype=np.float64)
+
+    def model_xml(self) -> str:
+        if self._model_xml is None:
+            self._model_xml = self.raw.sim.model.get_xml()
+        return self._model_xml
+
+    @property
+    def state_dim(self) -> int:
+        return 1 + self.raw.sim.model.nq + self.raw.sim.model.nv
+
+    def set_state(self, state: np.ndarray, model_xml: str | None = None) -> dict:
+        """Put the simulator in `state` (after loading `model_xml` if it differs) and return the
+        observation there."""
+        if model_xml is not None and model_xml != self.model_xml():
+            self.raw.reset()
+            self.raw.reset_from_xml_string(model_xml)
+            self.raw.sim.reset()
+            self._model_xml = None
+            self._refresh_object_parts()
+        state = np.asarray(state, dtype=np.float64)
+        if state.shape != (self.state_dim,):
+            raise SimError(f"state has {state.shape[-1] if state.ndim else 0} values; this {self.spec.task} "
+                           f"model needs {self.state_dim} (1 + nq {self.raw.sim.model.nq} + nv {self.raw.sim.model.nv})")
+        self.raw.sim.set_state_from_flattened(state)
+        self.raw.sim.forward()
+        self.raw._update_observables(force=True)
+        return self._observe(self.raw._get_observations(force_update=True))
+
+    # --- rendering --------------------------------------------------------------------------------
+    def render(self, width: int = 256, height: int = 256, camera: str = "agentview") -> np.ndarray:
+        """Upright uint8 HxWx3 image from a named camera."""
+        sim = self.raw.sim
+        if sim._render_context_offscreen is None:
+            self._make_render_context()
+        try:
+            frame = sim.render(width=width, height=height, camera_name=camera)
+        except ValueError:
+            cameras = [sim.model.camera_id2name(i) for i in range(sim.model.ncam)]
+            raise SimError(f"no camera {camera!r}; cameras: {cameras}") from None
+        return np.ascontiguousarray(frame[::-1])
+
+    def _make_render_context(self):
+        import mujoco
+        from robosuite.utils.binding_utils import MjRenderContextOffscreen
+
+        ctx = MjRenderContextOffscreen(self.raw.sim, device_id=-1, max_width=RENDER_MAX_SIZE, max_height=RENDER_MAX_SIZE)
+        # shadows and reflections cost most of a software-rendered frame
+        ctx.scn.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+        ctx.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+
+    def close(self):
+        self.raw.close()
+
+
+def make_env(spec: EnvSpec, seed: int | None = None) -> Env:
+    return Env(spec, seed=seed)

@@ -1,0 +1,27 @@
+"""The tasks takeover supports: our name -> robosuite environment and its fixed arguments."""
+from dataclasses import dataclass, field
+
+from .errors import SimError
+
+
+@dataclass(frozen=True)
+class Task:
+    robosuite_env: str
+    horizon: int  # default episode length in control steps (20 Hz)
+    env_kwargs: dict = field(default_factory=dict)
+
+
+TASKS: dict[str, Task] = {
+    "Lift": Task("Lift", horizon=300),
+    "Stack": Task("Stack", horizon=400),
+    "PickPlaceCan": Task("PickPlace", horizon=400, env_kwargs={"single_object_mode": 2, "object_type": "can"}),
+    "NutAssemblySquare": Task("NutAssembly", horizon=500, env_kwargs={"single_object_mode": 2, "nut_type": "square"}),
+    "Door": Task("Door", horizon=300),
+}
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise SimError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
