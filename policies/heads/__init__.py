@@ -1,1 +1,1 @@
-"""Populated by later issues; see ../shared/DESIGN.md."""
+"""Action heads; each module registers one head with takeover.policies.registry."""

@@ -1,0 +1,57 @@
+"""The Typer app and the one error boundary: a TakeoverError (or a bad-input OSError) becomes a
+one-line message on stderr and exit code 2; `--debug` shows the traceback instead."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="takeover: teleoperate, record, train, correct and fine-tune robot manipulation policies.")
+data_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Inspect and edit demonstration files.")
+app.add_typer(data_app, name="data")
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level.")):
+    _state["debug"] = debug
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def fail(message: str, code: int = 2):
+    """Print one line and exit; for user mistakes found in the CLI layer itself."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def run_cli(argv=None) -> int:
+    from takeover.sim.errors import TakeoverError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except TakeoverError as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0

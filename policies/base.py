@@ -1,0 +1,120 @@
+"""The Policy interface every head implements (DESIGN §3).
+
+Training:  `policy.loss(batch) -> {"loss": tensor, ...}` on raw (unnormalised) batches from
+           DemoDataset.get_batch: obs (B, To, D), actions (B, Ta, A), action_mask (B, Ta).
+Rollout:   `policy.reset()` at episode start, then `policy.act(obs_dict) -> np.ndarray (A,)`; the
+           policy keeps its own observation history and action-chunk queue (receding horizon:
+           predict `action_horizon` actions, execute the first `exec_horizon`, then replan).
+
+A head implements `compute_loss(features, actions, mask)` and `predict(features, sample)` on
+normalised tensors; normalisation, history and chunk bookkeeping live here, once.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from takeover.sim.observations import ObsLayout
+
+from .config import HeadConfig
+from .encoders import ObsEncoder
+from .errors import PolicyError
+from .normalizer import Normalizer
+
+
+@dataclass(frozen=True)
+class PolicyShapes:
+    obs_keys: tuple[str, ...]
+    obs_shapes: tuple[tuple[int, ...], ...]
+    action_dim: int
+    image_keys: tuple[str, ...] = field(default=())
+
+    @property
+    def layout(self) -> ObsLayout:
+        return ObsLayout(tuple(self.obs_keys), tuple(tuple(s) for s in self.obs_shapes))
+
+    @property
+    def obs_dim(self) -> int:
+        return self.layout.dim
+
+    def to_dict(self) -> dict:
+        return {"obs_keys": list(self.obs_keys), "obs_shapes": [list(s) for s in self.obs_shapes],
+                "action_dim": self.action_dim, "image_keys": list(self.image_keys)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PolicyShapes:
+        return cls(tuple(d["obs_keys"]), tuple(tuple(s) for s in d["obs_shapes"]), int(d["action_dim"]),
+                   tuple(d.get("image_keys", ())))
+
+
+class Policy(nn.Module):
+    config_class: ClassVar[type[HeadConfig]] = HeadConfig
+
+    def __init__(self, config: HeadConfig, shapes: PolicyShapes, stats: dict):
+        super().__init__()
+        self.config = config
+        self.shapes = shapes
+        self.normalizer = Normalizer(stats, config.action_norm)
+        self.encoder = ObsEncoder(shapes.obs_dim, shapes.image_keys)
+        self.feature_dim = self.encoder.feature_dim
+        self.action_dim = shapes.action_dim
+        self.sample_actions = False  # act(): deterministic mode of the head unless set
+        self._layout = shapes.layout
+        self._obs_history: deque = deque(maxlen=config.obs_horizon)
+        self._action_queue: deque = deque()
+
+    # ----- training --------------------------------------------------------------------------
+    def loss(self, batch: dict) -> dict:
+        obs = self.normalizer.obs(batch["obs"])
+        actions = self.normalizer.action(batch["actions"])
+        mask = batch.get("action_mask")
+        if mask is None:
+            mask = torch.ones(actions.shape[:2], dtype=torch.bool, device=actions.device)
+        features = self.encoder(obs, batch.get("images"))
+        return self.compute_loss(features, actions, mask)
+
+    def compute_loss(self, features: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor) -> dict:
+        raise NotImplementedError
+
+    def predict(self, features: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        """(B, To, F) features -> (B, Ta, A) normalised actions."""
+        raise NotImplementedError
+
+    # ----- rollout -----------------------------------------------------------------------------
+    def reset(self):
+        self._obs_history.clear()
+        self._action_queue.clear()
+
+    def flatten_obs(self, obs) -> torch.Tensor:
+        if isinstance(obs, dict):
+            flat = self._layout.flatten(obs)
+        else:
+            flat = np.asarray(obs, dtype=np.float32).reshape(-1)
+            if flat.shape[0] != self._layout.dim:
+                raise PolicyError(f"observation has {flat.shape[0]} values; this policy expects {self._layout.dim} "
+                                  f"({', '.join(self._layout.keys)})")
+        return torch.from_numpy(flat)
+
+    @torch.no_grad()
+    def act(self, obs) -> np.ndarray:
+        flat = self.flatten_obs(obs)
+        if not self._obs_history:
+            self._obs_history.extend([flat] * self.config.obs_horizon)  # pad history at episode start
+        else:
+            self._obs_history.append(flat)
+        if not self._action_queue:
+            self._action_queue.extend(self.predict_chunk(torch.stack(list(self._obs_history)))[: self.config.exec_horizon])
+        return self._action_queue.popleft()
+
+    @torch.no_grad()
+    def predict_chunk(self, obs_history: torch.Tensor) -> np.ndarray:
+        """(To, D) raw observations -> (Ta, A) raw actions, clipped to [-1, 1]."""
+        device = self.normalizer.obs_mean.device
+        features = self.encoder(self.normalizer.obs(obs_history.to(device)[None]))
+        actions = self.normalizer.unaction(self.predict(features, sample=self.sample_actions))[0]
+        return actions.clamp(-1.0, 1.0).cpu().numpy()

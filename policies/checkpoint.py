@@ -1,0 +1,92 @@
+"""Checkpoints are data: tensors, JSON strings and numbers, loaded with torch.load(weights_only=True).
+
+    {"format": "takeover-policy", "version": 1, "state_dict": {...}, "config": JSON, "shapes": JSON,
+     "env_spec": JSON, "step": int, "metrics": JSON}
+
+Written to a temp file and renamed, so a kill never leaves half a checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from takeover.sim.spec import EnvSpec
+
+from .base import Policy, PolicyShapes
+from .errors import PolicyError
+from .normalizer import Normalizer
+from .registry import config_from_dict, make_policy
+
+FORMAT = "takeover-policy"
+VERSION = 1
+
+
+def save_checkpoint(path, policy: Policy, spec: EnvSpec, step: int = 0, metrics: dict | None = None,
+                    state_dict: dict | None = None):
+    """`state_dict` overrides the policy's own (e.g. EMA weights)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "state_dict": {k: v.detach().cpu() for k, v in (state_dict or policy.state_dict()).items()},
+        "config": json.dumps(policy.config.to_dict()),
+        "shapes": json.dumps(policy.shapes.to_dict()),
+        "env_spec": spec.to_json(),
+        "step": int(step),
+        "metrics": json.dumps(metrics or {}),
+    }
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
+        raise PolicyError(f"{path}: refused to load, it holds more than weights ({first[:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        raise PolicyError(f"{path}: not a readable checkpoint (corrupted or truncated: {str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise PolicyError(f"{path}: not a takeover policy checkpoint")
+    if payload.get("version") != VERSION:
+        raise PolicyError(f"{path}: checkpoint version {payload.get('version')}; this takeover reads version {VERSION}")
+    return payload
+
+
+def load_checkpoint(path, device: str | torch.device = "cpu") -> tuple[Policy, EnvSpec, dict]:
+    """-> (policy in eval mode, the EnvSpec it was trained for, payload info (step, metrics))."""
+    payload = read_checkpoint(path)
+    try:
+        config = config_from_dict(json.loads(payload["config"]))
+        shapes = PolicyShapes.from_dict(json.loads(payload["shapes"]))
+        spec = EnvSpec.from_json(payload["env_spec"])
+        stats = Normalizer.stats_from_state_dict(payload["state_dict"])
+        policy = make_policy(config, shapes, stats)
+        policy.load_state_dict(payload["state_dict"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise PolicyError(f"{path}: checkpoint does not match its own head config ({str(exc).splitlines()[0][:160]})") from None
+    policy.to(device).eval()
+    return policy, spec, {"step": payload["step"], "metrics": json.loads(payload["metrics"])}
+
+
+def check_compatible(policy: Policy, spec: EnvSpec, env_spec: EnvSpec, obs_keys, action_dim: int, where: str):
+    """Refuse to pair a policy with data or an environment of another task or observation layout."""
+    if spec.task != env_spec.task:
+        raise PolicyError(f"{where}: checkpoint is for task {spec.task}, not {env_spec.task}")
+    if tuple(policy.shapes.obs_keys) != tuple(obs_keys):
+        raise PolicyError(f"{where}: observation keys differ: checkpoint {list(policy.shapes.obs_keys)}, data {list(obs_keys)}")
+    if policy.shapes.action_dim != action_dim:
+        raise PolicyError(f"{where}: action size {action_dim}; checkpoint expects {policy.shapes.action_dim}")
