@@ -1,0 +1,31 @@
+"""Scripted experts: closed-loop state machines over privileged simulator state, one per task.
+
+    expert = make_expert("Lift", seed=0)
+    expert.reset(env)
+    action = expert.act(obs, env)
+"""
+from __future__ import annotations
+
+from ..errors import SimError
+from .base import Expert, ScriptedExpert
+from .lift import LiftExpert
+from .runner import run_expert_episode
+
+EXPERTS: dict[str, type[ScriptedExpert]] = {
+    "Lift": LiftExpert,
+}
+
+
+def make_expert(task: str, seed: int | None = None, noise: float = 0.0) -> Expert:
+    """The scripted expert for `task`; `noise` is the std of Gaussian noise added to the arm
+    dimensions of every action (drawn from a generator seeded with `seed`)."""
+    try:
+        cls = EXPERTS[task]
+    except KeyError:
+        raise SimError(f"no scripted expert for task {task!r}; known tasks: {', '.join(EXPERTS)}") from None
+    if noise < 0:
+        raise SimError(f"expert noise must be >= 0, got {noise}")
+    return cls(seed=seed, noise=noise)
+
+
+__all__ = ["EXPERTS", "Expert", "ScriptedExpert", "make_expert", "run_expert_episode"]
