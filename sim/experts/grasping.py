@@ -119,7 +119,9 @@ class PickAndPlaceExpert(ScriptedExpert):
         z_err = float(eef[2] - grasp[2])
         width = finger_width(env)
 
-        closing = cmd > 0 and xy_err < self.keep_closing_tol and abs(z_err) < self.keep_closing_tol \
+        # robosuite ramps the gripper command 0.2 a step, so a command between the extremes means a
+        # close is in progress (an aborted grasp rises out of this band within a step or two)
+        closing = cmd > -0.99 and xy_err < self.keep_closing_tol and abs(z_err) < self.keep_closing_tol \
             and (grasped or width > self.min_grasp_width)
         at_grasp = xy_err < self.grasp_xy_tol and abs(z_err) < self.grasp_z_tol and yaw_err < self.grasp_yaw_tol \
             and width > self.open_width
