@@ -167,5 +167,11 @@ class Env:
         self.raw.close()
 
 
+MODEL_SEED = 0
+
+
 def make_env(spec: EnvSpec, seed: int | None = None) -> Env:
-    return Env(spec, seed=seed)
+    """`seed` fixes what robosuite randomises while building the model (e.g. Lift's cube size); it
+    defaults to MODEL_SEED so that two processes build the same world. Episodes are seeded by
+    `reset(seed)`."""
+    return Env(spec, seed=MODEL_SEED if seed is None else seed)
