@@ -9,10 +9,14 @@ from __future__ import annotations
 from ..errors import SimError
 from .base import Expert, ScriptedExpert
 from .lift import LiftExpert
+from .pick_place_can import PickPlaceCanExpert
+from .stack import StackExpert
 from .runner import run_expert_episode
 
 EXPERTS: dict[str, type[ScriptedExpert]] = {
     "Lift": LiftExpert,
+    "Stack": StackExpert,
+    "PickPlaceCan": PickPlaceCanExpert,
 }
 
 

@@ -2,7 +2,8 @@
 
 The phase is re-derived from the simulator state on every call, in this order:
 
-    retreat  the object is not held and lies where it should be released: open, then move up
+    retreat  the object lies where it should be released and is not held (or the gripper has begun
+             to open): open fully, then move up
     carry    the object is held (both finger pads touch it, gripper fully closed): move it along a
              funnel toward the goal -- high while far away in xy, lower as xy error shrinks
     release  the held object is at its release pose: open the gripper in place
@@ -95,7 +96,7 @@ class PickAndPlaceExpert(ScriptedExpert):
         cmd = gripper_command(env)
         if grasped and cmd >= 0.99:
             return self._carry(env)
-        if not grasped and self.releases() and self.in_place_zone(env):
+        if self.releases() and (not grasped or cmd < 0.99) and self.in_place_zone(env):
             return self._retreat(env)
         return self._pick(env, grasped, cmd)
 
