@@ -1,0 +1,24 @@
+"""takeover.datasets: the HDF5 demonstration format (DESIGN §4), a crash-safe writer, the reader,
+torch datasets, and tools to inspect, split, merge, import and replay demonstration files."""
+from .episode import Episode, EpisodeRecorder
+from .errors import DatasetError
+from .journal import recover
+from .reader import DemoReader
+from .writer import DemoWriter
+
+__all__ = ["DemoWriter", "DemoReader", "Episode", "EpisodeRecorder", "DemoDataset", "DatasetError", "info", "split",
+           "merge", "import_robosuite", "replay_video", "recover"]
+
+
+def __getattr__(name):
+    # torch and the simulator load only when these are used
+    if name == "DemoDataset":
+        from .torch_dataset import DemoDataset
+        return DemoDataset
+    if name in ("info", "split", "merge"):
+        from . import tools
+        return getattr(tools, name)
+    if name in ("import_robosuite", "replay_video"):
+        from . import robosuite_import
+        return getattr(robosuite_import, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

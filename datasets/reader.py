@@ -1,0 +1,218 @@
+"""DemoReader: read a demonstration file (ours, robomimic's) without ever modifying it.
+
+    with DemoReader("demos.hdf5") as r:
+        r.spec, r.demos, r.obs_keys, r.action_dim, r.splits
+        ep = r.episode("demo_0")                # validated: lengths, action size, finite values
+
+Journal episodes (saved by a writer that was killed before folding them) are read too, read-only, as
+if already folded; `pending` says how many there are and `takeover data recover FILE` folds them.
+Opening checks the structure of every demo (metadata only); values (NaN/inf) are checked as each
+episode is loaded; `validate()` loads and checks all of them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import h5py
+
+from takeover.sim.errors import SimError
+from takeover.sim.spec import EnvSpec
+
+from .episode import Episode
+from .errors import DatasetError
+from .journal import NAME_ATTR, pending_files
+from .schema import (ACTION_DIM_ATTR, EPISODE_ID_ATTR, OBS_KEYS_ATTR, check_episode, check_group_shapes, demo_index,
+                     from_attr, read_attrs, read_episode, sort_demos)
+from .storage import open_h5
+
+log = logging.getLogger(__name__)
+
+
+def spec_from_env_args(env_args: dict) -> EnvSpec | None:
+    """Best-effort EnvSpec for a file that only has robomimic's env_args."""
+    from takeover.sim.tasks import TASKS
+
+    name = env_args.get("env_name")
+    kwargs = env_args.get("env_kwargs", {})
+    for task, info in TASKS.items():
+        if task == name or (info.robosuite_env == name and all(kwargs.get(k) == v for k, v in info.env_kwargs.items())):
+            robots = kwargs.get("robots", ["Panda"])
+            try:
+                return EnvSpec(task=task, robots=tuple([robots] if isinstance(robots, str) else robots),
+                               control_freq=int(kwargs.get("control_freq", 20)))
+            except SimError:
+                return None
+    return None
+
+
+class DemoReader:
+    def __init__(self, path):
+        self.path = Path(path)
+        self._journal_files: list[h5py.File] = []
+        for attempt in range(5):
+            if self._open():
+                break
+            self.close()  # a writer folded the journal between our looks: take a fresh snapshot
+        else:
+            raise DatasetError(f"{self.path}: the file kept changing while being opened (a writer is folding); retry")
+        try:
+            self._index()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- opening ----------------------------------------------------------------------------------
+    def _open(self) -> bool:
+        listed = pending_files(self.path)  # listed before the main file is opened (see journal.py)
+        self._file = open_h5(self.path)
+        self._journal_files = []
+        for jpath in listed:
+            try:
+                self._journal_files.append(h5py.File(jpath, "r"))
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                log.error("%s: journal episode %s is unreadable (%s); skipped", self.path, jpath.name, exc)
+        return True
+
+    def _index(self):
+        f = self._file
+        if "data" not in f or not isinstance(f["data"], h5py.Group):
+            raise DatasetError(f"{self.path}: no 'data' group; expected a demonstration file (data/demo_<i>/...)")
+        data = f["data"]
+        self.data_attrs = read_attrs(data)
+        self._groups: dict[str, h5py.Group] = {}
+        ids = set()
+        for name, group in data.items():
+            if isinstance(group, h5py.Group):
+                self._groups[name] = group
+                ids.add(group.attrs.get(EPISODE_ID_ATTR))
+        self.pending = 0
+        for j in self._journal_files:
+            if j.attrs.get(EPISODE_ID_ATTR) in ids:
+                continue  # already folded; the writer died before deleting the journal file
+            name = str(from_attr(j.attrs[NAME_ATTR]))
+            if name in self._groups:
+                name = f"demo_{max(demo_index(n) for n in self._groups) + 1}"
+            self._groups[name] = j["demo"]
+            self.pending += 1
+            for attr in (OBS_KEYS_ATTR, ACTION_DIM_ATTR):
+                self.data_attrs.setdefault(attr, from_attr(j.attrs[attr]))
+        if self.pending:
+            log.warning("%s: %d saved episode(s) are still in the journal (read them too); "
+                        "`takeover data recover %s` folds them into the file", self.path, self.pending, self.path)
+        self.demos = sort_demos(self._groups)
+        self.spec = self._read_spec()
+        self.action_dim = self._read_action_dim()
+        for name in self.demos:
+            check_group_shapes(self._groups[name], f"{self.path}, {name}", self.action_dim)
+        self.obs_keys = self._read_obs_keys()
+
+    def _read_spec(self) -> EnvSpec | None:
+        text = self.data_attrs.get("takeover_spec")
+        if text is not None:
+            try:
+                return EnvSpec.from_json(text)
+            except SimError as exc:
+                raise DatasetError(f"{self.path}: data attribute takeover_spec is invalid ({exc})") from None
+        try:
+            return spec_from_env_args(json.loads(self.data_attrs.get("env_args", "{}")))
+        except (json.JSONDecodeError, TypeError, AttributeError):
+            return None
+
+    def _read_action_dim(self) -> int | None:
+        if ACTION_DIM_ATTR in self.data_attrs:
+            return int(self.data_attrs[ACTION_DIM_ATTR])
+        for name in self.demos:
+            shape = self._groups[name]["actions"].shape if "actions" in self._groups[name] else ()
+            if len(shape) == 2:
+                return int(shape[1])
+        return None
+
+    def _read_obs_keys(self) -> list[str]:
+        if OBS_KEYS_ATTR in self.data_attrs:
+            return list(json.loads(self.data_attrs[OBS_KEYS_ATTR]))
+        for name in self.demos:
+            if "obs" in self._groups[name]:
+                return sorted(self._groups[name]["obs"].keys())
+        return []
+
+    # --- API --------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.demos)
+
+    def __contains__(self, name) -> bool:
+        return name in self._groups
+
+    def _group(self, name: str) -> h5py.Group:
+        if name not in self._groups:
+            shown = ", ".join(self.demos[:5]) + (" ..." if len(self.demos) > 5 else "")
+            raise DatasetError(f"{self.path}: no demo {name!r}; it has {len(self.demos)} demos ({shown or 'none'})")
+        return self._groups[name]
+
+    def num_samples(self, name: str) -> int:
+        return int(self._group(name)["actions"].shape[0])
+
+    def attrs(self, name: str) -> dict:
+        """The demo's attributes (source, success, seed, num_samples, ...) without model_file."""
+        out = read_attrs(self._group(name))
+        out.pop("model_file", None)
+        out.setdefault("num_samples", self.num_samples(name))
+        return out
+
+    def episode(self, name: str, check: bool = True) -> Episode:
+        group = self._group(name)
+        where = f"{self.path}, {name}"
+        try:
+            episode = read_episode(group, self.obs_keys)
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise DatasetError(f"{where}: data cannot be read, the file is truncated or corrupt ({exc})") from None
+        if check:
+            check_episode(episode, where, self.action_dim)
+        return episode
+
+    def episodes(self, names=None):
+        for name in self.demos if names is None else names:
+            yield name, self.episode(name)
+
+    @property
+    def splits(self) -> dict[str, list[str]]:
+        if "mask" not in self._file:
+            return {}
+        out = {}
+        for split, ds in self._file["mask"].items():
+            out[split] = sort_demos(from_attr(v) for v in ds[()].tolist()) if ds.shape else []
+        return out
+
+    def split_demos(self, split: str) -> list[str]:
+        splits = self.splits
+        if split not in splits or not splits[split]:
+            have = ", ".join(f"{k} ({len(v)})" for k, v in splits.items()) or "none"
+            state = "is empty" if split in splits else "does not exist"
+            raise DatasetError(f"{self.path}: split {split!r} {state}; splits: {have} "
+                               f"(make some with `takeover data split {self.path}`)")
+        return splits[split]
+
+    def validate(self, progress=None):
+        """Load every demo and check it; raises DatasetError at the first problem."""
+        for name in self.demos:
+            self.episode(name)
+            if progress is not None:
+                progress(name)
+
+    def close(self):
+        for j in self._journal_files:
+            j.close()
+        self._journal_files = []
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

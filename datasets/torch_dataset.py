@@ -1,0 +1,156 @@
+"""DemoDataset: every (observation history, action chunk) window of a demonstration file, served from
+contiguous in-memory tensors.
+
+    ds = DemoDataset("demos.hdf5", obs_horizon=2, action_horizon=16, split="train")
+    batch = ds.get_batch(torch.randint(len(ds), (256,)))
+    batch["obs"]          (B, To, D) float32  flat low-dim observation (keys in ds.obs_keys order), history
+                                              ending at the current step, first step repeated before it
+    batch["actions"]      (B, Ta, A) float32  chunk starting at the current step, last action repeated after it
+    batch["action_mask"]  (B, Ta) bool        False where padded
+    batch["images"]       {key: (B, To, H, W, 3) uint8}   only when image keys are requested
+
+There is one window per step. Everything is gathered with tensor indexing (no per-sample Python), so
+`get_batch` is the fast path; `__getitem__` exists for torch's DataLoader.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import DatasetError
+from .reader import DemoReader
+from .schema import first_bad_step, is_image_key
+
+log = logging.getLogger(__name__)
+
+STD_FLOOR = 1e-6
+
+
+class DemoDataset(torch.utils.data.Dataset):
+    def __init__(self, path_or_reader, obs_keys=None, obs_horizon: int = 1, action_horizon: int = 1,
+                 split: str | None = None, demos=None):
+        if obs_horizon < 1 or action_horizon < 1:
+            raise DatasetError(f"obs_horizon and action_horizon must be >= 1, got {obs_horizon} and {action_horizon}")
+        own = not isinstance(path_or_reader, DemoReader)
+        reader = DemoReader(path_or_reader) if own else path_or_reader
+        try:
+            self._load(reader, obs_keys, split, demos)
+        finally:
+            if own:
+                reader.close()
+        self.obs_horizon, self.action_horizon = int(obs_horizon), int(action_horizon)
+        self._obs_offsets = torch.arange(-self.obs_horizon + 1, 1)
+        self._act_offsets = torch.arange(self.action_horizon)
+
+    # --- loading ----------------------------------------------------------------------------------
+    def _load(self, reader: DemoReader, obs_keys, split, demos):
+        self.path, self.spec = Path(reader.path), reader.spec
+        if demos is not None:
+            names = list(demos)
+            for n in names:
+                reader.num_samples(n)  # DatasetError naming the file and the missing demo
+        elif split is not None:
+            names = reader.split_demos(split)
+        else:
+            names = list(reader.demos)
+        if not names:
+            raise DatasetError(f"{reader.path}: no demos to load")
+        first = reader._group(names[0])
+        available = list(reader.obs_keys) + sorted(set(first["obs"].keys()) - set(reader.obs_keys)) if "obs" in first else []
+        keys = list(obs_keys) if obs_keys is not None else [k for k in available if not is_image_key(k)]
+        missing = [k for k in keys if k not in available]
+        if missing:
+            raise DatasetError(f"{reader.path}: no observation key(s) {missing}; available: {available}")
+        self.obs_keys = [k for k in keys if not is_image_key(k)]
+        self.image_keys = [k for k in keys if is_image_key(k)]
+        self.demos = names
+        lengths = np.array([reader.num_samples(n) for n in names], dtype=np.int64)
+        N = int(lengths.sum())
+        sizes = [int(np.prod(first["obs"][k].shape[1:])) for k in self.obs_keys]
+        self.action_dim = int(first["actions"].shape[1])
+        self.obs_dim = int(sum(sizes))
+        obs = np.empty((N, self.obs_dim), np.float32)
+        actions = np.empty((N, self.action_dim), np.float32)
+        images = {k: np.empty((N,) + tuple(first["obs"][k].shape[1:]), np.uint8) for k in self.image_keys}
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        for name, s, T in zip(names, starts, lengths):
+            g = reader._group(name)
+            where = f"{reader.path}, {name}"
+            try:
+                actions[s:s + T] = g["actions"][()]
+                col = 0
+                for k, size in zip(self.obs_keys, sizes):
+                    if k not in g["obs"]:
+                        raise DatasetError(f"{where}: no observation key {k!r}; it has {sorted(g['obs'].keys())}")
+                    obs[s:s + T, col:col + size] = g["obs"][k][()].reshape(T, -1)
+                    col += size
+                for k in self.image_keys:
+                    images[k][s:s + T] = g["obs"][k][()]
+            except ValueError as exc:
+                raise DatasetError(f"{where}: array shape differs from {names[0]}'s ({exc})") from None
+            except OSError as exc:
+                raise DatasetError(f"{where}: data cannot be read, the file is truncated or corrupt ({exc})") from None
+        for label, arr, cols in (("actions", actions, None), ("obs", obs, sizes)):
+            step = first_bad_step(arr)
+            if step >= 0:
+                d = int(np.searchsorted(starts, step, side="right") - 1)
+                key = label
+                if cols is not None:
+                    bad_col = int(np.argmax(~np.isfinite(arr[step])))
+                    key = f"obs/{self.obs_keys[int(np.searchsorted(np.cumsum(cols), bad_col, side='right'))]}"
+                raise DatasetError(f"{reader.path}, {names[d]}, key {key}: NaN or inf at step {step - starts[d]} "
+                                   f"(values must be finite)")
+        self.lengths = lengths
+        self.obs = torch.from_numpy(obs)
+        self.actions = torch.from_numpy(actions)
+        self.images = {k: torch.from_numpy(v) for k, v in images.items()}
+        episode = np.repeat(np.arange(len(names)), lengths)
+        self.episode_index = torch.from_numpy(episode)
+        self.ep_start = torch.from_numpy(starts[episode])
+        self.ep_end = torch.from_numpy((starts + lengths - 1)[episode])
+        self.stats = self._stats(obs, actions)
+        log.info("%s: loaded %d demos, %d steps, obs dim %d, action dim %d", reader.path, len(names), N,
+                 self.obs_dim, self.action_dim)
+
+    @staticmethod
+    def _stats(obs: np.ndarray, actions: np.ndarray) -> dict:
+        out = {}
+        for name, arr in (("obs", obs), ("action", actions)):
+            a = arr.astype(np.float64)
+            out[f"{name}_mean"] = a.mean(0).astype(np.float32)
+            out[f"{name}_std"] = np.maximum(a.std(0), STD_FLOOR).astype(np.float32)
+            out[f"{name}_min"] = a.min(0).astype(np.float32)
+            out[f"{name}_max"] = a.max(0).astype(np.float32)
+        return out
+
+    # --- windows ----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.obs.shape[0])
+
+    @property
+    def num_steps(self) -> int:
+        return len(self)
+
+    def get_batch(self, index) -> dict:
+        idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)
+        obs_idx = torch.maximum(idx[:, None] + self._obs_offsets, self.ep_start[idx][:, None])
+        end = self.ep_end[idx][:, None]
+        act_idx = idx[:, None] + self._act_offsets
+        mask = act_idx <= end
+        act_idx = torch.minimum(act_idx, end)
+        batch = {"obs": self.obs[obs_idx], "actions": self.actions[act_idx], "action_mask": mask}
+        if self.images:
+            batch["images"] = {k: v[obs_idx] for k, v in self.images.items()}
+        return batch
+
+    def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"window {i} out of range for {len(self)} windows")
+        batch = self.get_batch([i % len(self)])
+        out = {k: v[0] for k, v in batch.items() if k != "images"}
+        if "images" in batch:
+            out["images"] = {k: v[0] for k, v in batch["images"].items()}
+        return out
