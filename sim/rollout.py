@@ -106,7 +106,7 @@ class _Recorder:
 _worker: dict = {}
 
 
-def _init_worker(spec_json: str, agent_factory, options: dict):
+def _init_worker(spec_json: str):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         import torch
@@ -114,44 +114,77 @@ def _init_worker(spec_json: str, agent_factory, options: dict):
         torch.set_num_threads(1)
     except ImportError:
         pass
-    env = make_env(EnvSpec.from_json(spec_json))
-    _worker.update(env=env, agent=agent_factory(env) if _wants_env(agent_factory) else agent_factory(), options=options)
+    _worker.clear()
+    _worker["env"] = make_env(EnvSpec.from_json(spec_json))
 
 
-def _wants_env(factory) -> bool:
-    return getattr(factory, "wants_env", False)
+def _agent_for(factory):
+    """The worker keeps one agent and rebuilds it only when a different factory arrives (compared by
+    value: a factory that names a new checkpoint file makes a new agent)."""
+    if _worker.get("factory") != factory or "agent" not in _worker:
+        _worker["agent"] = factory(_worker["env"]) if getattr(factory, "wants_env", False) else factory()
+        _worker["factory"] = factory
+    return _worker["agent"]
 
 
-def _run_one(seed: int, video_path: str | None):
-    w = _worker
-    return run_episode(w["env"], w["agent"], seed, video_path=video_path, **w["options"])
+def _run_one(factory, seed: int, video_path: str | None, options: dict):
+    return run_episode(_worker["env"], _agent_for(factory), seed, video_path=video_path, **options)
 
 
-def run_rollouts(spec: EnvSpec, agent_factory, seeds, workers: int = 1, video_seeds=(), video_dir=None,
-                 progress: Callable[[EpisodeResult], None] | None = None, **options) -> list[EpisodeResult]:
-    """Run one episode per seed; results come back in the order of `seeds`.
+class RolloutPool:
+    """Worker processes that each hold one environment; reuse one pool for many batches (evaluation
+    during training, DAgger rounds) so start-up (~seconds of imports per worker) is paid once.
 
-    `agent_factory` must be picklable (a module-level class or function; set `wants_env = True` on it
-    to receive the worker's env). `options` go to `run_episode` (max_steps, stop_on_success,
-    success_hold, record, action_noise, video_size, camera)."""
-    seeds = [int(s) for s in seeds]
-    video_seeds = set(video_seeds)
-    paths = {s: str(Path(video_dir) / f"episode_seed{s}.mp4") if (video_dir and s in video_seeds) else None for s in seeds}
-    results: dict[int, EpisodeResult] = {}
-    if workers <= 1:
-        _init_worker(spec.to_json(), agent_factory, options)
-        for s in seeds:
-            results[s] = _run_one(s, paths[s])
-            if progress:
-                progress(results[s])
+    `workers=0` runs in this process. Agent factories must be picklable (module-level classes or
+    dataclasses; set `wants_env = True` on one to receive the worker's env)."""
+
+    def __init__(self, spec: EnvSpec, workers: int = 1):
+        self.spec = spec
+        self.workers = workers
+        self._pool = None
+        if workers > 0:
+            ctx = mp.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                             initargs=(spec.to_json(),))
+
+    def run(self, agent_factory, seeds, video_seeds=(), video_dir=None,
+            progress: Callable[[EpisodeResult], None] | None = None, **options) -> list[EpisodeResult]:
+        """One episode per seed, results in the order of `seeds`. `options` go to `run_episode`
+        (max_steps, stop_on_success, success_hold, record, action_noise, video_size, camera)."""
+        seeds = [int(s) for s in seeds]
+        video_seeds = set(video_seeds)
+        paths = {s: str(Path(video_dir) / f"episode_seed{s}.mp4") if (video_dir and s in video_seeds) else None
+                 for s in seeds}
+        results: dict[int, EpisodeResult] = {}
+        if self._pool is None:
+            if "env" not in _worker or _worker.get("spec") != self.spec:
+                _init_worker(self.spec.to_json())
+                _worker["spec"] = self.spec
+            for s in seeds:
+                results[s] = _run_one(agent_factory, s, paths[s], options)
+                if progress:
+                    progress(results[s])
+        else:
+            futures = {self._pool.submit(_run_one, agent_factory, s, paths[s], options): s for s in seeds}
+            for fut in as_completed(futures):
+                results[futures[fut]] = res = fut.result()
+                if progress:
+                    progress(res)
         return [results[s] for s in seeds]
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(spec.to_json(), agent_factory, options)) as pool:
-        futures = {pool.submit(_run_one, s, paths[s]): s for s in seeds}
-        for fut in as_completed(futures):
-            res = fut.result()
-            results[futures[fut]] = res
-            if progress:
-                progress(res)
-    return [results[s] for s in seeds]
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def run_rollouts(spec: EnvSpec, agent_factory, seeds, workers: int = 1, **kwargs) -> list[EpisodeResult]:
+    """One-shot: a pool for this batch only (`workers <= 1` runs in this process)."""
+    with RolloutPool(spec, workers if workers > 1 else 0) as pool:
+        return pool.run(agent_factory, seeds, **kwargs)
