@@ -1,0 +1,126 @@
+"""Recurrent head (robomimic BC-RNN): an LSTM over the observation sequence, then a GMM (default) or
+a diagonal Gaussian over the current action, both from `distributions` (a Gaussian is one mode).
+
+Training uses aligned sequences (`sequence_length` = `seq_len`): features (B, L, F), actions
+(B, L, A) with actions[:, t] taken at observation t, mask (B, L); every window starts from a zero
+hidden state and the loss covers every valid step.
+
+Rollout carries the hidden state from step to step and clears it at `reset()`. By default it is
+also cleared every `seq_len` steps (robomimic's `rnn_horizon`): training never shows the network a
+state built from more than `seq_len` observations, nor one that did not start from zero, so the
+periodic reset keeps rollouts in the distribution the LSTM was trained on. Set `reset_every = 0`
+to carry the state through the whole episode (memory longer than a window, but untrained there).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..base import Policy
+from ..config import HeadConfig
+from ..encoders import mlp
+from ..errors import PolicyError
+from ..registry import register_head
+from .distributions import MixtureParams, masked_mean_nll
+
+
+@dataclass
+class LSTMConfig(HeadConfig):
+    head = "lstm"
+    hidden_dims: tuple[int, ...] = ()  # MLP between LSTM and output; robomimic's BC-RNN uses none
+    rnn_hidden_dim: int = 400
+    rnn_layers: int = 2
+    seq_len: int = 10
+    reset_every: int | None = None  # None: every seq_len steps; 0: only at reset()
+    output: str = "gmm"  # "gmm" or "gaussian"
+    num_modes: int = 5  # gmm only
+    min_std: float = 1e-4
+    tanh_means: bool | None = None  # None: tanh only under "minmax" action normalisation (see gmm.py)
+    low_noise_eval: bool = True
+    low_noise_std: float = 1e-4
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.obs_horizon != 1 or self.action_horizon != 1:
+            raise PolicyError("lstm head keeps its own history: obs_horizon and action_horizon must be 1")
+        if self.output not in ("gmm", "gaussian"):
+            raise PolicyError(f"lstm output must be 'gmm' or 'gaussian', not {self.output!r}")
+        if self.seq_len < 1 or (self.reset_every is not None and self.reset_every < 0):
+            raise PolicyError(f"lstm needs seq_len >= 1 and reset_every >= 0 (got {self.seq_len}, {self.reset_every})")
+
+    @property
+    def sequence_length(self) -> int:
+        return self.seq_len
+
+    @property
+    def rollout_reset_every(self) -> int:
+        return self.seq_len if self.reset_every is None else self.reset_every
+
+
+@register_head
+class LSTMPolicy(Policy):
+    config_class = LSTMConfig
+
+    def __init__(self, config: LSTMConfig, shapes, stats):
+        super().__init__(config, shapes, stats)
+        self.rnn = nn.LSTM(self.feature_dim, config.rnn_hidden_dim, config.rnn_layers, batch_first=True)
+        tanh = config.tanh_means if config.tanh_means is not None else config.action_norm == "minmax"
+        modes = config.num_modes if config.output == "gmm" else 1
+        self.params = MixtureParams(modes, self.action_dim, config.min_std, tanh)
+        self.net = mlp(config.rnn_hidden_dim, config.hidden_dims, self.params.raw_size)
+        self._hidden = None
+        self._steps = 0
+
+    def _distribution(self, features, hidden=None):
+        out, hidden = self.rnn(features, hidden)
+        return self.params(self.net(out)), hidden
+
+    def compute_loss(self, features, actions, mask):
+        dist, _ = self._distribution(features)
+        weights = mask.float()[..., None].expand_as(actions)
+        loss = masked_mean_nll(dist, actions, weights)
+        mse = (((dist.mode() - actions) ** 2) * weights).sum() / weights.sum().clamp(min=1)
+        return {"loss": loss, "mse": mse.detach(), "std": dist.stds.mean().detach()}
+
+    def _draw(self, dist, sample: bool) -> torch.Tensor:
+        if not sample:
+            return dist.mode()
+        return dist.sample(self.config.low_noise_std if self.config.low_noise_eval else None)
+
+    def predict(self, features, sample=False):
+        """(B, To, F): run the LSTM over the given steps from a zero state, act for the last one."""
+        dist, _ = self._distribution(features)
+        return self._draw(dist, sample)[:, -1:]
+
+    # ----- rollout: the hidden state replaces the observation history ---------------------------
+    def reset(self):
+        super().reset()
+        self._hidden = None
+        self._steps = 0
+
+    def _step(self, x: torch.Tensor) -> torch.Tensor:
+        """One time step through the LSTM's own weights. nn.LSTM costs milliseconds per call on
+        CPU for a single step; the fused cell op on the same parameters costs ~0.1 ms."""
+        if self._hidden is None:
+            zero = x.new_zeros(x.shape[0], self.config.rnn_hidden_dim)
+            self._hidden = [(zero, zero)] * self.config.rnn_layers
+        for k in range(self.config.rnn_layers):
+            weights = [getattr(self.rnn, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            self._hidden[k] = torch.lstm_cell(x, self._hidden[k], *weights)
+            x = self._hidden[k][0]
+        return x
+
+    @torch.no_grad()
+    def act(self, obs) -> np.ndarray:
+        every = self.config.rollout_reset_every
+        if every and self._steps % every == 0:
+            self._hidden = None
+        flat = self.flatten_obs(obs).to(self.normalizer.obs_mean.device)
+        features = self.encoder(self.normalizer.obs(flat[None]))
+        dist = self.params(self.net(self._step(features)))
+        self._steps += 1
+        action = self.normalizer.unaction(self._draw(dist, self.sample_actions))[0]
+        return action.clamp(-1.0, 1.0).cpu().numpy()
