@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..errors import SimError
 from .base import Expert, ScriptedExpert
 from .lift import LiftExpert
+from .nut_assembly_square import NutAssemblySquareExpert
 from .pick_place_can import PickPlaceCanExpert
 from .stack import StackExpert
 from .runner import run_expert_episode
@@ -17,6 +18,7 @@ EXPERTS: dict[str, type[ScriptedExpert]] = {
     "Lift": LiftExpert,
     "Stack": StackExpert,
     "PickPlaceCan": PickPlaceCanExpert,
+    "NutAssemblySquare": NutAssemblySquareExpert,
 }
 
 
