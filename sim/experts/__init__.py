@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..errors import SimError
 from .base import Expert, ScriptedExpert
+from .door import DoorExpert
 from .lift import LiftExpert
 from .nut_assembly_square import NutAssemblySquareExpert
 from .pick_place_can import PickPlaceCanExpert
@@ -19,6 +20,7 @@ EXPERTS: dict[str, type[ScriptedExpert]] = {
     "Stack": StackExpert,
     "PickPlaceCan": PickPlaceCanExpert,
     "NutAssemblySquare": NutAssemblySquareExpert,
+    "Door": DoorExpert,
 }
 
 
