@@ -1,0 +1,168 @@
+"""Diffusion Policy head (Chi et al. 2023): a conditional 1-D U-Net denoises an action chunk.
+
+Training adds DDPM noise to the normalised chunk at a random step and regresses the noise (masked
+MSE: padded steps at an episode's end carry no loss). Inference starts from Gaussian noise and runs a
+separately configured diffusers scheduler (DDIM with 10 steps by default; DDPM or DPM-Solver++) that
+shares the training schedule's betas. Sampling draws from the policy's own torch.Generator, so
+`policy.seed(n)` makes rollouts reproducible. EMA of the weights is the trainer's job (policies/ema.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+from ..base import Policy
+from ..config import HeadConfig
+from ..errors import PolicyError
+from ..registry import register_head
+from .unet1d import STEP_EMBED_DIMS, UNET_SIZES, ConditionalUnet1D
+
+INFERENCE_SCHEDULERS = ("ddim", "ddpm", "dpm")
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+
+
+@dataclass
+class DiffusionConfig(HeadConfig):
+    head = "diffusion"
+    obs_horizon: int = 2
+    action_horizon: int = 16
+    exec_horizon: int = 8
+    action_norm: str = "minmax"
+    # denoiser: a size preset of the U-Net, or explicit widths (down_dims / step_embed_dim override it)
+    unet_size: str = "small"
+    down_dims: tuple[int, ...] | None = None
+    step_embed_dim: int | None = None
+    kernel_size: int = 5
+    n_groups: int = 8
+    # training (forward) process: diffusers DDPMScheduler
+    num_train_timesteps: int = 100
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "epsilon"
+    clip_sample: bool = True  # clip predicted clean chunks to [-1, 1] (min-max normalised actions)
+    # inference (reverse) process: its own scheduler and step count, same betas as training
+    inference_scheduler: str = "ddim"
+    inference_steps: int = 10
+    inference_timestep_spacing: str = "trailing"  # DDIM/DPM: "trailing" starts at t = T-1 (pure noise)
+    ddim_eta: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.down_dims is not None:
+            self.down_dims = tuple(int(d) for d in self.down_dims)
+        elif self.unet_size not in UNET_SIZES:
+            raise PolicyError(f"unet_size must be one of {sorted(UNET_SIZES)}, not {self.unet_size!r}")
+        if self.inference_scheduler not in INFERENCE_SCHEDULERS:
+            raise PolicyError(f"inference_scheduler must be one of {INFERENCE_SCHEDULERS}, not {self.inference_scheduler!r}")
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise PolicyError(f"prediction_type must be one of {PREDICTION_TYPES}, not {self.prediction_type!r}")
+        if not 1 <= self.inference_steps <= self.num_train_timesteps:
+            raise PolicyError(f"inference_steps {self.inference_steps} must lie in [1, num_train_timesteps={self.num_train_timesteps}]")
+        if self.inference_timestep_spacing not in ("leading", "trailing", "linspace"):
+            raise PolicyError(f"inference_timestep_spacing must be leading, trailing or linspace, not {self.inference_timestep_spacing!r}")
+
+    @property
+    def unet_down_dims(self) -> tuple[int, ...]:
+        return self.down_dims if self.down_dims is not None else UNET_SIZES[self.unet_size]
+
+    @property
+    def unet_step_embed_dim(self) -> int:
+        return self.step_embed_dim if self.step_embed_dim is not None else STEP_EMBED_DIMS.get(self.unet_size, 128)
+
+
+def make_train_scheduler(c: DiffusionConfig) -> DDPMScheduler:
+    return DDPMScheduler(num_train_timesteps=c.num_train_timesteps, beta_schedule=c.beta_schedule,
+                         prediction_type=c.prediction_type, clip_sample=c.clip_sample, clip_sample_range=1.0,
+                         variance_type="fixed_small")
+
+
+def make_inference_scheduler(c: DiffusionConfig, train: DDPMScheduler):
+    common = dict(num_train_timesteps=c.num_train_timesteps, trained_betas=train.betas.numpy(),
+                  prediction_type=c.prediction_type)
+    if c.inference_scheduler == "ddpm":
+        sched = DDPMScheduler(**common, clip_sample=c.clip_sample, clip_sample_range=1.0, variance_type="fixed_small",
+                              timestep_spacing=c.inference_timestep_spacing if c.inference_steps < c.num_train_timesteps else "leading")
+    elif c.inference_scheduler == "ddim":
+        sched = DDIMScheduler(**common, clip_sample=c.clip_sample, clip_sample_range=1.0, set_alpha_to_one=True,
+                              steps_offset=0, timestep_spacing=c.inference_timestep_spacing)
+    else:  # DPM-Solver++ (2nd order multistep); clip the final sample instead of each x0 estimate
+        sched = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
+                                            timestep_spacing=c.inference_timestep_spacing)
+    sched.set_timesteps(c.inference_steps)
+    return sched
+
+
+@register_head
+class DiffusionPolicy(Policy):
+    config_class = DiffusionConfig
+
+    def __init__(self, config: DiffusionConfig, shapes, stats):
+        super().__init__(config, shapes, stats)
+        c = config
+        self.denoiser = ConditionalUnet1D(self.action_dim, self.feature_dim * c.obs_horizon, c.unet_down_dims,
+                                          c.unet_step_embed_dim, c.kernel_size, c.n_groups)
+        self.noise_scheduler = make_train_scheduler(c)
+        self.inference_scheduler = make_inference_scheduler(c, self.noise_scheduler)
+        self._timesteps = self.inference_scheduler.timesteps.clone()  # fixed per config: computed once
+        self.register_buffer("_alphas_cumprod", self.noise_scheduler.alphas_cumprod.clone(), persistent=False)
+        self.sample_actions = True  # diffusion has no deterministic mode: act() always samples
+        self._generator: torch.Generator | None = None
+        self._seed = int(torch.randint(0, 2**62, (1,)).item())  # follows torch.manual_seed unless seed() is called
+
+    # ----- randomness --------------------------------------------------------------------------
+    def seed(self, seed: int) -> DiffusionPolicy:
+        """Reseed the sampling generator: equal seeds and weights give equal action chunks."""
+        self._seed = int(seed)
+        self._generator = None
+        return self
+
+    def _generator_for(self, device: torch.device) -> torch.Generator:
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device).manual_seed(self._seed)
+        return self._generator
+
+    # ----- training ----------------------------------------------------------------------------
+    def compute_loss(self, features, actions, mask):
+        B = actions.shape[0]
+        noise = torch.randn_like(actions)
+        t = torch.randint(0, self.config.num_train_timesteps, (B,), device=actions.device)
+        a = self._alphas_cumprod[t].view(B, 1, 1)  # same as noise_scheduler.add_noise, without its device copy
+        noisy = a.sqrt() * actions + (1 - a).sqrt() * noise
+        pred = self.denoiser(noisy, t, features.flatten(1))
+        if self.config.prediction_type == "epsilon":
+            target = noise
+        elif self.config.prediction_type == "sample":
+            target = actions
+        else:
+            target = a.sqrt() * noise - (1 - a).sqrt() * actions
+        w = mask.to(pred.dtype)[..., None]  # (B, Ta, 1): padding carries no loss
+        err = ((pred - target) ** 2 * w).sum() / (w.sum() * actions.shape[-1]).clamp(min=1)
+        return {"loss": err, "mse": err.detach()}
+
+    # ----- sampling ----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, features, sample=True, generator: torch.Generator | None = None):
+        """Always samples (DDIM/DDPM/DPM from Gaussian noise); `sample` is accepted for the interface."""
+        B = features.shape[0]
+        c = self.config
+        gen = generator if generator is not None else self._generator_for(features.device)
+        x = torch.randn((B, c.action_horizon, self.action_dim), generator=gen, device=features.device, dtype=features.dtype)
+        sched = self.inference_scheduler
+        if isinstance(sched, DPMSolverMultistepScheduler):  # multistep state from the previous chunk
+            sched.model_outputs = [None] * sched.config.solver_order
+            sched.lower_order_nums = 0
+            sched._step_index = None
+        cond = features.flatten(1)
+        timesteps = self._timesteps
+        conditioned = getattr(self.denoiser, "conditioned", None)
+        if conditioned is not None:
+            eps = conditioned(cond, timesteps)
+        else:  # any module with forward(sample, timestep, cond), e.g. a test oracle
+            eps = lambda s, i: self.denoiser(s, timesteps[i].expand(B).to(s.device), cond)  # noqa: E731
+        kwargs = {"eta": c.ddim_eta} if isinstance(sched, DDIMScheduler) else {}
+        for i, t in enumerate(timesteps):
+            x = sched.step(eps(x, i), t, x, generator=gen, return_dict=False, **kwargs)[0]
+        if c.clip_sample:
+            x = x.clamp(-1.0, 1.0)
+        return x

@@ -1,0 +1,235 @@
+"""1-D temporal convolutional U-Net denoiser (the design of Chi et al. 2023, Diffusion Policy).
+
+The action chunk (B, Ta, A) is treated as A channels over Ta time steps. Every residual block is
+Conv1d-GroupNorm-Mish twice, with a FiLM scale and bias (predicted from the diffusion-step embedding
+concatenated with the flattened observation history) applied after the first conv. Two blocks per
+level, stride-2 down-sampling between levels, a mirrored up path with skip connections.
+
+Inference runs the same conditioning for every denoising step of one chunk; `conditioned()`
+precomputes the step embeddings and all FiLM parameters for a fixed list of timesteps in one batched
+pass, so each denoising step only runs the convolutional trunk.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import PolicyError
+
+# down-sampling channel widths per level. "small" is the CPU default (DDIM-10 chunk in a few ms at
+# batch 1, see benchmarks/diffusion_latency.py); "paper" is Chi et al.'s low-dim configuration.
+UNET_SIZES: dict[str, tuple[int, ...]] = {
+    "tiny": (32, 64),
+    "small": (64, 128, 256),
+    "paper": (256, 512, 1024),
+}
+STEP_EMBED_DIMS: dict[str, int] = {"tiny": 32, "small": 128, "paper": 256}
+
+
+# Inference at small batch is bound by per-op overhead and by reading the weights, not by FLOPs.
+# PyTorch's CPU conv1d takes a slow im2col path for wide layers at batch 1 (profiled: 3-4x slower
+# than one matmul over unfolded windows for 128+ channels), while for narrow layers it is the
+# fastest; the inference trunk below picks per layer. The training path uses plain nn modules.
+NATIVE_CONV_MAX_WEIGHTS = 64 * 64 * 5  # weights up to this size: F.conv1d; wider: unfold + matmul
+MATMUL_CONV_MAX_POSITIONS = 256  # above this many output positions (batch x length): F.conv1d
+
+
+def _conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, padding: int, stride: int = 1) -> torch.Tensor:
+    """F.conv1d(x, w, b, stride, padding) computed the fastest way for this shape on this device."""
+    B, C, T = x.shape
+    O, _, k = w.shape
+    T_out = (T + 2 * padding - k) // stride + 1
+    if x.device.type != "cpu" or w.numel() <= NATIVE_CONV_MAX_WEIGHTS or B * T_out > MATMUL_CONV_MAX_POSITIONS:
+        return F.conv1d(x, w, b, stride=stride, padding=padding)
+    if padding:
+        x = F.pad(x, (padding, padding))
+    cols = x.unfold(2, k, stride).transpose(1, 2).reshape(B * T_out, C * k)  # windows (B*T', C*k)
+    return F.linear(cols, w.view(O, C * k), b).view(B, T_out, O).transpose(1, 2)
+
+
+def _upsample_as_conv(up: nn.ConvTranspose1d) -> tuple[torch.Tensor, torch.Tensor]:
+    """ConvTranspose1d(k=4, stride=2, padding=1) as a k=3 conv with 2x the outputs, then interleaved:
+    out[2m] = W1'x[m] + W3'x[m-1], out[2m+1] = W2'x[m] + W0'x[m+1] (W' = tap transposed)."""
+    wt = up.weight  # (C_in, C_out, 4)
+    zero = torch.zeros_like(wt[..., 0])
+    even = torch.stack([wt[..., 3], wt[..., 1], zero], dim=-1)
+    odd = torch.stack([zero, wt[..., 2], wt[..., 0]], dim=-1)
+    w = torch.cat([even, odd], dim=1).transpose(0, 1).contiguous()  # (2*C_out, C_in, 3)
+    return w, torch.cat([up.bias, up.bias])
+
+
+class SinusoidalStepEmbedding(nn.Module):
+    """Integer diffusion step (B,) -> (B, dim) sin/cos features (Transformer position encoding)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        if dim % 2 or dim < 4:
+            raise PolicyError(f"step embedding size must be even and >= 4, not {dim}")
+        half = dim // 2
+        freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000.0) / (half - 1)))
+        self.register_buffer("freqs", freqs, persistent=False)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        arg = t.float()[:, None] * self.freqs[None]
+        return torch.cat([arg.sin(), arg.cos()], dim=-1)
+
+
+class Conv1dBlock(nn.Sequential):
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, groups: int):
+        super().__init__(nn.Conv1d(in_ch, out_ch, kernel, padding=kernel // 2), nn.GroupNorm(groups, out_ch), nn.Mish())
+
+    def fast(self, x: torch.Tensor) -> torch.Tensor:
+        conv, norm = self[0], self[1]
+        h = _conv(x, conv.weight, conv.bias, conv.padding[0])
+        return F.mish(F.group_norm(h, norm.num_groups, norm.weight, norm.bias, norm.eps))
+
+
+class FiLMResidualBlock1d(nn.Module):
+    """x -> block1 -> scale * h + bias (FiLM from cond) -> block2 -> + residual(x)."""
+
+    def __init__(self, in_ch: int, out_ch: int, cond_dim: int, kernel: int, groups: int):
+        super().__init__()
+        self.out_ch = out_ch
+        self.block1 = Conv1dBlock(in_ch, out_ch, kernel, groups)
+        self.block2 = Conv1dBlock(out_ch, out_ch, kernel, groups)
+        self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * out_ch))
+        self.residual = nn.Conv1d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
+        """film: (B, 2*out_ch, 1) = [scale, bias] from `self.film(cond)[..., None]`."""
+        scale, bias = film.chunk(2, dim=1)
+        h = self.block1(x)
+        h = torch.addcmul(bias, h, scale)
+        return self.block2(h) + self.residual(x)
+
+    def fast(self, x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """forward() for inference: the same arithmetic with the fastest kernels for small batches."""
+        h = torch.addcmul(bias, self.block1.fast(x), scale)
+        res = x if isinstance(self.residual, nn.Identity) else _conv(x, self.residual.weight, self.residual.bias, 0)
+        return self.block2.fast(h) + res
+
+
+class ConditionalUnet1D(nn.Module):
+    """forward(sample (B, T, A), timestep (B,) or scalar, global_cond (B, C)) -> (B, T, A)."""
+
+    def __init__(self, action_dim: int, cond_dim: int, down_dims: tuple[int, ...] = UNET_SIZES["small"],
+                 step_embed_dim: int = 128, kernel_size: int = 5, n_groups: int = 8):
+        super().__init__()
+        down_dims = tuple(int(d) for d in down_dims)
+        if not down_dims:
+            raise PolicyError("down_dims must name at least one level")
+        bad = [d for d in down_dims if d % n_groups]
+        if bad:
+            raise PolicyError(f"U-Net widths {bad} are not divisible by n_groups={n_groups} (GroupNorm)")
+        if kernel_size % 2 == 0:
+            raise PolicyError(f"kernel_size must be odd (same-length convolutions), not {kernel_size}")
+        self.action_dim = action_dim
+        self.down_factor = 2 ** (len(down_dims) - 1)
+        self.step_embedding = nn.Sequential(
+            SinusoidalStepEmbedding(step_embed_dim),
+            nn.Linear(step_embed_dim, 4 * step_embed_dim), nn.Mish(),
+            nn.Linear(4 * step_embed_dim, step_embed_dim),
+        )
+        cond = step_embed_dim + cond_dim
+        block = lambda i, o: FiLMResidualBlock1d(i, o, cond, kernel_size, n_groups)  # noqa: E731
+        dims = (action_dim,) + down_dims
+        pairs = list(zip(dims[:-1], dims[1:]))
+        self.down = nn.ModuleList()
+        for i, (d_in, d_out) in enumerate(pairs):
+            last = i == len(pairs) - 1
+            self.down.append(nn.ModuleList([block(d_in, d_out), block(d_out, d_out),
+                                            nn.Conv1d(d_out, d_out, 3, stride=2, padding=1) if not last else nn.Identity()]))
+        self.mid = nn.ModuleList([block(down_dims[-1], down_dims[-1]), block(down_dims[-1], down_dims[-1])])
+        self.up = nn.ModuleList()
+        for d_in, d_out in reversed(pairs[1:]):
+            self.up.append(nn.ModuleList([block(2 * d_out, d_in), block(d_in, d_in),
+                                          nn.ConvTranspose1d(d_in, d_in, 4, stride=2, padding=1)]))
+        self.final = nn.Sequential(Conv1dBlock(down_dims[0], down_dims[0], kernel_size, n_groups),
+                                   nn.Conv1d(down_dims[0], action_dim, 1))
+        self._film_blocks = [m for m in self.modules() if isinstance(m, FiLMResidualBlock1d)]
+
+    # ----- conditioning ------------------------------------------------------------------------
+    def film_params(self, timestep: torch.Tensor, global_cond: torch.Tensor) -> list[torch.Tensor]:
+        """(N,) steps and (N, C) conditions -> one (N, 2*ch, 1) FiLM tensor per residual block."""
+        cond = torch.cat([self.step_embedding(timestep), global_cond], dim=-1)
+        return [b.film(cond)[..., None] for b in self._film_blocks]
+
+    def conditioned(self, global_cond: torch.Tensor, timesteps: torch.Tensor) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """Precompute everything that is fixed during the denoising of one batch of chunks.
+
+        For the steps `timesteps` (S,) and conditions (B, C): the step embeddings and every block's
+        FiLM scale and bias in one batched pass, and the up-samplers' weights in matmul form.
+        Returns eps(sample, i), equal to forward(sample, timesteps[i], global_cond). Inference only.
+        """
+        S, B = timesteps.shape[0], global_cond.shape[0]
+        t = timesteps.to(global_cond.device).repeat_interleave(B)  # (S*B,)
+        film = self.film_params(t, global_cond.repeat(S, 1))  # per block (S*B, 2C, 1)
+        per_step = []
+        for i in range(S):
+            step = []
+            for f in film:
+                scale, bias = f[i * B:(i + 1) * B].chunk(2, dim=1)
+                step += [scale, bias]
+            per_step.append(step)
+        ups = [_upsample_as_conv(up) for _, _, up in self.up]
+        return lambda sample, i: self.fast_trunk(sample, per_step[i], ups)
+
+    def fast_trunk(self, sample: torch.Tensor, film: list[torch.Tensor], ups: list) -> torch.Tensor:
+        T = sample.shape[1]
+        x = sample.transpose(1, 2)
+        pad = -T % self.down_factor
+        if pad:
+            x = F.pad(x, (0, pad))
+        it = iter(film)
+        skips = []
+        for b1, b2, down in self.down:
+            x = b2.fast(b1.fast(x, next(it), next(it)), next(it), next(it))
+            skips.append(x)
+            if not isinstance(down, nn.Identity):
+                x = _conv(x, down.weight, down.bias, 1, stride=2)
+        for b in self.mid:
+            x = b.fast(x, next(it), next(it))
+        for (b1, b2, _), (w, bias) in zip(self.up, ups):
+            x = torch.cat([x, skips.pop()], dim=1)
+            x = b2.fast(b1.fast(x, next(it), next(it)), next(it), next(it))
+            B, C, L = x.shape
+            x = _conv(x, w, bias, 1).view(B, 2, C, L).permute(0, 2, 3, 1).reshape(B, C, 2 * L)
+        x = self.final[0].fast(x)
+        x = _conv(x, self.final[1].weight, self.final[1].bias, 0)
+        if pad:
+            x = x[..., :T]
+        return x.transpose(1, 2)
+
+    # ----- network -----------------------------------------------------------------------------
+    def forward(self, sample: torch.Tensor, timestep, global_cond: torch.Tensor) -> torch.Tensor:
+        B = sample.shape[0]
+        if not torch.is_tensor(timestep):
+            timestep = torch.tensor([timestep], device=sample.device)
+        timestep = timestep.to(sample.device).reshape(-1).expand(B)
+        return self.trunk(sample, self.film_params(timestep, global_cond))
+
+    def trunk(self, sample: torch.Tensor, film: list[torch.Tensor]) -> torch.Tensor:
+        T = sample.shape[1]
+        x = sample.transpose(1, 2)  # (B, A, T)
+        pad = -T % self.down_factor
+        if pad:  # odd chunk lengths: pad to a multiple of the down-sampling factor, crop at the end
+            x = F.pad(x, (0, pad))
+        films = iter(film)
+        skips = []
+        for b1, b2, down in self.down:
+            x = b2(b1(x, next(films)), next(films))
+            skips.append(x)
+            x = down(x)
+        for b in self.mid:
+            x = b(x, next(films))
+        for b1, b2, up in self.up:
+            x = torch.cat([x, skips.pop()], dim=1)
+            x = up(b2(b1(x, next(films)), next(films)))
+        x = self.final(x)
+        if pad:
+            x = x[..., :T]
+        return x.transpose(1, 2)
