@@ -69,6 +69,10 @@ class Policy(nn.Module):
         self._action_queue: deque = deque()
 
     # ----- training --------------------------------------------------------------------------
+    def forward(self, batch: dict) -> dict:
+        """= loss(batch); DistributedDataParallel synchronises gradients only through forward()."""
+        return self.loss(batch)
+
     def loss(self, batch: dict) -> dict:
         obs = self.normalizer.obs(batch["obs"])
         actions = self.normalizer.action(batch["actions"])

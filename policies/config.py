@@ -10,6 +10,7 @@ from .errors import PolicyError
 @dataclass
 class HeadConfig:
     head: ClassVar[str] = ""
+    default_lr: ClassVar[float] = 1e-3  # the trainer's learning rate unless --lr is given
     obs_horizon: int = 1  # observations fed to the policy (history ending at the current step)
     action_horizon: int = 1  # actions predicted per call (an action chunk)
     exec_horizon: int = 1  # actions of each chunk executed before predicting again

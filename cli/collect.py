@@ -1,0 +1,56 @@
+"""`takeover collect`: scripted demonstrations to HDF5."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import app, fail
+
+
+@app.command()
+def collect(
+    task: str = typer.Option("Lift", help="Task: Lift, Stack, PickPlaceCan, NutAssemblySquare, Door."),
+    expert: str = typer.Option("scripted", help="Who acts: 'scripted' (the task's scripted expert)."),
+    n: int = typer.Option(50, "-n", "--episodes", help="Demonstrations to save."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output HDF5 file."),
+    seed: Optional[int] = typer.Option(None, help="First episode seed (default 0; with --append, continues the file's seeds)."),
+    workers: int = typer.Option(2, help="Worker processes."),
+    keep_failed: bool = typer.Option(False, "--keep-failed", help="Also save failed episodes (success=False)."),
+    append: bool = typer.Option(False, "--append", help="Add to an existing file of the same task."),
+    noise: Optional[str] = typer.Option(None, help="DART noise on executed actions: a std ('0.1'), per-dim stds "
+                                        "('0.1,0.1,0.1,0,0,0,0') or a covariance .npy/.json file."),
+    horizon: Optional[int] = typer.Option(None, help="Episode length limit (default: the task's)."),
+):
+    """Collect scripted-expert demonstrations (successful ones unless --keep-failed)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from takeover.sim import EnvSpec
+    from takeover.teleop.collect import collect_scripted
+
+    if expert != "scripted":
+        fail(f"unknown expert {expert!r}; available: scripted")
+    if n < 1:
+        fail(f"-n must be at least 1, got {n}")
+    if out.exists() and not append:
+        fail(f"{out} exists; pass --append to add to it or choose another --out")
+    spec = EnvSpec(task=task, horizon=horizon)
+    action_noise = None
+    if noise:
+        from takeover.teleop.noise import ActionNoise
+
+        action_noise = ActionNoise.from_option(noise, action_dim=7, seed=seed or 0)
+    with Progress(TextColumn("[bold]collect {task.fields[task]}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("tried {task.fields[tried]}"), TimeElapsedColumn(), transient=False) as bar:
+        tid = bar.add_task("collect", total=n, task=task, tried=0)
+        summary = collect_scripted(spec, str(out), n, seed=seed, workers=workers, keep_failed=keep_failed,
+                                   append=append, action_noise=action_noise,
+                                   progress=lambda saved, tried, res: bar.update(tid, completed=saved, tried=tried))
+    typer.echo(f"saved {summary['saved']} demos to {out} ({summary['expert_successes']}/{summary['tried']} "
+               f"expert episodes succeeded)")
+    try:
+        from takeover.cli.data_cmds import print_info
+    except ImportError:  # the data commands are optional at this layer
+        return
+    print_info(out)

@@ -1,0 +1,56 @@
+"""`takeover eval`: success rate of a checkpoint over fixed seeds, with videos."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import app
+
+
+@app.command("eval")
+def eval_(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint file, or a run folder (its best checkpoint)."),
+    episodes: int = typer.Option(50, help="Episodes (fixed seeds, disjoint from collection seeds)."),
+    workers: int = typer.Option(2, help="Worker processes."),
+    video: int = typer.Option(0, help="Record videos of the first N episodes."),
+    out: Optional[Path] = typer.Option(None, help="Folder for eval.json and videos (default: the run folder or next to the checkpoint)."),
+    seed_start: Optional[int] = typer.Option(None, help="First evaluation seed (default 1,000,000)."),
+    max_steps: Optional[int] = typer.Option(None, help="Episode length limit (default: the task's)."),
+):
+    """Roll the policy out in the simulator rebuilt from the checkpoint's EnvSpec."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from takeover.policies.evaluate import EVAL_SEED_START, eval_seeds, evaluate, resolve_checkpoint
+
+    ckpt = resolve_checkpoint(checkpoint)
+    out = out or (checkpoint if checkpoint.is_dir() else ckpt.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = eval_seeds(episodes, seed_start if seed_start is not None else EVAL_SEED_START)
+    with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[ok]} ok"),
+                  TimeElapsedColumn()) as bar:
+        tid = bar.add_task("eval", total=episodes, ok=0)
+        counts = {"done": 0, "ok": 0}
+
+        def progress(res):
+            counts["done"] += 1
+            counts["ok"] += res.success
+            bar.update(tid, completed=counts["done"], ok=counts["ok"])
+
+        report = evaluate(ckpt, seeds=seeds, workers=workers, video_dir=out / "videos" if video else None,
+                          videos=video, progress=progress, max_steps=max_steps)
+    tmp = out / ".eval.json.tmp"
+    tmp.write_text(report.to_json())
+    tmp.replace(out / "eval.json")
+    table = Table(title=f"{report.task}: {ckpt}")
+    for col in ("episodes", "success rate", "95% CI (Wilson)", "mean length"):
+        table.add_column(col)
+    table.add_row(str(report.episodes), f"{report.success_rate:.3f}", f"[{report.ci95[0]:.3f}, {report.ci95[1]:.3f}]",
+                  f"{report.mean_length:.1f}")
+    Console().print(table)
+    for v in report.videos:
+        typer.echo(f"video: {v}")
+    typer.echo(f"wrote {out / 'eval.json'}")

@@ -1,0 +1,402 @@
+"""Behaviour-cloning trainer for every head.
+
+    train(TrainConfig(data="demos.hdf5", out="runs/lift_gmm", head="gmm"))
+
+Run folder (DESIGN §6): config.json, metrics.jsonl (one JSON object per line: kind = train | valid |
+eval | done), plots/losses.png, plots/success.png, checkpoints/{step_*.pt, best.pt, last.pt}, eval.json.
+- AdamW, linear warm-up then cosine decay; optional EMA weights used for validation, evaluation and
+  the saved policy checkpoints.
+- Periodic rollout evaluation in the simulator; `best.pt` is the checkpoint with the highest success
+  rate (ties go to the later one), never the lowest validation loss (DESIGN §8: that picks badly).
+- `last.pt` holds the full training state (weights, optimiser, scheduler, EMA, RNG, step); `resume`
+  continues from it after a kill. Budgets: `steps` and `max_minutes` (whichever comes first).
+- Data-parallel with `torchrun --nproc-per-node N` (DDP; gloo on CPU, nccl on CUDA): each rank draws its
+  own batches; rank 0 writes everything and runs the evaluations.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from takeover.datasets import DemoDataset
+from takeover.sim.rollout import RolloutPool
+
+from .base import PolicyShapes
+from .checkpoint import check_compatible, read_checkpoint, save_checkpoint
+from .errors import PolicyError
+from .evaluate import EVAL_SEED_START, evaluate, eval_seeds
+from .registry import make_config, make_policy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    head: str = "gaussian"
+    head_options: dict = field(default_factory=dict)
+    obs_keys: list | None = None  # None: robot proprioception + object (robomimic's low-dim set)
+    steps: int = 5000
+    max_minutes: float | None = None
+    batch_size: int = 256
+    lr: float | None = None  # None: the head's default (HeadConfig.default_lr)
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    grad_clip: float = 10.0
+    ema_decay: float | None = 0.995  # None: no EMA
+    log_every: int = 100
+    valid_every: int = 500
+    eval_every: int = 2500  # steps between rollout evaluations (and at the end)
+    eval_episodes: int = 20
+    eval_workers: int = 2
+    eval_seed_start: int = EVAL_SEED_START
+    checkpoint_every: int = 1000
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise PolicyError(f"training config has no option(s) {unknown}")
+        return cls(**data)
+
+
+DEFAULT_OBS_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise PolicyError("--device cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def sequence_batch(ds: DemoDataset, idx: torch.Tensor, length: int) -> dict:
+    """Aligned (obs_t, action_t) sequences of `length` steps starting at idx, padded at episode ends
+    (recurrent heads train on these)."""
+    steps = idx[:, None] + torch.arange(length)
+    end = ds.ep_end[idx][:, None]
+    mask = steps <= end
+    steps = torch.minimum(steps, end)
+    return {"obs": ds.obs[steps], "actions": ds.actions[steps], "action_mask": mask}
+
+
+class _Distributed:
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.enabled = self.world > 1
+        if self.enabled and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self):
+        if self.enabled:
+            torch.distributed.barrier()
+
+    def broadcast_flag(self, flag: bool) -> bool:
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1 if flag else 0])
+        torch.distributed.broadcast(t, 0)
+        return bool(t.item())
+
+    def gather_floats(self, value: float) -> list[float]:
+        if not self.enabled:
+            return [value]
+        t = torch.tensor([value], dtype=torch.float64)
+        out = [torch.zeros_like(t) for _ in range(self.world)]
+        torch.distributed.all_gather(out, t)
+        return [o.item() for o in out]
+
+    def close(self):
+        if self.enabled and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+class EMA:
+    """Exponential moving average of the weights (buffers copied as they are)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = copy.deepcopy(model).eval()
+        for p in self.shadow.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int):
+        decay = min(self.decay, (1 + step) / (10 + step))  # warm-up: early weights are forgotten fast
+        for s, p in zip(self.shadow.parameters(), model.parameters()):
+            s.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        for s, b in zip(self.shadow.buffers(), model.buffers()):
+            s.copy_(b)
+
+
+def _cosine_with_warmup(optimizer, warmup: int, total: int):
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.device = pick_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.dist = _Distributed(self.device)
+        self.head_config = make_config(cfg.head, **cfg.head_options)
+        self.seq_len = self.head_config.sequence_length
+        self._load_data()
+        torch.manual_seed(cfg.seed)
+        self.policy = make_policy(self.head_config, self.shapes, self.train_ds.stats).to(self.device)
+        if hasattr(self.policy, "fit_bins"):
+            self.policy.fit_bins(self.policy.normalizer.action(self.train_ds.actions.to(self.device)))
+        self.model = self.policy
+        if self.dist.enabled:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.policy, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        lr = cfg.lr if cfg.lr is not None else self.head_config.default_lr
+        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+        self.scheduler = _cosine_with_warmup(self.optimizer, cfg.warmup_steps, cfg.steps)
+        self.ema = EMA(self.policy, cfg.ema_decay) if cfg.ema_decay else None
+        self.generator = torch.Generator().manual_seed(cfg.seed * 1000 + self.dist.rank)
+        self.step = 0
+        self.best = {"success_rate": -1.0, "step": None, "path": None}
+        self.eval_history: list[dict] = []
+        if resume:
+            self._resume()
+        elif self.dist.main:
+            self._prepare_out()
+
+    # ----- set-up -----------------------------------------------------------------------------------
+    def _load_data(self):
+        cfg, hc = self.cfg, self.head_config
+        from takeover.datasets import DemoReader
+
+        with DemoReader(cfg.data) as reader:
+            splits = reader.splits
+            spec = reader.spec
+            available = reader.obs_keys
+        if spec is None:
+            raise PolicyError(f"{cfg.data}: file has no environment spec; import it with `takeover data import-robosuite`")
+        obs_keys = list(cfg.obs_keys) if cfg.obs_keys else [k for k in DEFAULT_OBS_KEYS if k in available] or None
+        horizon = dict(obs_horizon=1 if self.seq_len else hc.obs_horizon,
+                       action_horizon=1 if self.seq_len else hc.action_horizon)
+        train_split = "train" if "train" in splits else None
+        self.train_ds = DemoDataset(cfg.data, obs_keys=obs_keys, split=train_split, **horizon)
+        self.valid_ds = DemoDataset(cfg.data, obs_keys=obs_keys, split="valid", **horizon) if "valid" in splits else None
+        self.spec = spec
+        with DemoReader(cfg.data) as reader:
+            first = reader.episode(self.train_ds.demos[0], check=False)
+        layout_shapes = [tuple(first.obs[k].shape[1:]) for k in self.train_ds.obs_keys]
+        self.shapes = PolicyShapes(tuple(self.train_ds.obs_keys), tuple(layout_shapes), self.train_ds.action_dim)
+        if self.train_ds.action_dim != 7 and spec.controller == "OSC_POSE":
+            raise PolicyError(f"{cfg.data}: actions have {self.train_ds.action_dim} values; OSC_POSE expects 7")
+
+    def _prepare_out(self):
+        if (self.out / "checkpoints" / "last.pt").exists():
+            raise PolicyError(f"{self.out}: a run already exists here; pass --resume to continue it or choose another --out")
+        (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (self.out / "plots").mkdir(exist_ok=True)
+        config = {"train": self.cfg.to_dict(), "head": self.head_config.to_dict(), "env_spec": self.spec.to_dict(),
+                  "obs_keys": list(self.shapes.obs_keys), "train_windows": len(self.train_ds),
+                  "valid_windows": len(self.valid_ds) if self.valid_ds else 0, "world_size": self.dist.world}
+        (self.out / "config.json").write_text(json.dumps(config, indent=2))
+
+    # ----- training state -----------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {"format": "takeover-train-state", "step": self.step,
+                "model": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "ema": self.ema.shadow.state_dict() if self.ema else {},
+                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "best": json.dumps(self.best), "eval_history": json.dumps(self.eval_history),
+                "config": json.dumps(self.cfg.to_dict())}
+
+    def _save_state(self):
+        path = self.out / "checkpoints" / "last.pt"
+        tmp = path.with_name(".last.pt.tmp")
+        torch.save(self._state(), tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def _resume(self):
+        path = self.out / "checkpoints" / "last.pt"
+        if not path.is_file():
+            raise PolicyError(f"{self.out}: nothing to resume (no checkpoints/last.pt)")
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # noqa: BLE001  (any unreadable file is one message)
+            raise PolicyError(f"{path}: cannot resume from it ({str(exc).splitlines()[0][:120]})") from None
+        saved = json.loads(state["config"])
+        if saved["head"] != self.cfg.head or Path(saved["data"]).resolve() != Path(self.cfg.data).resolve():
+            raise PolicyError(f"{path}: run was {saved['head']} on {saved['data']}; resume with the same head and data")
+        self.policy.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema and state["ema"]:
+            self.ema.shadow.load_state_dict(state["ema"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        self.best = json.loads(state["best"])
+        self.eval_history = json.loads(state["eval_history"])
+        log.info("resumed %s at step %d", self.out, self.step)
+
+    # ----- the loop ------------------------------------------------------------------------------------
+    def _batch(self, ds: DemoDataset, idx: torch.Tensor) -> dict:
+        batch = sequence_batch(ds, idx, self.seq_len) if self.seq_len else ds.get_batch(idx)
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if k != "images"}
+
+    def _log(self, record: dict):
+        if self.dist.main:
+            with open(self.out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def eval_policy(self):
+        return self.ema.shadow if self.ema else self.policy
+
+    @torch.no_grad()
+    def validate(self, batches: int = 20) -> float | None:
+        if self.valid_ds is None:
+            return None
+        model = self.eval_policy()
+        model.eval()
+        g = torch.Generator().manual_seed(1234)
+        n = min(batches, max(1, len(self.valid_ds) // self.cfg.batch_size))
+        losses = [model.loss(self._batch(self.valid_ds, torch.randint(len(self.valid_ds), (self.cfg.batch_size,),
+                                                                          generator=g)))["loss"].item()
+                  for _ in range(n)]
+        return sum(losses) / len(losses)
+
+    def save_policy(self, name: str) -> Path:
+        path = self.out / "checkpoints" / name
+        save_checkpoint(path, self.policy, self.spec, self.step, state_dict=self.eval_policy().state_dict())
+        return path
+
+    def rollout_eval(self, pool: RolloutPool | None):
+        path = self.save_policy(f"step_{self.step:07d}.pt")
+        if self.cfg.eval_episodes <= 0 or pool is None:
+            self._set_best(path, None)  # without rollouts the latest policy is the best we know
+            return None
+        t0 = time.time()
+        report = evaluate(path, seeds=eval_seeds(self.cfg.eval_episodes, self.cfg.eval_seed_start), pool=pool)
+        record = {"kind": "eval", "step": self.step, "success_rate": report.success_rate, "ci95": report.ci95,
+                  "episodes": report.episodes, "mean_length": report.mean_length, "seconds": round(time.time() - t0, 1),
+                  "checkpoint": path.name}
+        self.eval_history.append(record)
+        self._log(record)
+        log.info("step %d: success %.2f over %d episodes", self.step, report.success_rate, report.episodes)
+        if report.success_rate >= self.best["success_rate"]:
+            self._set_best(path, report.success_rate)
+        return report
+
+    def _set_best(self, path: Path, success_rate):
+        import shutil
+
+        tmp = path.with_name(".best.pt.tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, path.with_name("best.pt"))
+        self.best = {"success_rate": -1.0 if success_rate is None else success_rate, "step": self.step, "path": path.name}
+
+    def run(self, progress=None) -> dict:
+        cfg = self.cfg
+        deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else None
+        pool = RolloutPool(self.spec, cfg.eval_workers) if (self.dist.main and cfg.eval_episodes > 0) else None
+        self.model.train()
+        t_last, samples = time.time(), 0
+        try:
+            while self.step < cfg.steps:
+                idx = torch.randint(len(self.train_ds), (cfg.batch_size,), generator=self.generator)
+                out = self.model(self._batch(self.train_ds, idx))
+                loss = out["loss"]
+                if not torch.isfinite(loss):
+                    raise PolicyError(f"training diverged at step {self.step} (loss {loss.item()}); try a lower --lr")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                if self.ema:
+                    self.ema.update(self.policy, self.step)
+                self.step += 1
+                samples += cfg.batch_size
+                if progress:
+                    progress(self.step, loss.item())
+                if self.step % cfg.log_every == 0:
+                    now = time.time()
+                    self._log({"kind": "train", "step": self.step, "lr": self.scheduler.get_last_lr()[0],
+                               "samples_per_s": round(samples * self.dist.world / (now - t_last), 1),
+                               **{k: round(float(v.detach()), 6) for k, v in out.items()}})
+                    t_last, samples = now, 0
+                if self.dist.main and self.step % cfg.valid_every == 0 and self.valid_ds is not None:
+                    self._log({"kind": "valid", "step": self.step, "loss": self.validate()})
+                    self.model.train()
+                out_of_time = deadline is not None and time.time() > deadline
+                out_of_time = self.dist.broadcast_flag(out_of_time)
+                if self.dist.main and self.step % cfg.eval_every == 0 and self.step < cfg.steps and not out_of_time:
+                    self.rollout_eval(pool)
+                    self.model.train()
+                if self.dist.main and (self.step % cfg.checkpoint_every == 0):
+                    self._save_state()
+                if out_of_time:
+                    log.info("wall-clock budget of %s minutes reached at step %d", cfg.max_minutes, self.step)
+                    break
+            result = self._finish(pool)
+        finally:
+            if pool is not None:
+                pool.close()
+        return result
+
+    def _finish(self, pool) -> dict:
+        checksums = self.dist.gather_floats(sum(p.double().sum().item() for p in self.policy.parameters()))
+        result = {"kind": "done", "step": self.step, "rank_param_checksums": checksums}
+        if self.dist.main:
+            self._save_state()
+            if not self.eval_history or self.eval_history[-1]["step"] != self.step:
+                self.rollout_eval(pool)
+            if self.valid_ds is not None:
+                result["valid_loss"] = self.validate()
+            result["best"] = self.best
+            self._log(result)
+            self._plot()
+        self.dist.barrier()
+        self.dist.close()
+        return result
+
+    def _plot(self):
+        from .plots import plot_run
+
+        try:
+            plot_run(self.out)
+        except Exception as exc:  # noqa: BLE001  plots must never fail a finished run
+            log.warning("could not draw plots: %s", exc)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress=None) -> dict:
+    return Trainer(cfg, resume=resume).run(progress=progress)

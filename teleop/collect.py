@@ -1,0 +1,70 @@
+"""Scripted collection: a scripted expert is the operator, running over worker processes.
+
+Episodes run in seed order in batches; a batch's successful episodes (or all, with keep_failed) are
+saved through the crash-safe DemoWriter in seed order, so the file's content depends only on the seeds.
+With `noise`, the executed action is perturbed (DART) while the expert's clean action is the label.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from takeover.datasets import DemoWriter, Episode
+from takeover.sim.experts import make_expert
+from takeover.sim.rollout import EpisodeResult, RolloutPool
+from takeover.sim.spec import EnvSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExpertAgent:
+    """Picklable factory of the scripted expert for rollout workers."""
+
+    task: str
+
+    def __call__(self):
+        return make_expert(self.task)
+
+
+def episode_from_result(result: EpisodeResult, model_file: str, source: str, **attrs) -> Episode:
+    tr = result.trajectory
+    return Episode(actions=tr["actions"], states=tr["states"], obs=tr["obs"], next_obs=tr["next_obs"],
+                   rewards=tr["rewards"], dones=tr["dones"], extras=tr["extras"], model_file=model_file,
+                   attrs={"source": source, "success": bool(result.success), "seed": int(result.seed), **attrs})
+
+
+def collect_scripted(spec: EnvSpec, out: str, episodes: int, seed: int | None = None, workers: int = 1,
+                     keep_failed: bool = False, append: bool = False, action_noise=None, max_attempts: int | None = None,
+                     progress=None) -> dict:
+    """Save `episodes` expert demonstrations (successful ones only unless keep_failed) to `out`.
+
+    Seeds start at `seed` (default 0; with append, after the file's largest seed). Gives up after
+    `max_attempts` episodes (default 3x the request) so a broken expert cannot loop forever."""
+    from takeover.sim import make_env
+
+    model_file = make_env(spec).model_xml()
+    max_attempts = max_attempts or 3 * episodes
+    saved, tried, successes = 0, 0, 0
+    attrs = {"noise": action_noise.describe()} if action_noise is not None and hasattr(action_noise, "describe") else {}
+    with DemoWriter(out, spec, append=append, fold_every=max(1, 4 * workers)) as writer, \
+            RolloutPool(spec, workers if workers > 1 else 0) as pool:
+        next_seed = writer.next_seed if (append and seed is None) else (seed or 0)
+        while saved < episodes and tried < max_attempts:
+            batch = min(max(1, (episodes - saved) if keep_failed else episodes - saved), 4 * max(1, workers))
+            seeds = list(range(next_seed, next_seed + batch))
+            next_seed += batch
+            results = pool.run(ExpertAgent(spec.task), seeds, record=True, action_noise=action_noise,
+                               success_hold=5)
+            for res in results:
+                tried += 1
+                successes += res.success
+                if (res.success or keep_failed) and saved < episodes:
+                    writer.save(episode_from_result(res, model_file, "expert", **attrs))
+                    saved += 1
+                if progress:
+                    progress(saved, tried, res)
+    summary = {"saved": saved, "tried": tried, "expert_successes": successes}
+    if saved < episodes:
+        log.warning("saved %d of %d requested demos after %d attempts", saved, episodes, tried)
+    return summary
