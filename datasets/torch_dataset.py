@@ -85,10 +85,16 @@ class DemoDataset(torch.utils.data.Dataset):
                 for k, size in zip(self.obs_keys, sizes):
                     if k not in g["obs"]:
                         raise DatasetError(f"{where}: no observation key {k!r}; it has {sorted(g['obs'].keys())}")
-                    obs[s:s + T, col:col + size] = g["obs"][k][()].reshape(T, -1)
+                    value = g["obs"][k][()]
+                    if len(value) != T:
+                        raise DatasetError(f"{where}, key obs/{k}: has {len(value)} steps, expected {T} (the length of actions)")
+                    obs[s:s + T, col:col + size] = value.reshape(T, -1)
                     col += size
                 for k in self.image_keys:
-                    images[k][s:s + T] = g["obs"][k][()]
+                    value = g["obs"][k][()]
+                    if len(value) != T:
+                        raise DatasetError(f"{where}, key obs/{k}: has {len(value)} steps, expected {T} (the length of actions)")
+                    images[k][s:s + T] = value
             except ValueError as exc:
                 raise DatasetError(f"{where}: array shape differs from {names[0]}'s ({exc})") from None
             except OSError as exc:

@@ -1,0 +1,228 @@
+"""Crash safety: a writer killed with SIGKILL at random moments never loses an episode it reported
+saved, and the file always opens (also the way robomimic opens it)."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from takeover.datasets import DemoReader, DemoWriter, EpisodeRecorder, recover
+from takeover.datasets.storage import journal_dir
+from takeover.sim import EnvSpec
+
+SPEC = EnvSpec(task="Lift")
+
+EPISODE_CODE = '''
+def make_episode(i):
+    """Episode number i, reproducible from i alone."""
+    rng = np.random.default_rng(i)
+    T = int(rng.integers(5, 60))
+    rec = EpisodeRecorder()
+    for t in range(T):
+        obs = {"robot0_eef_pos": rng.normal(size=3), "object": rng.normal(size=10),
+               "agentview_image": rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)}
+        nxt = {k: v + 1 for k, v in obs.items()}
+        rec.add(obs, rng.uniform(-1, 1, 7), rng.normal(), nxt, t == T - 1, rng.normal(size=20),
+                interventions=int(t % 3 == 0), policy_actions=rng.normal(size=7))
+    return rec.finish(model_file="<mujoco model='%d'/>" % i, source="expert", success=bool(i % 2), seed=i,
+                      round=i % 4)
+'''
+exec(EPISODE_CODE)  # defines make_episode here; the subprocess runs the same text
+
+
+def _writer_loop(path, report):
+    """Save episodes forever, reporting each one after save() returns."""
+    fold_every = 1 + os.getpid() % 3  # vary the batching between children
+    with DemoWriter(path, SPEC, append=os.path.exists(path), fold_every=fold_every) as w:
+        while True:
+            i = w.next_seed
+            name = w.save(make_episode(i))
+            report(f"{name} {i}\n")
+
+
+def _run_forked(path, delay):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns into pytest
+        os.close(r)
+        try:
+            _writer_loop(path, lambda line: os.write(w, line.encode()))
+        finally:
+            os._exit(1)
+    os.close(w)
+    time.sleep(delay)
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    chunks = []
+    while chunk := os.read(r, 65536):
+        chunks.append(chunk)
+    os.close(r)
+    assert os.WIFSIGNALED(status), "the writer died on its own before the kill"
+    return b"".join(chunks).decode()
+
+
+def _run_subprocess(path, tmp_path, delay):
+    script = tmp_path / "writer_child.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys
+        import numpy as np
+        from takeover.datasets import DemoWriter, EpisodeRecorder
+        from takeover.sim.spec import EnvSpec
+        SPEC = EnvSpec(task="Lift")
+        {textwrap.indent(EPISODE_CODE, '        ').strip()}
+        with DemoWriter(sys.argv[1], SPEC, append=os.path.exists(sys.argv[1]), fold_every=2) as w:
+            print("ready", flush=True)
+            while True:
+                i = w.next_seed
+                name = w.save(make_episode(i))
+                print(name, i, flush=True)
+    """))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, text=True)
+    assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    return out
+
+
+def _assert_same(stored, expected):
+    np.testing.assert_array_equal(stored.actions, expected.actions)
+    np.testing.assert_array_equal(stored.states, expected.states)
+    np.testing.assert_array_equal(stored.rewards, expected.rewards)
+    np.testing.assert_array_equal(stored.dones, expected.dones)
+    for key, value in expected.obs.items():
+        np.testing.assert_array_equal(stored.obs[key], value.astype(stored.obs[key].dtype))
+        np.testing.assert_array_equal(stored.next_obs[key], expected.next_obs[key].astype(stored.obs[key].dtype))
+    for key, value in expected.extras.items():
+        np.testing.assert_array_equal(stored.extras[key], value)
+    assert stored.model_file == expected.model_file
+    for key in ("source", "success", "seed", "round"):
+        assert stored.attrs[key] == expected.attrs[key]
+
+
+def _check_file(path, reported: dict, kills: int, check=None):
+    """`check`: the demo names whose contents to compare (default: all of them)."""
+    # robomimic's way of opening: fails if anyone holds the file open for writing without SWMR
+    with h5py.File(path, "r", swmr=True, libver="latest") as f:
+        assert "data" in f and "env_args" in f["data"].attrs
+        in_main = set(f["data"].keys())
+    with DemoReader(path) as r:
+        assert set(reported) <= set(r.demos)
+        # each kill may catch one episode saved but not yet reported; it is complete too
+        unreported = [n for n in r.demos if n not in reported]
+        assert len(unreported) <= kills
+        assert len(in_main) + r.pending == len(r.demos)
+        for name, i in reported.items():
+            if check is None or name in check:
+                _assert_same(r.episode(name), make_episode(i))
+        for name in unreported:
+            _assert_same(r.episode(name), make_episode(r.attrs(name)["seed"]))
+
+
+def test_kill_minus_nine_at_random_moments_loses_no_saved_episode(tmp_path):
+    path = tmp_path / "demos.hdf5"
+    rng = random.Random(1234)
+    reported: dict[str, int] = {}
+    kills = 0
+    rounds = [("subprocess", 0.3)] + [("fork", rng.uniform(0.0, 0.35)) for _ in range(24)]
+    for k, (how, delay) in enumerate(rounds):
+        out = _run_subprocess(path, tmp_path, delay) if how == "subprocess" else _run_forked(path, delay)
+        kills += 1
+        new = []
+        for line in out.splitlines():
+            if line.startswith("demo_"):
+                name, i = line.split()
+                assert name not in reported, f"{name} reported twice"
+                reported[name] = int(i)
+                new.append(name)
+        # contents: every episode reported since the last kill, plus a sample of older ones (all at the end)
+        check = set(new) | set(rng.sample(sorted(reported), min(4, len(reported))))
+        if not path.exists():  # killed before the empty file was created: nothing was reported
+            assert not reported
+            continue
+        _check_file(path, reported, kills, check)
+        if k % 6 == 5:  # explicit recovery folds the journal: the main file alone then holds everything
+            recover(path)
+            assert not journal_dir(path).exists()
+            assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp files left behind"
+            with h5py.File(path, "r", swmr=True, libver="latest") as f:
+                assert set(reported) <= set(f["data"].keys())
+                assert f["data"].attrs["total"] == sum(f[f"data/{n}"].attrs["num_samples"] for n in f["data"])
+            _check_file(path, reported, kills, check)
+    assert kills >= 20
+    assert len(reported) >= 20, f"only {len(reported)} episodes were saved across {kills} kills"
+    # a writer reopening the file continues cleanly: recovery, then the next seed after the largest
+    with DemoWriter(path, SPEC, append=True) as w:
+        assert w.next_seed >= max(reported.values()) + 1
+        seeds = w_seeds(path)
+        assert w.next_seed == max(seeds) + 1
+    _check_file(path, reported, kills)
+    assert not journal_dir(path).exists()
+
+
+def w_seeds(path):
+    with DemoReader(path) as r:
+        return [r.attrs(n)["seed"] for n in r.demos]
+
+
+def test_kill_during_fold_keeps_old_main_file_and_journal(tmp_path, monkeypatch):
+    """Simulate a crash between writing the copy and renaming it: the main file is untouched, the
+    episode is read from the journal, and recovery folds it exactly once."""
+    from takeover.datasets import storage
+
+    path = tmp_path / "d.hdf5"
+    with DemoWriter(path, SPEC) as w:
+        w.save(make_episode(0))
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt  # stands in for the kill
+
+    monkeypatch.setattr(storage.os, "replace", boom)
+    w = DemoWriter(path, SPEC, append=True)
+    with pytest.raises(KeyboardInterrupt):
+        w.save(make_episode(1))
+    w._lock.release(remove_journal_if_empty=False)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    with DemoReader(path) as r:
+        assert r.demos == ["demo_0", "demo_1"] and r.pending == 1
+        _assert_same(r.episode("demo_1"), make_episode(1))
+    assert recover(path) == ["demo_1"]
+    assert recover(path) == []
+    with DemoReader(path) as r:
+        assert r.demos == ["demo_0", "demo_1"] and r.pending == 0
+
+
+def test_leftover_journal_file_of_a_folded_episode_is_not_duplicated(tmp_path):
+    """A kill after the main file's rename but before the journal file is deleted."""
+    import shutil
+
+    from takeover.datasets import journal
+
+    path = tmp_path / "d.hdf5"
+    saved = []
+    real_fold = journal.fold
+
+    with DemoWriter(path, SPEC, fold_every=10) as w:
+        w.save(make_episode(0))
+        saved = journal.pending_files(path)
+        keep = tmp_path / "keep.h5"
+        shutil.copy(saved[0], keep)
+    journal_dir(path).mkdir()
+    shutil.copy(keep, journal_dir(path) / saved[0].name)  # the journal file comes back as if never deleted
+    with DemoReader(path) as r:
+        assert r.demos == ["demo_0"] and r.pending == 0
+    assert recover(path) == []
+    assert real_fold is journal.fold
+    with DemoReader(path) as r:
+        assert r.demos == ["demo_0"]
