@@ -37,11 +37,11 @@ def bimodal_policy(head: str):
 
 
 @functools.cache
-def cue_policy(head: str):
+def cue_policy(head: str, output: str = "gmm"):
     """lstm trains on whole cue sequences; a memoryless head on the same steps as single pairs."""
     obs, actions, _ = cue_sequences(2000, CUE_LEN)
     if head == "lstm":
-        policy = build(head, obs, actions, **SMALL[head])
+        policy = build(head, obs, actions, output=output, **SMALL[head])
         losses = train(policy, obs, actions, steps=200, batch_size=64)
     else:
         obs, actions = obs.reshape(-1, 1, obs.shape[-1]), actions.reshape(-1, 1, actions.shape[-1])
@@ -94,6 +94,11 @@ def test_lstm_recalls_cue_that_memoryless_head_cannot():
     gmm_acc = cue_accuracy(cue_policy("gmm")[0])
     assert lstm_acc >= 0.95, f"lstm recalled the cue in only {lstm_acc:.2f} of steps"
     assert 0.35 <= gmm_acc <= 0.65, f"memoryless gmm scored {gmm_acc:.2f}, expected chance"
+
+
+def test_lstm_with_gaussian_output_recalls_cue():
+    acc = cue_accuracy(cue_policy("lstm", "gaussian")[0])
+    assert acc >= 0.95, f"lstm (gaussian output) recalled the cue in only {acc:.2f} of steps"
 
 
 def test_lstm_hidden_state_resets():
