@@ -16,12 +16,11 @@ buffers, so they travel in the checkpoint.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from dataclasses import dataclass
 
 from ..base import Policy
 from ..config import HeadConfig
