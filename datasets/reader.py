@@ -24,7 +24,7 @@ from .episode import Episode
 from .errors import DatasetError
 from .journal import NAME_ATTR, pending_files
 from .schema import (ACTION_DIM_ATTR, EPISODE_ID_ATTR, OBS_KEYS_ATTR, check_episode, check_group_shapes, demo_index,
-                     from_attr, read_attrs, read_episode, sort_demos)
+                     first_bad_step, from_attr, read_attrs, read_episode, sort_demos)
 from .storage import open_h5
 
 log = logging.getLogger(__name__)
@@ -195,10 +195,32 @@ class DemoReader:
                                f"(make some with `takeover data split {self.path}`)")
         return splits[split]
 
+    def check(self, name: str):
+        """Check one demo without loading its images: every array has T steps, action-like arrays have
+        the file's action size, float arrays are finite."""
+        group = self._group(name)
+        where = f"{self.path}, {name}"
+        T = self.num_samples(name)
+        found = []
+        group.visititems(lambda key, obj: found.append((key, obj)) if isinstance(obj, h5py.Dataset) else None)
+        try:
+            for key, ds in found:
+                if len(ds.shape) == 0 or ds.shape[0] != T:
+                    steps = ds.shape[0] if ds.shape else "no"
+                    raise DatasetError(f"{where}, key {key}: has {steps} steps, expected {T} (the length of actions)")
+                if key in ("executed_actions", "policy_actions") and (len(ds.shape) != 2 or ds.shape[1] != self.action_dim):
+                    raise DatasetError(f"{where}, key {key}: shape {ds.shape}, expected (T, {self.action_dim})")
+                if ds.dtype.kind == "f" and key != "states" and key != "rewards":
+                    step = first_bad_step(ds[()])
+                    if step >= 0:
+                        raise DatasetError(f"{where}, key {key}: NaN or inf at step {step} (values must be finite)")
+        except OSError as exc:
+            raise DatasetError(f"{where}: data cannot be read, the file is truncated or corrupt ({exc})") from None
+
     def validate(self, progress=None):
-        """Load every demo and check it; raises DatasetError at the first problem."""
+        """Check every demo (see `check`); raises DatasetError at the first problem."""
         for name in self.demos:
-            self.episode(name)
+            self.check(name)
             if progress is not None:
                 progress(name)
 

@@ -1,0 +1,128 @@
+"""`takeover data ...`: inspect, split, merge, import, replay and recover demonstration files. Each
+command is a thin call into takeover.datasets; errors are DatasetErrors printed as one line (exit 2)."""
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .app import data_app
+
+_console = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def _progress(label: str, total: int | None):
+    """A rich progress bar on stderr (quiet when stderr is not a terminal); yields advance(name)."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=_console, transient=True, disable=not _console.is_terminal) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda *_: bar.advance(task)
+
+
+def _count_demos(path) -> int | None:
+    from takeover.datasets import DemoReader
+
+    with DemoReader(path) as r:
+        return len(r)
+
+
+@data_app.command("info")
+def info_cmd(file: Path = typer.Argument(..., help="Demonstration file (HDF5)."),
+             as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+             no_check: bool = typer.Option(False, "--no-check", help="Skip the per-demo NaN/length check.")):
+    """Summarise a demonstration file: demos, steps, lengths, observation keys, action range, sources, splits."""
+    from takeover.datasets import info
+
+    with _progress("checking demos", _count_demos(file)) as advance:
+        summary = info(file, validate=not no_check, progress=advance)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    console = Console()
+    table = Table(title=str(file), show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("task", str(summary["task"]))
+    table.add_row("demos", f"{summary['demos']}" + (f" ({summary['pending_in_journal']} pending in the journal: "
+                                                    f"run `takeover data recover`)" if summary["pending_in_journal"] else ""))
+    table.add_row("steps", str(summary["total_steps"]))
+    table.add_row("length min / mean / max", f"{summary['length_min']} / {summary['length_mean']:.1f} / {summary['length_max']}")
+    table.add_row("successes", f"{summary['successes']} of {summary['demos']}")
+    table.add_row("sources", ", ".join(f"{k}: {v}" for k, v in summary["sources"].items()) or "-")
+    table.add_row("splits", ", ".join(f"{k}: {v}" for k, v in summary["splits"].items()) or "none")
+    table.add_row("observations", "\n".join(f"{k} {tuple(v)}" for k, v in summary["obs_keys"].items()) or "-")
+    table.add_row("action dim", str(summary["action_dim"]))
+    table.add_row("action min", " ".join(f"{x:+.3f}" for x in summary["action_min"]))
+    table.add_row("action max", " ".join(f"{x:+.3f}" for x in summary["action_max"]))
+    console.print(table)
+
+
+@data_app.command("split")
+def split_cmd(file: Path = typer.Argument(..., help="Demonstration file; gets mask/train and mask/valid."),
+              valid: float = typer.Option(0.1, "--valid", help="Fraction of demos for validation."),
+              seed: int = typer.Option(0, "--seed", help="Seed of the random split.")):
+    """Write a seeded train/valid split into the file (copy-on-write, atomic)."""
+    from takeover.datasets import split
+
+    result = split(file, valid_fraction=valid, seed=seed)
+    typer.echo(f"{file}: {len(result['train'])} train, {len(result['valid'])} valid demos")
+
+
+@data_app.command("merge")
+def merge_cmd(inputs: list[Path] = typer.Argument(..., help="Files to merge (same task, keys, action size)."),
+              output: Path = typer.Option(..., "--output", "-o", help="New file to write (must not exist).")):
+    """Merge demonstration files into a new one; demos are renumbered, attributes and splits kept."""
+    from takeover.datasets import merge
+
+    total = sum(_count_demos(p) for p in inputs)
+    with _progress("merging", total) as advance:
+        result = merge(inputs, output, progress=advance)
+    typer.echo(f"{output}: {result['demos']} demos from {len(inputs)} files")
+
+
+@data_app.command("import-robosuite")
+def import_cmd(raw: Path = typer.Argument(..., help="robosuite collect_human_demonstrations.py output (demo.hdf5)."),
+               output: Path = typer.Option(..., "--output", "-o", help="New takeover demonstration file."),
+               no_step_check: bool = typer.Option(False, "--no-step-check",
+                                                  help="Skip replaying the recorded actions (faster)."),
+               camera: list[str] = typer.Option([], "--camera", help="Also render this camera as image observations.")):
+    """Import robosuite's raw demonstrations: observations regenerated by replaying every state."""
+    from takeover.datasets import import_robosuite
+    from takeover.datasets.robosuite_import import count_raw_demos
+
+    with _progress("replaying demos", count_raw_demos(raw)) as advance:
+        report = import_robosuite(raw, output, check_steps=not no_step_check, cameras=tuple(camera), progress=advance)
+    typer.echo(f"{output}: {report['demos']} demos, {report['steps']} steps imported "
+               f"(state round trip max error {report['roundtrip_max_error']:.2e}"
+               + (f", action replay max error {report['step_max_error']:.2e}" if report.get("step_max_error") is not None else "")
+               + f"; model: {report['model']})")
+
+
+@data_app.command("replay")
+def replay_cmd(file: Path = typer.Argument(..., help="Demonstration file."),
+               demo: str = typer.Option(..., "--demo", help="Demo number or name (3 or demo_3)."),
+               video: Path = typer.Option(..., "--video", help="mp4 file to write (H.264)."),
+               camera: str = typer.Option("agentview", "--camera"),
+               size: int = typer.Option(256, "--size", help="Frame width and height in pixels."),
+               fps: int = typer.Option(20, "--fps")):
+    """Render a demo by replaying its recorded states into an mp4."""
+    from takeover.datasets import replay_video
+
+    with _progress("rendering", None) as advance:
+        path = replay_video(file, demo, video, camera=camera, size=size, fps=fps, progress=advance)
+    typer.echo(f"{path}")
+
+
+@data_app.command("recover")
+def recover_cmd(file: Path = typer.Argument(..., help="Demonstration file whose writer was interrupted.")):
+    """Fold saved episodes left in the journal by an interrupted writer into the file."""
+    from takeover.datasets import recover
+
+    names = recover(file)
+    typer.echo(f"{file}: recovered {len(names)} episode(s)" + (f" ({', '.join(names)})" if names else ""))

@@ -1,0 +1,171 @@
+"""Whole-file operations: info (inspect), split (train/valid masks), merge. Inputs are never modified,
+except by `split`, which edits its file on purpose by copy-on-write and an atomic rename."""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import DatasetError
+from .journal import fold
+from .reader import DemoReader
+from .schema import ACTION_DIM_ATTR, OBS_KEYS_ATTR, sort_demos
+from .storage import WriterLock, clean_temp_files, copy_on_write, create_atomically
+
+log = logging.getLogger(__name__)
+
+
+def info(path, validate: bool = True, progress=None) -> dict:
+    """Summary of a demonstration file; with `validate` every demo is checked (lengths, NaN/inf)."""
+    with DemoReader(path) as r:
+        if validate:
+            r.validate(progress)
+        lengths = np.array([r.num_samples(n) for n in r.demos], dtype=np.int64)
+        sources, successes = collections.Counter(), 0
+        amin = amax = None
+        for name in r.demos:
+            attrs = r.attrs(name)
+            sources[str(attrs.get("source", "unknown"))] += 1
+            successes += bool(attrs.get("success", False))
+            actions = r._group(name)["actions"][()]
+            if len(actions):
+                lo, hi = actions.min(0), actions.max(0)
+                amin = lo if amin is None else np.minimum(amin, lo)
+                amax = hi if amax is None else np.maximum(amax, hi)
+        shapes = {}
+        if r.demos and "obs" in r._group(r.demos[0]):
+            obs = r._group(r.demos[0])["obs"]
+            shapes = {k: list(obs[k].shape[1:]) for k in list(r.obs_keys) + sorted(set(obs) - set(r.obs_keys)) if k in obs}
+        return {
+            "path": str(r.path),
+            "task": r.spec.task if r.spec else None,
+            "format_version": r.data_attrs.get("format_version"),
+            "demos": len(r.demos),
+            "pending_in_journal": r.pending,
+            "total_steps": int(lengths.sum()),
+            "length_min": int(lengths.min()) if len(lengths) else 0,
+            "length_mean": float(lengths.mean()) if len(lengths) else 0.0,
+            "length_max": int(lengths.max()) if len(lengths) else 0,
+            "obs_keys": shapes,
+            "action_dim": r.action_dim,
+            "action_min": [] if amin is None else [float(x) for x in amin],
+            "action_max": [] if amax is None else [float(x) for x in amax],
+            "sources": dict(sources),
+            "successes": int(successes),
+            "splits": {k: len(v) for k, v in r.splits.items()},
+        }
+
+
+def _mask_array(names) -> np.ndarray:
+    return np.array([n.encode("utf-8") for n in names], dtype="S")
+
+
+def split(path, valid_fraction: float = 0.1, seed: int = 0) -> dict[str, list[str]]:
+    """Write `mask/train` and `mask/valid` (a seeded random split of the demos; other masks are kept).
+    Pending journal episodes are folded first. Returns the split."""
+    if not 0.0 <= valid_fraction < 1.0:
+        raise DatasetError(f"valid fraction must be in [0, 1), got {valid_fraction}")
+    path = Path(path)
+    with DemoReader(path) as r:  # one-line errors for bad files before anything changes
+        demos = list(r.demos)
+    if len(demos) < 2 and valid_fraction > 0:
+        raise DatasetError(f"{path}: has {len(demos)} demo(s); a train/valid split needs at least 2")
+    lock = WriterLock(path)
+    try:
+        clean_temp_files(path)
+        fold(path)
+        with DemoReader(path) as r:
+            demos = list(r.demos)
+        n_valid = int(round(len(demos) * valid_fraction))
+        if valid_fraction > 0:
+            n_valid = min(max(n_valid, 1), len(demos) - 1)
+        order = np.random.default_rng(seed).permutation(len(demos))
+        valid = sort_demos(demos[i] for i in order[:n_valid])
+        train = sort_demos(demos[i] for i in order[n_valid:])
+        with copy_on_write(path) as f:
+            mask = f.require_group("mask")
+            for name, names in (("train", train), ("valid", valid)):
+                if name in mask:
+                    del mask[name]
+                mask.create_dataset(name, data=_mask_array(names))
+    finally:
+        lock.release()
+    log.info("%s: %d train / %d valid demos", path, len(train), len(valid))
+    return {"train": train, "valid": valid}
+
+
+def merge(inputs, output, progress=None) -> dict:
+    """Merge demonstration files of one task into a new file `output`: demos renumbered demo_0... in
+    input order, attributes kept (plus `merged_from`), splits carried over. Returns info-like counts."""
+    from .writer import spec_conflicts
+
+    inputs = [Path(p) for p in inputs]
+    output = Path(output)
+    if not inputs:
+        raise DatasetError("merge needs at least one input file")
+    if output.exists():
+        raise DatasetError(f"{output}: already exists; merge writes a new file (remove it or pick another name)")
+    resolved = [p.resolve() for p in inputs]
+    if len(set(resolved)) != len(resolved):
+        raise DatasetError("the same input file is given twice; each file can be merged once")
+    if output.resolve() in resolved:
+        raise DatasetError(f"{output}: is also an input")
+    readers = []
+    try:
+        for p in inputs:
+            readers.append(DemoReader(p))
+        first = readers[0]
+        for r in readers[1:]:
+            if (first.spec is None) != (r.spec is None):
+                raise DatasetError(f"{r.path}: environment metadata differs from {first.path}'s")
+            if first.spec is not None:
+                conflicts = spec_conflicts(first.spec, r.spec)
+                if conflicts:
+                    raise DatasetError(f"{r.path}: recorded with another environment than {first.path} ("
+                                       + "; ".join(conflicts) + ")")
+            if r.action_dim != first.action_dim:
+                raise DatasetError(f"{r.path}: action size {r.action_dim}, but {first.path} has {first.action_dim}")
+            if sorted(r.obs_keys) != sorted(first.obs_keys):
+                raise DatasetError(f"{r.path}: observation keys {sorted(r.obs_keys)} differ from {first.path}'s "
+                                   f"{sorted(first.obs_keys)}")
+        counts = {}
+
+        def build(f: h5py.File):
+            data = f.create_group("data")
+            for key, value in first._file["data"].attrs.items():
+                data.attrs[key] = value
+            if first.action_dim is not None:
+                data.attrs[ACTION_DIM_ATTR] = int(first.action_dim)
+            data.attrs[OBS_KEYS_ATTR] = json.dumps(list(first.obs_keys))
+            masks: dict[str, list[str]] = collections.defaultdict(list)
+            index, total = 0, 0
+            for r in readers:
+                renamed = {}
+                for name in r.demos:
+                    new = f"demo_{index}"
+                    group = r._group(name)
+                    group.file.copy(group, data, name=new)
+                    data[new].attrs["merged_from"] = f"{r.path.name}:{name}"
+                    renamed[name] = new
+                    total += r.num_samples(name)
+                    index += 1
+                    if progress is not None:
+                        progress(new)
+                for split_name, names in r.splits.items():
+                    masks[split_name].extend(renamed[n] for n in names if n in renamed)
+                counts[str(r.path)] = len(r.demos)
+            data.attrs["total"] = total
+            for split_name, names in masks.items():
+                f.require_group("mask").create_dataset(split_name, data=_mask_array(names))
+
+        output.parent.mkdir(parents=True, exist_ok=True)
+        create_atomically(output, build)
+    finally:
+        for r in readers:
+            r.close()
+    log.info("%s: merged %s", output, counts)
+    return {"output": str(output), "demos": sum(counts.values()), "from": counts}
