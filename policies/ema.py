@@ -3,7 +3,8 @@
     decay(step) = clamp(1 - (1 + step / inv_gamma) ** -power, min_decay, max_decay)
 
 so early averages follow the weights closely and the horizon grows as training goes on
-(power 3/4 reaches 0.999 at ~10k steps, 0.9999 at ~215k; power 2/3 suits shorter runs). Floating
+(power 3/4, the default, reaches 0.999 at ~10k steps and 0.9999 at ~215k; power 2/3 suits runs of a
+million steps: 0.999 at ~32k, 0.9999 at 1M). Floating
 point parameters are averaged; buffers (normalisation statistics, counters) and frozen parameters
 are copied. The averaged weights form a plain state_dict, so they can be saved as a checkpoint
 (`save_checkpoint(..., state_dict=ema.state_dict_for_model())`) or copied into a model.

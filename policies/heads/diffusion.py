@@ -3,8 +3,9 @@
 Training adds DDPM noise to the normalised chunk at a random step and regresses the noise (masked
 MSE: padded steps at an episode's end carry no loss). Inference starts from Gaussian noise and runs a
 separately configured diffusers scheduler (DDIM with 10 steps by default; DDPM or DPM-Solver++) that
-shares the training schedule's betas. Sampling draws from the policy's own torch.Generator, so
-`policy.seed(n)` makes rollouts reproducible. EMA of the weights is the trainer's job (policies/ema.py).
+shares the training schedule's betas. Sampling draws from torch's global RNG, or after
+`policy.seed(n)` from the policy's own torch.Generator, so rollouts are reproducible either way. EMA of
+the weights is the trainer's job (policies/ema.py).
 """
 from __future__ import annotations
 
@@ -105,19 +106,23 @@ class DiffusionPolicy(Policy):
         self.noise_scheduler = make_train_scheduler(c)
         self.inference_scheduler = make_inference_scheduler(c, self.noise_scheduler)
         self._timesteps = self.inference_scheduler.timesteps.clone()  # fixed per config: computed once
+        self._timestep_ints = [int(t) for t in self._timesteps]  # python ints: cheaper scheduler steps
         self.register_buffer("_alphas_cumprod", self.noise_scheduler.alphas_cumprod.clone(), persistent=False)
         self.sample_actions = True  # diffusion has no deterministic mode: act() always samples
+        self._seed: int | None = None  # None: sample from torch's global RNG (follows torch.manual_seed)
         self._generator: torch.Generator | None = None
-        self._seed = int(torch.randint(0, 2**62, (1,)).item())  # follows torch.manual_seed unless seed() is called
 
     # ----- randomness --------------------------------------------------------------------------
-    def seed(self, seed: int) -> DiffusionPolicy:
-        """Reseed the sampling generator: equal seeds and weights give equal action chunks."""
-        self._seed = int(seed)
+    def seed(self, seed: int | None) -> DiffusionPolicy:
+        """Give sampling its own torch.Generator seeded with `seed` (None: back to the global RNG).
+        Equal weights and seeds give equal action chunks, whatever else draws random numbers."""
+        self._seed = None if seed is None else int(seed)
         self._generator = None
         return self
 
-    def _generator_for(self, device: torch.device) -> torch.Generator:
+    def _generator_for(self, device: torch.device) -> torch.Generator | None:
+        if self._seed is None:
+            return None
         if self._generator is None or self._generator.device != device:
             self._generator = torch.Generator(device=device).manual_seed(self._seed)
         return self._generator
@@ -161,7 +166,7 @@ class DiffusionPolicy(Policy):
         else:  # any module with forward(sample, timestep, cond), e.g. a test oracle
             eps = lambda s, i: self.denoiser(s, timesteps[i].expand(B).to(s.device), cond)  # noqa: E731
         kwargs = {"eta": c.ddim_eta} if isinstance(sched, DDIMScheduler) else {}
-        for i, t in enumerate(timesteps):
+        for i, t in enumerate(self._timestep_ints):
             x = sched.step(eps(x, i), t, x, generator=gen, return_dict=False, **kwargs)[0]
         if c.clip_sample:
             x = x.clamp(-1.0, 1.0)
