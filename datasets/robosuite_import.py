@@ -95,9 +95,13 @@ def load_model(env, xml: str, state: np.ndarray, where: str) -> tuple[dict, str]
             raise DatasetError(f"{where}: {exc}") from None
         except Exception as exc:  # mujoco/robosuite errors for meshes that cannot be found, bad XML
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            # reset_from_xml_string closed the sim before failing: rebuild today's model in place
+            env.raw.deterministic_reset = False
             env.raw.hard_reset = True
-            env.raw.reset()  # back to today's model
-            env.raw.hard_reset = False
+            try:
+                env.raw.reset()
+            finally:
+                env.raw.hard_reset = False
             env._model_xml = None
             env._refresh_object_parts()
     if len(state) != env.state_dim:
