@@ -71,6 +71,7 @@ def split(path, valid_fraction: float = 0.1, seed: int = 0) -> dict[str, list[st
         raise DatasetError(f"valid fraction must be in [0, 1), got {valid_fraction}")
     path = Path(path)
     with DemoReader(path) as r:  # one-line errors for bad files before anything changes
+        r.validate()
         demos = list(r.demos)
     if len(demos) < 2 and valid_fraction > 0:
         raise DatasetError(f"{path}: has {len(demos)} demo(s); a train/valid split needs at least 2")
@@ -118,6 +119,7 @@ def merge(inputs, output, progress=None) -> dict:
     try:
         for p in inputs:
             readers.append(DemoReader(p))
+            readers[-1].validate()  # a bad demo is refused here, not copied into the output
         first = readers[0]
         for r in readers[1:]:
             if (first.spec is None) != (r.spec is None):
