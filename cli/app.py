@@ -31,6 +31,8 @@ def fail(message: str, code: int = 2):
 def run_cli(argv=None) -> int:
     from takeover.sim.errors import TakeoverError
 
+    from . import commands  # noqa: F401  (registers every subcommand on `app`)
+
     try:
         app(args=argv, standalone_mode=False)
     except typer.Exit as exc:

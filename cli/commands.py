@@ -1,6 +1,5 @@
 """Imports each command module; a module registers its commands on `app` / `data_app` at import."""
 import importlib
-import pkgutil
 
 _COMMAND_MODULES = ["collect", "data_cmds", "record", "train", "evaluate", "quickstart"]
 

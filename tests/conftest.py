@@ -1,0 +1,19 @@
+"""Shared fixtures. Expensive artefacts (collected demos) are made once per test session."""
+import os
+
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
+@pytest.fixture(scope="session")
+def lift_demos(tmp_path_factory):
+    """12 scripted Lift demonstrations (seeds 0..), with a train/valid split when `split` exists."""
+    from takeover.sim import EnvSpec
+    from takeover.teleop.collect import collect_scripted
+
+    path = tmp_path_factory.mktemp("lift") / "demos.hdf5"
+    collect_scripted(EnvSpec(task="Lift"), str(path), 12, workers=2)
+    return path

@@ -1,0 +1,128 @@
+"""Training, checkpoints and evaluation on real scripted Lift data."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from takeover.cli.app import run_cli
+from takeover.policies import PolicyError
+from takeover.policies.checkpoint import load_checkpoint
+from takeover.policies.evaluate import evaluate
+from takeover.policies.train import TrainConfig, train
+
+
+def cli(*args):
+    return run_cli([str(a) for a in args])
+
+
+@pytest.mark.slow
+def test_short_training_run_lifts_the_cube(lift_demos, tmp_path):
+    out = tmp_path / "run"
+    result = train(TrainConfig(data=str(lift_demos), out=str(out), head="gaussian", steps=1500, eval_every=750,
+                               eval_episodes=6, eval_workers=2, threads=1))
+    assert result["step"] == 1500
+    assert (out / "checkpoints" / "best.pt").exists()
+    assert (out / "plots" / "losses.png").exists() and (out / "plots" / "success.png").exists()
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r["kind"] == "eval"]
+    assert [e["step"] for e in evals] == [750, 1500]
+    best = max(evals, key=lambda e: (e["success_rate"], e["step"]))
+    assert result["best"]["step"] == best["step"]  # chosen by rollout success
+    report = evaluate(out, episodes=10, workers=2)
+    assert report.episodes == 10 and report.seeds[0] == 1_000_000
+    assert report.success_rate >= 0.8, report.per_episode
+
+
+def test_checkpoint_refuses_other_task_and_bad_files(lift_demos, tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(data=str(lift_demos), out=str(out), head="gaussian", steps=20, eval_episodes=0, threads=1))
+    ckpt = out / "checkpoints" / "best.pt"
+    policy, spec, info = load_checkpoint(ckpt)
+    assert spec.task == "Lift" and info["step"] == 20
+    obs = {k: np.zeros(s) for k, s in zip(policy.shapes.obs_keys, policy.shapes.obs_shapes)}
+    assert policy.act(obs).shape == (7,)
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(ckpt.read_bytes()[:2000])
+    with pytest.raises(PolicyError, match="corrupt"):
+        load_checkpoint(corrupt)
+
+    class Payload:  # an arbitrary object: weights_only must refuse it
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "takeover-policy", "x": Payload()}, evil)
+    with pytest.raises(PolicyError, match="refused"):
+        load_checkpoint(evil)
+
+    # a checkpoint for another task used as the start of training on Lift data: one line, exit 2
+    from takeover.policies.checkpoint import check_compatible
+    from takeover.sim import EnvSpec
+
+    with pytest.raises(PolicyError, match="task Lift, not Stack"):
+        check_compatible(policy, spec, EnvSpec(task="Stack"), policy.shapes.obs_keys, 7, "x")
+
+
+def test_bad_training_input_is_one_line(lift_demos, tmp_path, capsys):
+    code = cli("train", lift_demos, "--out", tmp_path / "a", "--obs-key", "robot0_eef_poz", "--steps", 5,
+               "--eval-episodes", 0)
+    err = capsys.readouterr().err
+    assert code == 2 and "robot0_eef_poz" in err and "robot0_eef_pos" in err and "Traceback" not in err
+    code = cli("train", lift_demos, "--out", tmp_path / "b", "--head", "transformer", "--steps", 5)
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown head 'transformer'" in err
+    code = cli("eval", tmp_path / "nothing_here")
+    assert code == 2 and "no such checkpoint" in capsys.readouterr().err
+
+
+def test_resume_after_kill(lift_demos, tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "takeover.cli.main", "train", str(lift_demos), "--out", str(out), "--steps", "4000",
+            "--eval-episodes", "0", "--threads", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "checkpoints" / "last.pt"
+    deadline = time.time() + 240
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists(), "no training state was written before the kill"
+    saved_step = torch.load(state, weights_only=True)["step"]
+    assert 0 < saved_step < 4000
+    assert cli("train", lift_demos, "--out", out, "--steps", 4000, "--eval-episodes", 0, "--threads", 1) == 2  # exists
+    assert cli("train", lift_demos, "--out", out, "--steps", 4000, "--eval-episodes", 0, "--threads", 1, "--resume") == 0
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["kind"] == "done" and rows[-1]["step"] == 4000
+    train_steps = [r["step"] for r in rows if r["kind"] == "train"]
+    assert train_steps[-1] == 4000 and min(train_steps) < saved_step  # logged before the kill, continued after
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_stay_in_sync(lift_demos, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    results = {}
+    for n in (1, 2):
+        out = tmp_path / f"ddp{n}"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n), "--master-port",
+               str(29500 + n), "-m", "takeover.cli.main", "train", str(lift_demos), "--out", str(out),
+               "--steps", "60", "--eval-episodes", "0", "--threads", "1", "--batch-size", "64"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+        results[n] = rows[-1]
+        policy, _, _ = load_checkpoint(out / "checkpoints" / "best.pt")
+        results[n]["shapes"] = {k: tuple(v.shape) for k, v in policy.state_dict().items()}
+    assert results[1]["step"] == results[2]["step"] == 60
+    assert results[1]["shapes"] == results[2]["shapes"]
+    sums = results[2]["rank_param_checksums"]
+    assert len(sums) == 2 and sums[0] == pytest.approx(sums[1], rel=0, abs=1e-9)  # ranks hold identical weights
+    assert len(results[1]["rank_param_checksums"]) == 1
