@@ -1,1 +1,24 @@
-"""Populated by later issues; see ../shared/DESIGN.md."""
+"""takeover.teleop: input devices (keyboard, gamepad, replay, scripted) -> typed DeviceState ->
+OSC action; the pygame window; the recording session; DART noise injection.
+
+Importing this package starts no threads and opens no window; pygame loads with the first device.
+"""
+from .action import DEFAULT_GAINS, ActionGains, GripperLatch, to_action
+from .errors import TeleopError
+from .noise import ActionNoise
+from .state import EVENTS, DeviceState, InputDevice
+
+__all__ = ["ActionGains", "ActionNoise", "DEFAULT_GAINS", "DeviceState", "EVENTS", "GripperLatch", "InputDevice",
+           "TeleopError", "to_action", "GamepadDevice", "KeyboardDevice", "ReplayDevice", "ScriptedDevice",
+           "RecordingSession", "SessionConfig", "run_session"]
+
+_LAZY = {"GamepadDevice": "gamepad", "KeyboardDevice": "keyboard", "ReplayDevice": "replay",
+         "ScriptedDevice": "scripted", "RecordingSession": "session", "SessionConfig": "session",
+         "run_session": "session"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,121 @@
+"""`takeover record` (teleoperate and record demonstrations) and `takeover replay` (play one back)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import app
+
+logger = logging.getLogger(__name__)
+
+DEVICES = ("keyboard", "gamepad", "scripted")
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    from takeover.teleop.errors import TeleopError
+
+    parts = text.lower().split("x")
+    try:
+        w, h = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    except ValueError:
+        raise TeleopError(f"--size {text!r}: expected N or WxH, e.g. 512 or 640x480") from None
+    if not (64 <= w <= 4096 and 64 <= h <= 4096):
+        raise TeleopError(f"--size {text!r}: each side must be between 64 and 4096 pixels")
+    return w, h
+
+
+@app.command()
+def record(
+    output: Path = typer.Option(..., "--output", "-o", help="Demonstration file (HDF5) to write."),
+    task: str = typer.Option("Lift", help="Task to teleoperate."),
+    device: str = typer.Option("keyboard", help="Input device: keyboard, gamepad or scripted (the scripted expert)."),
+    append: bool = typer.Option(False, "--append", help="Add to an existing file (it must hold the same task)."),
+    episodes: int = typer.Option(0, help="Stop after this many saved episodes (0: until quit)."),
+    seed: int = typer.Option(0, help="Seed of the first episode; episode k starts from seed + k."),
+    camera: str = typer.Option("agentview", help="Camera shown in the window."),
+    size: str = typer.Option("512", help="Window view size: N or WxH (the HUD panel is added on the right)."),
+    render_size: int = typer.Option(256, help="Render resolution of the camera (square); scaled to --size."),
+    auto_save: Optional[float] = typer.Option(None, "--auto-save", metavar="SECONDS",
+                                              help="Save by itself once success has held this long."),
+    noise: Optional[str] = typer.Option(None, "--noise", metavar="SIGMA",
+                                        help="DART noise on the executed action: a std (arm dims), a comma list, "
+                                             "or a .npy/.json std vector or covariance. Labels stay clean."),
+    noise_seed: int = typer.Option(0, help="Seed of the noise generator."),
+    mapping: Optional[Path] = typer.Option(None, "--mapping", help="Extra gamepad mapping JSON (tried before the built-ins)."),
+    gripper: Optional[str] = typer.Option(None, help="Gripper control: toggle or hold (default: toggle on the "
+                                                     "keyboard, hold on a gamepad)."),
+    speed: float = typer.Option(1.0, help="Scale of the motion gains (translation and rotation)."),
+    realtime: bool = typer.Option(True, "--realtime/--no-realtime", hidden=True),
+    max_frames: Optional[int] = typer.Option(None, hidden=True),
+):
+    """Teleoperate TASK in a window and record demonstrations (source=human) crash-safely.
+
+    Keyboard: W/S A/D R/F move, U/O I/K J/L rotate, Shift slow, Space gripper, Enter start, Y save,
+    N discard (retry), Backspace reset, Esc quit. Headless: SDL_VIDEODRIVER=dummy.
+    """
+    from takeover.sim.spec import EnvSpec
+    from takeover.teleop.action import ActionGains
+    from takeover.teleop.errors import TeleopError
+    from takeover.teleop.noise import ActionNoise
+    from takeover.teleop.session import RecordingSession, SessionConfig
+
+    if device not in DEVICES:
+        raise TeleopError(f"--device {device!r}: expected one of {', '.join(DEVICES)}")
+    if gripper is None:
+        gripper = "toggle" if device == "keyboard" else "hold"
+    if speed <= 0:
+        raise TeleopError(f"--speed must be > 0, got {speed}")
+    if episodes < 0:
+        raise TeleopError(f"--episodes must be >= 0, got {episodes}")
+    if auto_save is not None and auto_save < 0:
+        raise TeleopError(f"--auto-save must be >= 0 seconds, got {auto_save}")
+    spec = EnvSpec(task=task)
+    base = ActionGains(translation=1.0, rotation=1.0) if device == "scripted" else ActionGains()
+    gains = ActionGains(min(1.0, base.translation * speed), min(1.0, base.rotation * speed), base.precision_scale, gripper)
+    action_noise = ActionNoise.from_option(noise, 7, seed=noise_seed) if noise is not None else None
+    config = SessionConfig(task=task, output=output, append=append, episodes=episodes, seed=seed, camera=camera,
+                           render_size=render_size, window_size=_parse_size(size), auto_save=auto_save,
+                           realtime=realtime, gains=gains, noise=action_noise, max_frames=max_frames, spec=spec)
+    env = None
+    if device == "keyboard":
+        from takeover.teleop.keyboard import KeyboardDevice
+        dev = KeyboardDevice()
+    elif device == "gamepad":
+        from takeover.teleop.gamepad import GamepadDevice
+        dev = GamepadDevice(mapping_file=mapping)
+    else:
+        from takeover.sim import make_env
+        from takeover.teleop.scripted import ScriptedDevice
+
+        env = make_env(spec, seed=seed)
+        dev = ScriptedDevice(env, seed=seed, save_after_success=None if auto_save is not None else 10)
+    session = RecordingSession(config, dev, env=env)
+    result = session.run()
+    typer.echo(f"saved {len(result.saved)} episode(s) to {output}" + (f": {', '.join(result.saved)}" if result.saved else "")
+               + (f"; discarded {result.discarded}" if result.discarded else ""))
+
+
+@app.command()
+def replay(
+    file: Path = typer.Argument(..., help="Demonstration file."),
+    demo: str = typer.Option("0", "--demo", help="Demo number or name (3 or demo_3)."),
+    camera: str = typer.Option("agentview", help="Camera to show."),
+    size: str = typer.Option("512", help="Window view size: N or WxH."),
+    render_size: int = typer.Option(256, help="Render resolution (square)."),
+    speed: float = typer.Option(1.0, help="Playback speed (1 = real time)."),
+    video: Optional[Path] = typer.Option(None, "--video", help="Write an mp4 here instead of opening a window."),
+):
+    """Play a recorded demonstration in a window (or to --video out.mp4)."""
+    from takeover.teleop.errors import TeleopError
+    from takeover.teleop.playback import play
+
+    if not file.exists():
+        raise TeleopError(f"{file}: no such file")
+    result = play(file, demo, camera=camera, render_size=render_size, window_size=_parse_size(size), speed=speed,
+                  video=video)
+    where = f" -> {video}" if video is not None else ""
+    typer.echo(f"{result.demo}: {result.steps} steps, success at the end: {result.success}"
+               + (f" (recorded: {result.recorded_success})" if result.recorded_success is not None else "") + where)

@@ -1,0 +1,131 @@
+"""Play a recorded demonstration back: set each stored simulator state in turn and show it in the
+window (or write an mp4). The last stored action is executed from the last state, so the final frame
+is where the demonstration ended and `success` is checked there."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TeleopError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PlaybackResult:
+    demo: str
+    steps: int
+    success: bool  # robosuite's success at the end of the replay
+    recorded_success: bool | None
+
+
+def demo_name(demo: str | int) -> str:
+    text = str(demo)
+    if text.isdigit():
+        return f"demo_{text}"
+    return text
+
+
+def load_demo(path, demo):
+    from takeover.datasets import DemoReader
+
+    name = demo_name(demo)
+    with DemoReader(path) as reader:
+        if name not in reader:
+            shown = ", ".join(reader.demos[:10]) + (" ..." if len(reader.demos) > 10 else "")
+            raise TeleopError(f"{path} has no {name}; demos: {shown or 'none'}")
+        spec = reader.spec
+        if spec is None:
+            raise TeleopError(f"{path} carries no environment spec (takeover_spec / env_args); cannot rebuild the scene")
+        return name, spec, reader.episode(name), reader.attrs(name)
+
+
+def replay_states(env, episode, on_frame=None) -> bool:
+    """Set every state of `episode` (calling `on_frame(t)` after each), then execute the last action;
+    returns success at the end."""
+    states = episode.states
+    executed = episode.extras.get("executed_actions", episode.actions)
+    env.set_state(states[0], episode.model_file or None)
+    for t in range(len(states)):
+        env.set_state(states[t])
+        if on_frame is not None:
+            on_frame(t)
+    env.step(np.asarray(executed[-1], dtype=np.float64))
+    if on_frame is not None:
+        on_frame(len(states))
+    return env.check_success()
+
+
+def play(path, demo, camera: str = "agentview", render_size: int = 256, window_size=(512, 512),
+         speed: float = 1.0, video: str | Path | None = None) -> PlaybackResult:
+    from takeover.sim import make_env
+
+    name, spec, episode, attrs = load_demo(path, demo)
+    env = make_env(spec)
+    recorded = attrs.get("success")
+    try:
+        if video is not None:
+            return _to_video(path, name, env, episode, camera, render_size, video, recorded)
+        from ._pygame import pygame
+        from .window import DIM, FG, GREEN, Window
+
+        window = Window(window_size, f"takeover replay - {Path(path).name} {name}")
+        period = 1.0 / (spec.control_freq * max(speed, 1e-3))
+        next_tick = [time.perf_counter()]
+        quit_requested = [False]
+
+        def show(t):
+            for ev in pygame.event.get():
+                if ev.type == pygame.QUIT or (ev.type == pygame.KEYDOWN and ev.key == pygame.K_ESCAPE):
+                    quit_requested[0] = True
+            if quit_requested[0]:
+                raise _Stop
+            ok = env.check_success()
+            window.draw(env.render(render_size, render_size, camera),
+                        [(f"{Path(path).name}  {name}", FG), (f"step {t}/{len(episode)}", FG),
+                         (f"success {'YES' if ok else 'no'}", GREEN if ok else DIM),
+                         (f"source {attrs.get('source', '?')}  seed {attrs.get('seed', '?')}", DIM),
+                         ("Esc  quit", DIM)])
+            next_tick[0] += period
+            delay = next_tick[0] - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+
+        try:
+            success = replay_states(env, episode, show)
+        except _Stop:
+            success = env.check_success()
+        finally:
+            window.close()
+        return PlaybackResult(name, len(episode), bool(success), recorded)
+    finally:
+        env.close()
+
+
+class _Stop(Exception):
+    pass
+
+
+def _to_video(path, name, env, episode, camera, render_size, video, recorded) -> PlaybackResult:
+    try:
+        from takeover.datasets import replay_video
+    except (ImportError, AttributeError):
+        replay_video = None
+    if replay_video is not None:
+        try:
+            out = replay_video(path, name, video, camera=camera, size=render_size)
+            logger.info("wrote %s", out)
+            success = replay_states(env, episode)
+            return PlaybackResult(name, len(episode), bool(success), recorded)
+        except TypeError:
+            logger.debug("datasets.replay_video has another signature; rendering the video here")
+    from takeover.sim.video import write_mp4
+
+    frames = []
+    success = replay_states(env, episode, lambda t: frames.append(env.render(render_size, render_size, camera)))
+    write_mp4(video, frames, fps=env.spec.control_freq)
+    return PlaybackResult(name, len(episode), bool(success), recorded)

@@ -1,0 +1,275 @@
+"""The recording session: a device drives the simulator in a pygame window at the control frequency
+and finished episodes go through the crash-safe DemoWriter.
+
+    session = RecordingSession(SessionConfig(task="Lift", output="demos.hdf5"), device)
+    result = session.run()
+
+Episode flow: READY (scene shown, the simulator waits) -> start (the start control, or any motion)
+-> RECORDING (one env step per frame) -> save / discard / reset. At the horizon recording stops
+(DONE) until the operator saves or discards. A device that goes away (unplugged gamepad) pauses the
+episode (PAUSED) and it resumes, with every step kept, when the device comes back. `--auto-save S`
+saves once success has held for S seconds.
+
+Per step the recorder stores the label `actions` (the operator's clean command), `executed_actions`
+when noise is injected, and the input log (`device_input`, `device_events`; see replay.py).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .action import DEFAULT_GAINS, ActionGains, GripperLatch, to_action
+from .noise import ActionNoise
+from .replay import EVENTS_LOG_KEY, INPUT_LOG_KEY
+from .state import DeviceState, InputDevice
+from .window import DIM, FG, GREEN, RED, YELLOW, Window
+from ._pygame import pygame
+
+logger = logging.getLogger(__name__)
+
+READY, RECORDING, PAUSED, DONE = "ready", "recording", "paused", "done"
+
+
+@dataclass
+class SessionConfig:
+    task: str = "Lift"
+    output: str | Path = "demos.hdf5"
+    append: bool = False
+    episodes: int = 0  # stop after this many saved episodes; 0 = until quit
+    seed: int = 0  # episode k starts from seed + k (a discard retries the same seed)
+    camera: str = "agentview"
+    render_size: int = 256
+    window_size: tuple[int, int] = (512, 512)
+    auto_save: float | None = None  # seconds of continuous success before saving by itself
+    realtime: bool = True  # pace frames at the control frequency
+    gains: ActionGains = DEFAULT_GAINS
+    noise: ActionNoise | None = None
+    max_frames: int | None = None  # stop after this many frames (tests, benchmarks)
+    spec: object = None  # an EnvSpec; None = EnvSpec(task=task)
+    title: str | None = None
+
+    def env_spec(self):
+        from takeover.sim.spec import EnvSpec
+        return self.spec if self.spec is not None else EnvSpec(task=self.task)
+
+
+@dataclass
+class SessionResult:
+    saved: list[str] = field(default_factory=list)
+    discarded: int = 0
+    frames: int = 0
+    frame_ms: list[float] = field(default_factory=list)  # step + render + display, pacing excluded
+    quit: bool = False
+
+
+class RecordingSession:
+    def __init__(self, config: SessionConfig, device: InputDevice, env=None, writer=None, window: Window | None = None):
+        from takeover.datasets import DemoWriter, EpisodeRecorder
+        from takeover.sim import make_env
+
+        self.config = config
+        self.device = device
+        spec = config.env_spec()
+        # the writer first: a file of another task is refused before any window opens
+        self.writer = writer if writer is not None else DemoWriter(config.output, spec, append=config.append)
+        self._own_writer = writer is None
+        self._own_window = window is None
+        self._resume_state = READY
+        try:
+            self.env = env if env is not None else make_env(spec, seed=config.seed)
+            if config.noise is not None and config.noise.action_dim != self.env.action_dim:
+                from .errors import TeleopError
+                raise TeleopError(f"noise is {config.noise.action_dim}-dimensional; {spec.task} actions have "
+                                  f"{self.env.action_dim} dimensions")
+            self.window = window if window is not None else Window(
+                config.window_size, config.title or f"takeover record - {spec.task} ({device.name})")
+        except BaseException:
+            if self._own_writer:
+                self.writer.close()
+            raise
+        self.recorder = EpisodeRecorder()
+        self.result = SessionResult()
+        self.period = 1.0 / self.env.spec.control_freq
+        self.auto_save_steps = None if config.auto_save is None else max(1, round(config.auto_save / self.period))
+        self.show_help = True
+        self.attempt = 0  # seed offset of the current episode
+        self.finished = False
+        self._new_episode(advance=False)
+
+    # --- episode control ----------------------------------------------------------------------
+    @property
+    def seed(self) -> int:
+        return self.config.seed + self.attempt
+
+    def _new_episode(self, advance: bool):
+        if advance:
+            self.attempt += 1
+        self.recorder.clear()
+        self.obs = self.env.reset(seed=self.seed)
+        self.latch = GripperLatch()
+        self.state = READY
+        self.success = False
+        self.success_run = 0
+        self.last_step_ms = 0.0
+        self._frame = None
+        if hasattr(self.device, "reset"):
+            self.device.reset(self.env)
+
+    def _save(self):
+        if len(self.recorder) == 0:
+            logger.info("nothing recorded yet: save ignored")
+            return
+        steps = len(self.recorder)
+        attrs = {"device": self.device.name}
+        if self.config.noise is not None:
+            attrs["noise_std"] = self.config.noise.std.tolist()
+        episode = self.recorder.finish(model_file=self.env.model_xml(), source=getattr(self.device, "source", "human"),
+                                       success=bool(self.success), seed=int(self.seed), **attrs)
+        name = self.writer.save(episode)
+        self.result.saved.append(name)
+        logger.info("saved %s: %d steps, success=%s, seed=%d", name, steps, self.success, self.seed)
+        if self.config.episodes and len(self.result.saved) >= self.config.episodes:
+            self.finished = True
+            return
+        self._new_episode(advance=True)
+
+    def _discard(self, advance: bool):
+        if len(self.recorder):
+            self.result.discarded += 1
+            logger.info("discarded an episode of %d steps (seed %d)", len(self.recorder), self.seed)
+        self._new_episode(advance=advance)
+
+    # --- one frame ----------------------------------------------------------------------------
+    def _handle_events(self, ds: DeviceState):
+        if ds.has("quit"):
+            if len(self.recorder):
+                logger.warning("quit: the unsaved episode of %d steps is discarded", len(self.recorder))
+            self.result.quit = True
+            self.finished = True
+            return
+        if ds.has("help"):
+            self.show_help = not self.show_help
+        if ds.has("save") and self.state in (RECORDING, DONE, PAUSED):
+            self._save()
+        elif ds.has("discard"):
+            self._discard(advance=False)
+        elif ds.has("reset"):
+            self._discard(advance=True)
+        elif self.state == READY and (ds.has("start") or ds.moving or ds.gripper > 0.5):
+            self.state = RECORDING
+            logger.info("recording episode (seed %d)", self.seed)
+
+    def _step(self, ds: DeviceState):
+        state = self.env.get_state()
+        action, self.latch = to_action(ds, self.config.gains, self.latch)
+        executed = self.config.noise.apply(action) if self.config.noise is not None else action
+        next_obs, reward, success, truncated, _ = self.env.step(executed)
+        extras = {INPUT_LOG_KEY: ds.to_row(), EVENTS_LOG_KEY: np.uint32(ds.event_mask())}
+        if self.config.noise is not None:
+            extras["executed_actions"] = executed.astype(np.float32)
+        self.recorder.add(self.obs, action, reward, next_obs, bool(success or truncated), state, **extras)
+        self.obs = next_obs
+        self.success = success
+        self.success_run = self.success_run + 1 if success else 0
+        self._frame = None
+        if self.auto_save_steps is not None and self.success_run >= self.auto_save_steps:
+            logger.info("success held for %d steps: auto-save", self.success_run)
+            self._save()
+        elif truncated:
+            self.state = DONE
+
+    def frame(self) -> DeviceState:
+        """One iteration: events -> device -> (step) -> render -> display."""
+        t0 = time.perf_counter()
+        events = pygame.event.get()
+        ds = self.device.poll(events)
+        if not ds.connected and self.state in (RECORDING, READY, PAUSED):
+            if self.state != PAUSED:
+                self._resume_state = self.state
+                logger.warning("device disconnected: episode paused at step %d", len(self.recorder))
+            self.state = PAUSED
+        elif ds.connected and self.state == PAUSED:
+            self.state = self._resume_state
+            logger.info("device back: resuming at step %d", len(self.recorder))
+        self._handle_events(ds)
+        if not self.finished and self.state == RECORDING:
+            self._step(ds)
+        if not self.finished:
+            self._draw(ds)
+        elapsed = (time.perf_counter() - t0) * 1000.0
+        self.result.frames += 1
+        self.result.frame_ms.append(elapsed)
+        if self.config.max_frames is not None and self.result.frames >= self.config.max_frames:
+            self.finished = True
+        return ds
+
+    def _draw(self, ds: DeviceState):
+        if self._frame is None:  # the scene changes only when the simulator steps or resets
+            size = self.config.render_size
+            self._frame = self.env.render(size, size, self.config.camera)
+        self.window.draw(self._frame, self._hud(ds), *self._banner(ds))
+
+    def _banner(self, ds: DeviceState):
+        if self.state == PAUSED:
+            return (ds.status or "device disconnected") + " - paused", RED
+        if self.state == DONE:
+            return "horizon reached: save or discard", YELLOW
+        if self.state == READY:
+            return "ready: start or move to record", GREEN
+        return None, YELLOW
+
+    def _hud(self, ds: DeviceState) -> list:
+        spec = self.env.spec
+        rec = {READY: ("READY", GREEN), RECORDING: ("REC", RED), PAUSED: ("PAUSED", YELLOW), DONE: ("DONE", YELLOW)}[self.state]
+        frame_ms = self.result.frame_ms[-1] if self.result.frame_ms else 0.0
+        lines = [
+            (f"{spec.task}  ->  {Path(str(self.config.output)).name}", FG),
+            (f"saved {len(self.result.saved)}" + (f"/{self.config.episodes}" if self.config.episodes else "")
+             + f"   discarded {self.result.discarded}", FG),
+            (f"state {rec[0]}   seed {self.seed}", rec[1]),
+            (f"step {len(self.recorder)}/{spec.max_steps}", FG),
+            (f"success {'YES' if self.success else 'no'}" + (f" (held {self.success_run})" if self.success else ""),
+             GREEN if self.success else DIM),
+            (f"gripper {'closed' if self.latch.command > 0 else 'open'}"
+             f"{'   PRECISION' if ds.precision else ''}", FG),
+            (f"device {ds.status or self.device.name}", FG if ds.connected else RED),
+            (f"noise std {np.round(self.config.noise.std, 3).tolist()}" if self.config.noise is not None else "", DIM),
+            (f"frame {frame_ms:.0f} ms", DIM),
+            ("", FG),
+        ]
+        if self.show_help:
+            lines += [(line, DIM) for line in self.device.help_lines()]
+        return lines
+
+    # --- loop ---------------------------------------------------------------------------------
+    def run(self) -> SessionResult:
+        try:
+            next_tick = time.perf_counter()
+            while not self.finished:
+                self.frame()
+                if self.config.realtime:
+                    next_tick += self.period
+                    delay = next_tick - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    else:
+                        next_tick = time.perf_counter()  # running late: do not try to catch up
+        finally:
+            self.close()
+        return self.result
+
+    def close(self):
+        if self._own_writer and self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.device.close()
+        if self._own_window:
+            self.window.close()
+
+
+def run_session(config: SessionConfig, device: InputDevice, **kwargs) -> SessionResult:
+    return RecordingSession(config, device, **kwargs).run()
