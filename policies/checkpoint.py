@@ -66,11 +66,13 @@ def read_checkpoint(path) -> dict:
     return payload
 
 
-def load_checkpoint(path, device: str | torch.device = "cpu") -> tuple[Policy, EnvSpec, dict]:
-    """-> (policy in eval mode, the EnvSpec it was trained for, payload info (step, metrics))."""
+def load_checkpoint(path, device: str | torch.device = "cpu", overrides: dict | None = None) -> tuple[Policy, EnvSpec, dict]:
+    """-> (policy in eval mode, the EnvSpec it was trained for, payload info (step, metrics)).
+
+    `overrides` replace inference-time config fields (e.g. a diffusion head's inference scheduler)."""
     payload = read_checkpoint(path)
     try:
-        config = config_from_dict(json.loads(payload["config"]))
+        config = config_from_dict({**json.loads(payload["config"]), **(overrides or {})})
         shapes = PolicyShapes.from_dict(json.loads(payload["shapes"]))
         spec = EnvSpec.from_json(payload["env_spec"])
         stats = Normalizer.stats_from_state_dict(payload["state_dict"])

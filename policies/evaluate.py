@@ -2,6 +2,7 @@
 
 Evaluation seeds start at EVAL_SEED_START, far from the collection seeds (0, 1, 2, ...), so a policy
 is never scored on the starts it was trained on and every head is compared on the same starts.
+Training picks its best checkpoint on SELECTION_SEED_START seeds, disjoint from both.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from .errors import PolicyError
 log = logging.getLogger(__name__)
 
 EVAL_SEED_START = 1_000_000
+# Checkpoint selection during training rolls out on yet other seeds, so the reported success rate of
+# the chosen checkpoint is not inflated by having been picked on the very episodes it is scored on.
+SELECTION_SEED_START = 2_000_000
 
 
 def eval_seeds(episodes: int, start: int = EVAL_SEED_START) -> list[int]:
@@ -46,9 +50,10 @@ class CheckpointAgent:
 
     checkpoint: str
     sample: bool = False
+    overrides: tuple = ()  # (key, value) pairs of inference-time config overrides (hashable)
 
     def __call__(self):
-        policy, _, _ = load_checkpoint(self.checkpoint)
+        policy, _, _ = load_checkpoint(self.checkpoint, overrides=dict(self.overrides))
         policy.sample_actions = self.sample
         return PolicyAgent(policy)
 
@@ -97,18 +102,19 @@ def resolve_checkpoint(path) -> Path:
 
 def evaluate(checkpoint, episodes: int = 50, seeds=None, workers: int = 1, video_dir=None, videos: int = 0,
              pool: RolloutPool | None = None, progress=None, spec: EnvSpec | None = None,
-             max_steps: int | None = None) -> EvalReport:
+             max_steps: int | None = None, overrides: dict | None = None) -> EvalReport:
     """Success rate of `checkpoint` over `episodes` fixed seeds, the environment rebuilt from the
     EnvSpec stored in the checkpoint. Pass `pool` to reuse workers across calls."""
     checkpoint = resolve_checkpoint(checkpoint)
-    _, ckpt_spec, info = load_checkpoint(checkpoint)  # refuses bad files here, not in a worker
+    _, ckpt_spec, info = load_checkpoint(checkpoint, overrides=overrides)  # refuses bad files here, not in a worker
     spec = spec or ckpt_spec
     seeds = list(seeds) if seeds is not None else eval_seeds(episodes)
     video_seeds = seeds[:videos] if video_dir else ()
     own = pool is None
     pool = pool or RolloutPool(spec, workers if workers > 1 else 0)
     try:
-        results = pool.run(CheckpointAgent(str(checkpoint.resolve())), seeds, video_seeds=video_seeds,
+        agent = CheckpointAgent(str(checkpoint.resolve()), overrides=tuple(sorted((overrides or {}).items())))
+        results = pool.run(agent, seeds, video_seeds=video_seeds,
                            video_dir=video_dir, progress=progress, max_steps=max_steps)
     finally:
         if own:

@@ -15,7 +15,7 @@ eval | done), plots/losses.png, plots/success.png, checkpoints/{step_*.pt, best.
 """
 from __future__ import annotations
 
-import copy
+import contextlib
 import json
 import logging
 import math
@@ -30,9 +30,10 @@ from takeover.datasets import DemoDataset
 from takeover.sim.rollout import RolloutPool
 
 from .base import PolicyShapes
-from .checkpoint import check_compatible, read_checkpoint, save_checkpoint
+from .checkpoint import save_checkpoint
+from .ema import EMA
 from .errors import PolicyError
-from .evaluate import EVAL_SEED_START, evaluate, eval_seeds
+from .evaluate import SELECTION_SEED_START, evaluate, eval_seeds
 from .registry import make_config, make_policy
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class TrainConfig:
     eval_every: int = 2500  # steps between rollout evaluations (and at the end)
     eval_episodes: int = 20
     eval_workers: int = 2
-    eval_seed_start: int = EVAL_SEED_START
+    eval_seed_start: int = SELECTION_SEED_START  # checkpoint selection seeds; final evaluation uses others
     checkpoint_every: int = 1000
     seed: int = 0
     device: str = "auto"
@@ -133,24 +134,6 @@ class _Distributed:
             torch.distributed.destroy_process_group()
 
 
-class EMA:
-    """Exponential moving average of the weights (buffers copied as they are)."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.shadow = copy.deepcopy(model).eval()
-        for p in self.shadow.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module, step: int):
-        decay = min(self.decay, (1 + step) / (10 + step))  # warm-up: early weights are forgotten fast
-        for s, p in zip(self.shadow.parameters(), model.parameters()):
-            s.mul_(decay).add_(p.detach(), alpha=1 - decay)
-        for s, b in zip(self.shadow.buffers(), model.buffers()):
-            s.copy_(b)
-
-
 def _cosine_with_warmup(optimizer, warmup: int, total: int):
     def factor(step):
         if step < warmup:
@@ -183,7 +166,7 @@ class Trainer:
         lr = cfg.lr if cfg.lr is not None else self.head_config.default_lr
         self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=lr, weight_decay=cfg.weight_decay)
         self.scheduler = _cosine_with_warmup(self.optimizer, cfg.warmup_steps, cfg.steps)
-        self.ema = EMA(self.policy, cfg.ema_decay) if cfg.ema_decay else None
+        self.ema = EMA(self.policy, max_decay=cfg.ema_decay) if cfg.ema_decay else None
         self.generator = torch.Generator().manual_seed(cfg.seed * 1000 + self.dist.rank)
         self.step = 0
         self.best = {"success_rate": -1.0, "step": None, "path": None}
@@ -232,7 +215,7 @@ class Trainer:
     def _state(self) -> dict:
         return {"format": "takeover-train-state", "step": self.step,
                 "model": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "ema": self.ema.shadow.state_dict() if self.ema else {},
+                "scheduler": self.scheduler.state_dict(), "ema": self.ema.state_dict() if self.ema else {},
                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "best": json.dumps(self.best), "eval_history": json.dumps(self.eval_history),
                 "config": json.dumps(self.cfg.to_dict())}
@@ -260,7 +243,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.ema and state["ema"]:
-            self.ema.shadow.load_state_dict(state["ema"])
+            self.ema.load_state_dict(state["ema"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
@@ -278,25 +261,28 @@ class Trainer:
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
 
-    def eval_policy(self):
-        return self.ema.shadow if self.ema else self.policy
+    def _averaged_weights(self):
+        """Context in which self.policy holds the weights that are evaluated (EMA when on)."""
+        return self.ema.applied_to(self.policy) if self.ema else contextlib.nullcontext(self.policy)
 
     @torch.no_grad()
     def validate(self, batches: int = 20) -> float | None:
         if self.valid_ds is None:
             return None
-        model = self.eval_policy()
-        model.eval()
         g = torch.Generator().manual_seed(1234)
         n = min(batches, max(1, len(self.valid_ds) // self.cfg.batch_size))
-        losses = [model.loss(self._batch(self.valid_ds, torch.randint(len(self.valid_ds), (self.cfg.batch_size,),
-                                                                          generator=g)))["loss"].item()
-                  for _ in range(n)]
+        with self._averaged_weights() as model:
+            model.eval()
+            losses = [model.loss(self._batch(self.valid_ds, torch.randint(len(self.valid_ds), (self.cfg.batch_size,),
+                                                                              generator=g)))["loss"].item()
+                      for _ in range(n)]
+        self.policy.train()
         return sum(losses) / len(losses)
 
     def save_policy(self, name: str) -> Path:
         path = self.out / "checkpoints" / name
-        save_checkpoint(path, self.policy, self.spec, self.step, state_dict=self.eval_policy().state_dict())
+        weights = self.ema.state_dict_for_model() if self.ema else None
+        save_checkpoint(path, self.policy, self.spec, self.step, state_dict=weights)
         return path
 
     def rollout_eval(self, pool: RolloutPool | None):
@@ -343,7 +329,7 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 if self.ema:
-                    self.ema.update(self.policy, self.step)
+                    self.ema.update(self.policy)
                 self.step += 1
                 samples += cfg.batch_size
                 if progress:
