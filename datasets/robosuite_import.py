@@ -33,7 +33,7 @@ from .storage import clean_temp_files, open_h5, temp_name
 log = logging.getLogger(__name__)
 
 ROUNDTRIP_TOL = 1e-9
-STEP_TOL = 1e-3  # measured on Lift with random actions: max deviation ~1e-12 (stepping is deterministic)
+STEP_TOL = 1e-3  # measured: Lift, OSC_POSE, random actions: max deviation 2e-7 (each step starts from a recorded state, so no drift accumulates)
 
 
 def count_raw_demos(raw) -> int:

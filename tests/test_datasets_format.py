@@ -268,3 +268,34 @@ def test_dataset_splits_and_images(tmp_path):
     assert batch["images"]["agentview_image"].dtype == torch.uint8
     ds = DemoDataset(path, demos=["demo_2"])
     assert len(ds) == 4 and ds.actions[0, 0] == 200
+
+
+def test_reads_a_robomimic_file(tmp_path):
+    """robomimic's layout (no takeover attributes): env_args, demo_<i> with num_samples, obs, next_obs, masks."""
+    path = tmp_path / "low_dim.hdf5"
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        data.attrs["env_args"] = json.dumps({"env_name": "Lift", "type": 1, "env_kwargs": {"robots": ["Panda"]}})
+        data.attrs["total"] = 9
+        for i, T in enumerate((4, 5)):
+            g = data.create_group(f"demo_{i}")
+            g.attrs["num_samples"] = T
+            g["actions"] = rng.uniform(-1, 1, (T, 7))
+            g["states"] = rng.normal(size=(T, 10))
+            g["rewards"] = np.zeros(T)
+            g["dones"] = np.zeros(T, np.int64)
+            for prefix in ("obs", "next_obs"):
+                g[f"{prefix}/robot0_eef_pos"] = rng.normal(size=(T, 3))
+                g[f"{prefix}/object"] = rng.normal(size=(T, 10))
+        f["mask/train"] = np.array([b"demo_0"])
+        f["mask/valid"] = np.array([b"demo_1"])
+    digest = sha(path)
+    with DemoReader(path) as r:
+        assert r.spec.task == "Lift" and r.demos == ["demo_0", "demo_1"] and r.action_dim == 7
+        assert r.obs_keys == ["object", "robot0_eef_pos"] and r.splits == {"train": ["demo_0"], "valid": ["demo_1"]}
+        assert len(r.episode("demo_1")) == 5
+    ds = DemoDataset(path, split="valid", obs_horizon=2)
+    assert len(ds) == 5 and ds.obs_dim == 13
+    assert info(path)["demos"] == 2
+    assert sha(path) == digest
