@@ -20,14 +20,17 @@ from torch import nn
 
 from ..errors import PolicyError
 
-# down-sampling channel widths per level. "small" is the CPU default (DDIM-10 chunk in a few ms at
-# batch 1, see benchmarks/diffusion_latency.py); "paper" is Chi et al.'s low-dim configuration.
+# Down-sampling channel widths per level, and the diffusion-step embedding size. "small" is the CPU
+# default: at batch 1 the cost of a denoising step is mostly per-op overhead plus reading the
+# weights, and (32, 64, 128) is the widest 3-level U-Net whose DDIM-10 chunk stays near 10-15 ms on
+# one core of this machine ((64, 128, 256) takes ~2.5x that, and trains ~2.4x slower); see
+# benchmarks/results/diffusion_latency.json. "paper" is Chi et al.'s low-dim configuration.
 UNET_SIZES: dict[str, tuple[int, ...]] = {
-    "tiny": (32, 64),
-    "small": (64, 128, 256),
+    "small": (32, 64, 128),
+    "medium": (64, 128, 256),
     "paper": (256, 512, 1024),
 }
-STEP_EMBED_DIMS: dict[str, int] = {"tiny": 32, "small": 128, "paper": 256}
+STEP_EMBED_DIMS: dict[str, int] = {"small": 64, "medium": 128, "paper": 256}
 
 
 # Inference at small batch is bound by per-op overhead and by reading the weights, not by FLOPs.
