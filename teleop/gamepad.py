@@ -28,7 +28,6 @@ class GamepadDevice:
         self.mappings = load_mappings(mapping_file)
         if not pygame.joystick.get_init():
             pygame.joystick.init()
-        pygame.event.pump()  # deliver the JOYDEVICEADDED events of already-present controllers
         self.joystick = None
         self.mapping: GamepadMapping | None = None
         self.known_mapping = False
