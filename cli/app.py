@@ -34,7 +34,8 @@ def run_cli(argv=None) -> int:
     from . import commands  # noqa: F401  (registers every subcommand on `app`)
 
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # click returns typer.Exit's code in this mode
+        return code if isinstance(code, int) else 0
     except typer.Exit as exc:
         return exc.exit_code
     except SystemExit as exc:
@@ -56,4 +57,3 @@ def run_cli(argv=None) -> int:
         if isinstance(exc, click.exceptions.Abort):
             return 1
         raise
-    return 0

@@ -51,8 +51,11 @@ def run_episode(env: Env, agent, seed: int, max_steps: int | None = None, stop_o
                 success_hold: int = 1, record: bool = False, action_noise: Callable | None = None,
                 video_path: str | None = None, video_size: int = 256, camera: str = "agentview") -> EpisodeResult:
     """Run one episode. `action_noise(action) -> executed action` injects noise (DART): the agent's
-    clean action is recorded as the label and the executed one as `executed_actions`."""
+    clean action is recorded as the label and the executed one as `executed_actions`. A noise object
+    with `for_episode(seed)` gets a fresh generator per episode, so noise depends only on the seed."""
     seed_everything(seed)
+    if action_noise is not None and hasattr(action_noise, "for_episode"):
+        action_noise = action_noise.for_episode(seed)
     obs = env.reset(seed=seed)
     agent.reset(env)
     max_steps = max_steps or env.max_steps

@@ -6,6 +6,7 @@ With `noise`, the executed action is perturbed (DART) while the expert's clean a
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -27,6 +28,21 @@ class ExpertAgent:
         return make_expert(self.task)
 
 
+@dataclass(frozen=True)
+class EpisodeNoise:
+    """Picklable DART noise for rollout workers: one generator per episode, seeded by the episode seed
+    (and the base seed), so the noise an episode sees does not depend on which worker ran it."""
+
+    noise: object  # teleop.noise.ActionNoise
+    base_seed: int = 0
+
+    def for_episode(self, seed: int):
+        return dataclasses.replace(self.noise, seed=[self.base_seed, seed]).apply
+
+    def describe(self) -> str:
+        return f"DART action noise, std per dimension {[round(float(s), 4) for s in self.noise.std]}"
+
+
 def episode_from_result(result: EpisodeResult, model_file: str, source: str, **attrs) -> Episode:
     tr = result.trajectory
     return Episode(actions=tr["actions"], states=tr["states"], obs=tr["obs"], next_obs=tr["next_obs"],
@@ -46,7 +62,9 @@ def collect_scripted(spec: EnvSpec, out: str, episodes: int, seed: int | None = 
     model_file = make_env(spec).model_xml()
     max_attempts = max_attempts or 3 * episodes
     saved, tried, successes = 0, 0, 0
-    attrs = {"noise": action_noise.describe()} if action_noise is not None and hasattr(action_noise, "describe") else {}
+    if action_noise is not None and not isinstance(action_noise, EpisodeNoise):
+        action_noise = EpisodeNoise(action_noise, seed or 0)
+    attrs = {"noise": action_noise.describe()} if action_noise is not None else {}
     with DemoWriter(out, spec, append=append, fold_every=max(1, 4 * workers)) as writer, \
             RolloutPool(spec, workers if workers > 1 else 0) as pool:
         next_seed = writer.next_seed if (append and seed is None) else (seed or 0)
