@@ -28,7 +28,7 @@ class ReplayDevice:
         self.masks = np.zeros(len(self.rows), np.uint32) if masks is None else np.asarray(masks, dtype=np.uint32)
         if self.masks.shape != (len(self.rows),):
             raise TeleopError(f"input-log events have shape {self.masks.shape}; expected ({len(self.rows)},)")
-        self.start = start
+        self.start = start  # press start together with the first row
         self.end_events = tuple(end_events)
         self.then_quit = then_quit
         self.i = 0
@@ -52,14 +52,15 @@ class ReplayDevice:
         return self._ended
 
     def poll(self, events: Iterable = ()) -> DeviceState:
-        if not self._started:
-            self._started = True
-            if self.start:
-                return DeviceState(events=frozenset({"start"}), status="replay")
+        first = not self._started
+        self._started = True
+        if first and self.start and len(self.rows) == 0:
+            return DeviceState(events=frozenset({"start"}), status="replay")
         if self.i < len(self.rows):
             state = DeviceState.from_row(self.rows[self.i], int(self.masks[self.i]))
             self.i += 1
-            return DeviceState(state.translation, state.rotation, state.gripper, state.precision, state.events,
+            events = state.events | ({"start"} if first and self.start else set())
+            return DeviceState(state.translation, state.rotation, state.gripper, state.precision, events,
                                status=f"replay {self.i}/{len(self.rows)}")
         if not self._ended:
             self._ended = True
