@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import body_mat, body_pos, yaw_of
+from .base import body_mat, body_pos, closest_symmetric_yaw, eef_mat, gripper_yaw, yaw_of
 from .grasping import PickAndPlaceExpert
 
 DROP_GAP = 0.005  # release cube A this far above cube B's top face
+B_CLEARANCE = 0.12  # cube centres closer than this: pick A's face pair with the fingers away from B
 
 
 class StackExpert(PickAndPlaceExpert):
@@ -25,7 +26,19 @@ class StackExpert(PickAndPlaceExpert):
         return body_pos(env, env.raw.cubeA_body_id)
 
     def grasp_target(self, env):
-        return self.object_pos(env), yaw_of(body_mat(env, env.raw.cubeA_body_id)), np.pi / 2
+        # two face pairs to grip; when B is close, take the pair whose fingers do not come down on B
+        # (a finger resting on B stalls the descent), otherwise the one needing the least turn
+        a = self.object_pos(env)
+        a_yaw = yaw_of(body_mat(env, env.raw.cubeA_body_id))
+        to_b = body_pos(env, env.raw.cubeB_body_id)[:2] - a[:2]
+        dist = float(np.linalg.norm(to_b))
+        if dist > B_CLEARANCE:
+            return a, a_yaw, np.pi / 2
+        cur = gripper_yaw(eef_mat(env))
+        candidates = [closest_symmetric_yaw(a_yaw + k * np.pi / 2, cur, np.pi) for k in (0, 1)]
+        # fingers close along the gripper's yaw + 90 degrees
+        overlap = [abs(np.cos(c + np.pi / 2) * to_b[0] + np.sin(c + np.pi / 2) * to_b[1]) / dist for c in candidates]
+        return a, candidates[int(np.argmin(overlap))], np.pi
 
     def goal(self, env):
         b = body_pos(env, env.raw.cubeB_body_id)
