@@ -70,6 +70,39 @@ def test_checkpoint_refuses_other_task_and_bad_files(lift_demos, tmp_path):
         check_compatible(policy, spec, EnvSpec(task="Stack"), policy.shapes.obs_keys, 7, "x")
 
 
+def test_eval_command_writes_report_and_video(lift_demos, tmp_path, capsys):
+    out = tmp_path / "run"
+    train(TrainConfig(data=str(lift_demos), out=str(out), head="gaussian", steps=20, eval_episodes=0, threads=1))
+    assert cli("eval", out, "--episodes", 2, "--workers", 1, "--video", 1, "--max-steps", 15) == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert {"success_rate", "ci95", "episodes", "per_episode"} <= set(report)
+    assert report["episodes"] == 2 and [e["seed"] for e in report["per_episode"]] == [1_000_000, 1_000_001]
+    videos = list((out / "videos").glob("*.mp4"))
+    assert len(videos) == 1
+    import cv2
+
+    cap = cv2.VideoCapture(str(videos[0]))
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    assert frames == 16  # first frame + 15 steps, decodable H.264
+    assert "success rate" in capsys.readouterr().out
+
+
+def test_nan_in_training_data_names_demo_and_step(lift_demos, tmp_path, capsys):
+    import shutil
+
+    import h5py
+
+    bad = tmp_path / "nan.hdf5"
+    shutil.copyfile(lift_demos, bad)
+    with h5py.File(bad, "r+") as f:
+        f["data/demo_3/actions"][5, 2] = np.nan
+    assert cli("train", bad, "--out", tmp_path / "r", "--steps", 5, "--eval-episodes", 0) == 2
+    err = capsys.readouterr().err
+    assert "demo_3" in err and "step 5" in err and "Traceback" not in err
+
+
 def test_bad_training_input_is_one_line(lift_demos, tmp_path, capsys):
     code = cli("train", lift_demos, "--out", tmp_path / "a", "--obs-key", "robot0_eef_poz", "--steps", 5,
                "--eval-episodes", 0)
