@@ -41,8 +41,8 @@ GRASP_ROT = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.0, 0.0]])
 # the wrist away from joint 7's limit; pressing it down runs into the limit near 1 rad.
 LATCH_SIGN = -1.0
 STANDOFF = 0.08  # pre-grasp distance in front of the bar
-LATCH_FREE = 1.05  # latch angle beyond which the door is no longer held
-LATCH_TARGET = 1.3
+LATCH_FREE = 1.3  # handle angle past which the latch tip clears the frame (at ~1.2 it still catches it)
+LATCH_TARGET = 1.45  # the joint stops at 1.57
 LATCH_STEP = 0.35  # lead of the latch set-point while turning (rad)
 HINGE_STEP = 0.12  # lead of the hinge set-point while pulling (rad)
 HINGE_GOAL = 0.42
