@@ -200,6 +200,8 @@ class RecordingSession:
             self._step(ds)
         if not self.finished:
             self._draw(ds)
+            if self.result.frames == 0:
+                logger.info("window up: first frame shown")
         elapsed = (time.perf_counter() - t0) * 1000.0
         self.result.frames += 1
         self.result.frame_ms.append(elapsed)
