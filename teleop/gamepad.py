@@ -136,10 +136,14 @@ class GamepadDevice:
             return "+".join(f"{'-' if s.sign < 0 else ''}{s.kind}{s.index}{'xy'[s.component] if s.kind == 'hat' else ''}"
                             for s in c.get(cmd, ())) or "-"
 
-        return [f"mapping '{self.mapping.name}': x {src('x')}  y {src('y')}  z {src('z')}",
-                f"roll {src('roll')}  pitch {src('pitch')}  yaw {src('yaw')}",
-                f"gripper {src('gripper')}  precision {src('precision')}",
-                f"start {src('start')}  save {src('save')}  discard {src('discard')}  reset {src('reset')}"]
+        return [f"mapping '{self.mapping.name}'",
+                f"x {src('x')}  y {src('y')}  z {src('z')}",
+                f"roll {src('roll')}  pitch {src('pitch')}",
+                f"yaw {src('yaw')}",
+                f"gripper {src('gripper')}",
+                f"precision {src('precision')}",
+                f"start {src('start')}  save {src('save')}",
+                f"discard {src('discard')}  reset {src('reset')}"]
 
     def close(self) -> None:
         self.joystick = None

@@ -35,10 +35,15 @@ EVENT_KEYS: dict[int, str] = {
     pygame.K_h: "help",
 }
 HELP = [
-    "W/S  away/toward camera   A/D  left/right   R/F  up/down",
-    "U/O  roll   I/K  pitch   J/L  yaw   Shift  precision (slow)",
-    "Space  gripper   Enter  start   Y  save   N  discard (retry)",
-    "Backspace  reset (new start)   T  take over   H  help   Esc  quit",
+    "W/S  away from / toward camera",
+    "A/D  left / right    R/F  up / down",
+    "U/O  roll   I/K  pitch   J/L  yaw",
+    "Shift  precision (slow)",
+    "Space  gripper",
+    "Enter  start     Y  save",
+    "N  discard (retry same start)",
+    "Backspace  reset (next start)",
+    "T  take over   H  help   Esc  quit",
 ]
 
 

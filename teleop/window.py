@@ -61,6 +61,8 @@ class Window:
                 y += 20
         if banner:
             surf = self._text(banner, banner_color, big=True)
+            if surf.get_width() > self.view_size[0] - 8:
+                surf = self._text(banner, banner_color)
             x = max(4, (self.view_size[0] - surf.get_width()) // 2)
             y = self.view_size[1] // 2 - surf.get_height() // 2
             pygame.draw.rect(self.surface, (0, 0, 0), (0, y - 8, self.view_size[0], surf.get_height() + 16))
