@@ -126,8 +126,9 @@ class DoorExpert(ScriptedExpert):
         if width < self.open_width:
             standoff = STANDOFF
         target = grasp - standoff * approach_axis
-        # behind the standoff point (too close to the door) while misaligned: back out first
-        if along > -standoff + 0.01 and lateral > 0.02:
+        # beside the bar, level with it or behind it, while misaligned: back out toward the robot
+        # before moving sideways, so the fingers do not sweep the handle
+        if along > -0.03 and 0.02 < lateral < 0.1:
             target = eef - (standoff + along) * approach_axis
         return self._action(env, target, mat, OPEN, 1.0), "approach"
 

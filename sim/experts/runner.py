@@ -47,13 +47,14 @@ def run_expert_episode(env, expert, seed: int, max_steps: int | None = None, sto
             "phases": phases, "wall_s": wall}
 
 
-def random_action_prefix(steps: int, rng_seed: int, scale: float = 1.0):
+def random_action_prefix(steps: int, rng_seed: int, scale=1.0):
     """A `before` hook: `steps` uniformly random actions (seeded), to start the expert from a
-    perturbed state."""
+    perturbed state. `scale` is a number or one bound per action dimension."""
     def before(env, obs):
         rng = np.random.default_rng(rng_seed)
+        bound = np.broadcast_to(np.asarray(scale, dtype=np.float64), (env.action_dim,))
         for _ in range(steps):
-            obs, *_ = env.step(rng.uniform(-scale, scale, size=env.action_dim))
+            obs, *_ = env.step(rng.uniform(-bound, bound))
         env.t = 0
         return obs
     return before
