@@ -3,7 +3,7 @@
 
 It presses start at the beginning of each episode, holds the gripper control while the expert wants
 the gripper closed (use gripper mode "hold"), presses save once success has held for
-`save_after_success` steps, and discard when the horizon is reached without success.
+`save_after_success` steps, and reset (next seed) when the horizon is reached without success.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class ScriptedDevice:
                 names.add("save")
                 self._sent_end = True
             elif self.env.t >= self.env.max_steps:
-                names.add("discard")
+                names.add("reset")  # give up on this start and move to the next seed
                 self._sent_end = True
         if self._sent_end:
             return DeviceState(events=frozenset(names), status="scripted")

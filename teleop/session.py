@@ -187,6 +187,8 @@ class RecordingSession:
         t0 = time.perf_counter()
         events = pygame.event.get()
         ds = self.device.poll(events)
+        if any(ev.type == pygame.QUIT for ev in events):  # window closed, or SIGINT/SIGTERM (SDL turns them into QUIT)
+            ds = ds.with_events({"quit"})
         if not ds.connected and self.state in (RECORDING, READY, PAUSED):
             if self.state != PAUSED:
                 self._resume_state = self.state
