@@ -116,6 +116,7 @@ def main():
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--chunks", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--paper-chunks", type=int, default=100, help="DDIM-10 chunks for the paper size")
     ap.add_argument("--paper-ddpm-chunks", type=int, default=10, help="chunks for paper-size DDPM-100 (seconds each)")
     ap.add_argument("--train-batch", type=int, default=256)
     ap.add_argument("--train-steps", type=int, default=20)
@@ -128,6 +129,11 @@ def main():
               "load_average_start": os.getloadavg(), "shapes": {"obs_dim": OBS_DIM, "action_dim": ACTION_DIM,
                                                                "obs_horizon": 2, "action_horizon": 16},
               "target": "DDIM-10 chunk <= 15 ms median at batch 1, default size, 1 and 2 threads", "results": []}
+    def write():  # after every row, so a long run that is cut short keeps what it measured
+        report["load_average_end"] = os.getloadavg()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
     for size in args.sizes:
         policy = build(size)
         info = {"size": size, "down_dims": list(policy.config.unet_down_dims),
@@ -137,7 +143,7 @@ def main():
             torch.set_num_threads(threads)
             paper = size == "paper"
             row = {**info, "threads": threads,
-                   "ddim10": latency(size, "ddim", 10, args.chunks, args.warmup),
+                   "ddim10": latency(size, "ddim", 10, args.paper_chunks if paper else args.chunks, 3 if paper else args.warmup),
                    "ddpm100": latency(size, "ddpm", 100, args.paper_ddpm_chunks if paper else args.chunks,
                                       2 if paper else args.warmup)}
             if not args.no_train:
@@ -149,9 +155,8 @@ def main():
                 "ddim10_cpu_median_ms": row["ddim10"]["thread_cpu"]["median_ms"],
                 "ddpm100_median_ms": row["ddpm100"]["wall"]["median_ms"],
                 "train_samples_per_s": row.get("train", {}).get("samples_per_s")}), flush=True)
-    report["load_average_end"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+            write()
+    write()
     print(f"wrote {args.out}")
 
 

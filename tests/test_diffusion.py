@@ -96,7 +96,8 @@ def test_config_round_trip_and_validation():
     assert again == config
     explicit = DiffusionConfig.from_dict({"down_dims": [16, 32]})
     assert explicit.down_dims == (16, 32) and DiffusionConfig.from_dict(explicit.to_dict()) == explicit
-    for bad in ({"inference_scheduler": "euler"}, {"inference_steps": 0}, {"unet_size": "huge"}, {"prediction_type": "x"}):
+    for bad in ({"inference_scheduler": "euler"}, {"inference_steps": 0}, {"unet_size": "huge"}, {"prediction_type": "x"},
+                {"beta_schedule": "cosine"}, {"exec_horizon": 17}):
         with pytest.raises(PolicyError):
             make_config("diffusion", **bad)
     with pytest.raises(PolicyError, match="n_groups"):

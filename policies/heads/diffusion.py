@@ -22,6 +22,7 @@ from .unet1d import STEP_EMBED_DIMS, UNET_SIZES, ConditionalUnet1D
 
 INFERENCE_SCHEDULERS = ("ddim", "ddpm", "dpm")
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+BETA_SCHEDULES = ("squaredcos_cap_v2", "linear", "scaled_linear")
 
 
 @dataclass
@@ -60,6 +61,8 @@ class DiffusionConfig(HeadConfig):
             raise PolicyError(f"prediction_type must be one of {PREDICTION_TYPES}, not {self.prediction_type!r}")
         if not 1 <= self.inference_steps <= self.num_train_timesteps:
             raise PolicyError(f"inference_steps {self.inference_steps} must lie in [1, num_train_timesteps={self.num_train_timesteps}]")
+        if self.beta_schedule not in BETA_SCHEDULES:
+            raise PolicyError(f"beta_schedule must be one of {BETA_SCHEDULES}, not {self.beta_schedule!r}")
         if self.inference_timestep_spacing not in ("leading", "trailing", "linspace"):
             raise PolicyError(f"inference_timestep_spacing must be leading, trailing or linspace, not {self.inference_timestep_spacing!r}")
 
