@@ -137,8 +137,12 @@ def main():
         print(f"=== {key}", flush=True)
         entry = bench_head(args.task, head, data, workdir, args)
         entry["machine"] = machine()
+        # re-read before writing: another sweep (other task) may have added entries meanwhile
+        results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
         results["runs"][key] = entry
-        out.write_text(json.dumps(results, indent=2) + "\n")
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        tmp.replace(out)
         print(json.dumps({k: entry[k] for k in ("success_rate", "ci95", "train_seconds_total", "act_latency")}), flush=True)
 
 
