@@ -22,7 +22,6 @@ from .base import (
     CLOSE,
     OPEN,
     ScriptedExpert,
-    clip_norm,
     eef_mat,
     eef_pos,
     finger_width,
