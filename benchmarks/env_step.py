@@ -69,7 +69,7 @@ def rollout_scaling(task: str, episodes: int, length: int) -> dict:
     for workers in (1, 2):
         with RolloutPool(spec, workers) as pool:
             t0 = time.perf_counter()
-            pool.run(RandomAgent, seeds=range(10_000, 10_000 + workers), stop_on_success=False)  # start-up, warm-up
+            pool.run(RandomAgent, seeds=range(10_000, 10_000 + 2 * workers), stop_on_success=False)  # warm-up
             t1 = time.perf_counter()
             pool.run(RandomAgent, seeds=range(episodes), stop_on_success=False)
             elapsed = time.perf_counter() - t1

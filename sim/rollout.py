@@ -12,6 +12,7 @@ import logging
 import multiprocessing as mp
 import os
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +131,11 @@ def _agent_for(factory):
     return _worker["agent"]
 
 
+def _ready(hold_s: float) -> int:
+    time.sleep(hold_s)  # keep this worker busy so the next ping has to start (and initialise) another
+    return os.getpid()
+
+
 def _run_one(factory, seed: int, video_path: str | None, options: dict):
     return run_episode(_worker["env"], _agent_for(factory), seed, video_path=video_path, **options)
 
@@ -149,6 +155,11 @@ class RolloutPool:
             ctx = mp.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                              initargs=(spec.to_json(),))
+            # start every worker now: the executor spawns lazily and reuses idle workers, so without
+            # this a short first batch can run on one worker while the rest start mid-way
+            pings = [self._pool.submit(_ready, 0.2) for _ in range(workers)]
+            started = {p.result() for p in pings}
+            log.debug("rollout pool: %d workers ready", len(started))
 
     def run(self, agent_factory, seeds, video_seeds=(), video_dir=None,
             progress: Callable[[EpisodeResult], None] | None = None, **options) -> list[EpisodeResult]:
