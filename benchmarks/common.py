@@ -11,6 +11,16 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -23,7 +33,7 @@ def machine() -> dict:
         torch_version, threads = torch.__version__, torch.get_num_threads()
     except ImportError:
         torch_version, threads = None, None
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    return {"platform": platform.platform(), "processor": cpu_model(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch_version,
             "torch_threads": threads, "commit": commit, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 

@@ -18,32 +18,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
 import torch
 
 from takeover.policies import PolicyShapes, make_config, make_policy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine as common_machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OBS_DIM, ACTION_DIM = 19, 7
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import diffusers
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "diffusers": diffusers.__version__}
+
+    return {**common_machine(), "diffusers": diffusers.__version__}
 
 
 def commit() -> dict:

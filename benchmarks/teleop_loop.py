@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine as common_machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_P95_MS = 50.0
@@ -103,16 +106,7 @@ def _run_under_xvfb(args) -> dict | None:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
+    return {**common_machine(), "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
 
 
 def main():

@@ -131,25 +131,26 @@ def copy_on_write(path):
     path = Path(path)
     tmp = temp_name(path, "cow")
     shutil.copyfile(path, tmp)
-    try:
+    with _publish_on_success(tmp, path):
         with h5py.File(tmp, "r+") as f:
             yield f
-        fsync_file(tmp)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def create_atomically(path, build):
     """Create `path` by calling build(h5py.File) on a temp file, then fsync and rename it into place."""
     path = Path(path)
     tmp = temp_name(path, "new")
-    try:
+    with _publish_on_success(tmp, path):
         with h5py.File(tmp, "w") as f:
             build(f)
+
+
+@contextlib.contextmanager
+def _publish_on_success(tmp: Path, path: Path):
+    """Run the body that writes `tmp`; then fsync it and rename it over `path`. On any failure (or
+    a kill) `path` is untouched and the temp file is removed (or left for the next open to clean)."""
+    try:
+        yield
         fsync_file(tmp)
         os.replace(tmp, path)
         fsync_dir(path.parent)

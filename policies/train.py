@@ -181,21 +181,19 @@ class Trainer:
         cfg, hc = self.cfg, self.head_config
         from takeover.datasets import DemoReader
 
-        with DemoReader(cfg.data) as reader:
-            splits = reader.splits
-            spec = reader.spec
+        with DemoReader(cfg.data) as reader:  # one open serves both datasets and the key shapes
+            spec, splits = reader.spec, reader.splits
+            if spec is None:
+                raise PolicyError(f"{cfg.data}: file has no environment spec; import it with `takeover data import-robosuite`")
             available = reader.obs_keys
-        if spec is None:
-            raise PolicyError(f"{cfg.data}: file has no environment spec; import it with `takeover data import-robosuite`")
-        obs_keys = list(cfg.obs_keys) if cfg.obs_keys else [k for k in DEFAULT_OBS_KEYS if k in available] or None
-        horizon = dict(obs_horizon=1 if self.seq_len else hc.obs_horizon,
-                       action_horizon=1 if self.seq_len else hc.action_horizon)
-        train_split = "train" if "train" in splits else None
-        self.train_ds = DemoDataset(cfg.data, obs_keys=obs_keys, split=train_split, **horizon)
-        self.valid_ds = DemoDataset(cfg.data, obs_keys=obs_keys, split="valid", **horizon) if "valid" in splits else None
-        self.spec = spec
-        with DemoReader(cfg.data) as reader:
+            obs_keys = list(cfg.obs_keys) if cfg.obs_keys else [k for k in DEFAULT_OBS_KEYS if k in available] or None
+            horizon = dict(obs_horizon=1 if self.seq_len else hc.obs_horizon,
+                           action_horizon=1 if self.seq_len else hc.action_horizon)
+            train_split = "train" if "train" in splits else None
+            self.train_ds = DemoDataset(reader, obs_keys=obs_keys, split=train_split, **horizon)
+            self.valid_ds = DemoDataset(reader, obs_keys=obs_keys, split="valid", **horizon) if "valid" in splits else None
             first = reader.episode(self.train_ds.demos[0], check=False)
+        self.spec = spec
         layout_shapes = [tuple(first.obs[k].shape[1:]) for k in self.train_ds.obs_keys]
         self.shapes = PolicyShapes(tuple(self.train_ds.obs_keys), tuple(layout_shapes), self.train_ds.action_dim)
         if self.train_ds.action_dim != 7 and spec.controller == "OSC_POSE":

@@ -111,21 +111,11 @@ class _Stop(Exception):
 
 
 def _to_video(path, name, env, episode, camera, render_size, video, recorded) -> PlaybackResult:
-    try:
-        from takeover.datasets import replay_video
-    except (ImportError, AttributeError):
-        replay_video = None
-    if replay_video is not None:
-        try:
-            out = replay_video(path, name, video, camera=camera, size=render_size)
-            logger.info("wrote %s", out)
-            success = replay_states(env, episode)
-            return PlaybackResult(name, len(episode), bool(success), recorded)
-        except TypeError:
-            logger.debug("datasets.replay_video has another signature; rendering the video here")
+    """One pass over the recorded states renders the video and checks success at the end."""
     from takeover.sim.video import write_mp4
 
     frames = []
     success = replay_states(env, episode, lambda t: frames.append(env.render(render_size, render_size, camera)))
     write_mp4(video, frames, fps=env.spec.control_freq)
+    logger.info("wrote %s", video)
     return PlaybackResult(name, len(episode), bool(success), recorded)
