@@ -104,21 +104,48 @@ class Policy(nn.Module):
                                   f"({', '.join(self._layout.keys)})")
         return torch.from_numpy(flat)
 
+    def obs_images(self, obs) -> dict | None:
+        """Camera images of one observation step, {key: (H, W, 3) uint8 tensor}; None without cameras."""
+        keys = self.shapes.image_keys
+        if not keys:
+            return None
+        if not isinstance(obs, dict):
+            raise PolicyError(f"this policy reads camera images ({', '.join(keys)}); pass the observation dict")
+        missing = [k for k in keys if k not in obs]
+        if missing:
+            raise PolicyError(f"observation lacks camera image(s) {missing}; it has {sorted(obs)} "
+                              f"(rebuild the environment with camera_names set, as the checkpoint's EnvSpec does)")
+        return {k: torch.from_numpy(np.ascontiguousarray(obs[k], dtype=np.uint8)) for k in keys}
+
+    def encode_step(self, obs) -> torch.Tensor:
+        """(1, F) features of a single observation (recurrent heads: no history)."""
+        device = self.normalizer.obs_mean.device
+        flat = self.flatten_obs(obs).to(device)
+        images = self.obs_images(obs)
+        if images is not None:
+            images = {k: v.to(device)[None] for k, v in images.items()}
+        return self.encoder(self.normalizer.obs(flat[None]), images)
+
     @torch.no_grad()
     def act(self, obs) -> np.ndarray:
-        flat = self.flatten_obs(obs)
+        step = (self.flatten_obs(obs), self.obs_images(obs))
         if not self._obs_history:
-            self._obs_history.extend([flat] * self.config.obs_horizon)  # pad history at episode start
+            self._obs_history.extend([step] * self.config.obs_horizon)  # pad history at episode start
         else:
-            self._obs_history.append(flat)
+            self._obs_history.append(step)
         if not self._action_queue:
-            self._action_queue.extend(self.predict_chunk(torch.stack(list(self._obs_history)))[: self.config.exec_horizon])
+            flats = torch.stack([f for f, _ in self._obs_history])
+            images = None
+            if self.shapes.image_keys:
+                images = {k: torch.stack([im[k] for _, im in self._obs_history]) for k in self.shapes.image_keys}
+            self._action_queue.extend(self.predict_chunk(flats, images)[: self.config.exec_horizon])
         return self._action_queue.popleft()
 
     @torch.no_grad()
-    def predict_chunk(self, obs_history: torch.Tensor) -> np.ndarray:
-        """(To, D) raw observations -> (Ta, A) raw actions, clipped to [-1, 1]."""
+    def predict_chunk(self, obs_history: torch.Tensor, image_history: dict | None = None) -> np.ndarray:
+        """(To, D) raw observations (+ {key: (To, H, W, 3)} images) -> (Ta, A) raw actions, clipped to [-1, 1]."""
         device = self.normalizer.obs_mean.device
-        features = self.encoder(self.normalizer.obs(obs_history.to(device)[None]))
+        images = {k: v.to(device)[None] for k, v in image_history.items()} if image_history else None
+        features = self.encoder(self.normalizer.obs(obs_history.to(device)[None]), images)
         actions = self.normalizer.unaction(self.predict(features, sample=self.sample_actions))[0]
         return actions.clamp(-1.0, 1.0).cpu().numpy()

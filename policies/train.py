@@ -95,7 +95,10 @@ def sequence_batch(ds: DemoDataset, idx: torch.Tensor, length: int) -> dict:
     end = ds.ep_end[idx][:, None]
     mask = steps <= end
     steps = torch.minimum(steps, end)
-    return {"obs": ds.obs[steps], "actions": ds.actions[steps], "action_mask": mask}
+    batch = {"obs": ds.obs[steps], "actions": ds.actions[steps], "action_mask": mask}
+    if ds.images:
+        batch["images"] = {k: v[steps] for k, v in ds.images.items()}
+    return batch
 
 
 class _Distributed:
@@ -195,7 +198,8 @@ class Trainer:
             first = reader.episode(self.train_ds.demos[0], check=False)
         self.spec = spec
         layout_shapes = [tuple(first.obs[k].shape[1:]) for k in self.train_ds.obs_keys]
-        self.shapes = PolicyShapes(tuple(self.train_ds.obs_keys), tuple(layout_shapes), self.train_ds.action_dim)
+        self.shapes = PolicyShapes(tuple(self.train_ds.obs_keys), tuple(layout_shapes), self.train_ds.action_dim,
+                                   tuple(self.train_ds.image_keys))
         if self.train_ds.action_dim != 7 and spec.controller == "OSC_POSE":
             raise PolicyError(f"{cfg.data}: actions have {self.train_ds.action_dim} values; OSC_POSE expects 7")
 
@@ -252,7 +256,10 @@ class Trainer:
     # ----- the loop ------------------------------------------------------------------------------------
     def _batch(self, ds: DemoDataset, idx: torch.Tensor) -> dict:
         batch = sequence_batch(ds, idx, self.seq_len) if self.seq_len else ds.get_batch(idx)
-        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if k != "images"}
+        out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if k != "images"}
+        if "images" in batch:
+            out["images"] = {k: v.to(self.device, non_blocking=True) for k, v in batch["images"].items()}
+        return out
 
     def _log(self, record: dict):
         if self.dist.main:

@@ -118,8 +118,7 @@ class LSTMPolicy(Policy):
         every = self.config.rollout_reset_every
         if every and self._steps % every == 0:
             self._hidden = None
-        flat = self.flatten_obs(obs).to(self.normalizer.obs_mean.device)
-        features = self.encoder(self.normalizer.obs(flat[None]))
+        features = self.encode_step(obs)
         dist = self.params(self.net(self._step(features)))
         self._steps += 1
         action = self.normalizer.unaction(self._draw(dist, self.sample_actions))[0]
