@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from .app import app
+from .train import parse_head_options
 
 
 @app.command("eval")
@@ -18,6 +19,8 @@ def eval_(
     out: Optional[Path] = typer.Option(None, help="Folder for eval.json and videos (default: the run folder or next to the checkpoint)."),
     seed_start: Optional[int] = typer.Option(None, help="First evaluation seed (default 1,000,000)."),
     max_steps: Optional[int] = typer.Option(None, help="Episode length limit (default: the task's)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Inference-time head option key=value (repeat), "
+                                             "e.g. --set inference_scheduler=ddpm --set inference_steps=100."),
 ):
     """Roll the policy out in the simulator rebuilt from the checkpoint's EnvSpec."""
     from rich.console import Console
@@ -27,6 +30,7 @@ def eval_(
     from takeover.policies.evaluate import EVAL_SEED_START, eval_seeds, evaluate, resolve_checkpoint
 
     ckpt = resolve_checkpoint(checkpoint)
+    overrides = parse_head_options(set_ or [])
     out = out or (checkpoint if checkpoint.is_dir() else ckpt.parent)
     out.mkdir(parents=True, exist_ok=True)
     seeds = eval_seeds(episodes, seed_start if seed_start is not None else EVAL_SEED_START)
@@ -41,11 +45,13 @@ def eval_(
             bar.update(tid, completed=counts["done"], ok=counts["ok"])
 
         report = evaluate(ckpt, seeds=seeds, workers=workers, video_dir=out / "videos" if video else None,
-                          videos=video, progress=progress, max_steps=max_steps)
+                          videos=video, progress=progress, max_steps=max_steps,
+                          overrides=overrides or None)
     tmp = out / ".eval.json.tmp"
     tmp.write_text(report.to_json())
     tmp.replace(out / "eval.json")
-    table = Table(title=f"{report.task}: {ckpt}")
+    settings = "".join(f" {k}={v}" for k, v in overrides.items())
+    table = Table(title=f"{report.task}: {ckpt}{settings}")
     for col in ("episodes", "success rate", "95% CI (Wilson)", "mean length"):
         table.add_column(col)
     table.add_row(str(report.episodes), f"{report.success_rate:.3f}", f"[{report.ci95[0]:.3f}, {report.ci95[1]:.3f}]",

@@ -71,6 +71,7 @@ class EvalReport:
     per_episode: list[dict] = field(default_factory=list)
     videos: list[str] = field(default_factory=list)
     step: int | None = None
+    overrides: dict = field(default_factory=dict)  # inference-time config changes it ran with
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -119,4 +120,6 @@ def evaluate(checkpoint, episodes: int = 50, seeds=None, workers: int = 1, video
     finally:
         if own:
             pool.close()
-    return EvalReport.from_results(str(checkpoint), spec.task, results, step=info["step"])
+    report = EvalReport.from_results(str(checkpoint), spec.task, results, step=info["step"])
+    report.overrides = dict(overrides or {})
+    return report

@@ -88,6 +88,15 @@ def test_eval_command_writes_report_and_video(lift_demos, tmp_path, capsys):
     assert frames == 16  # first frame + 15 steps, decodable H.264
     assert "success rate" in capsys.readouterr().out
 
+    # inference-time overrides are applied, recorded, and a bad one is refused by name
+    assert cli("eval", out, "--episodes", 1, "--workers", 1, "--max-steps", 5, "--set", "exec_horizon=1",
+               "--out", tmp_path / "override") == 0
+    assert json.loads((tmp_path / "override" / "eval.json").read_text())["overrides"] == {"exec_horizon": 1}
+    capsys.readouterr()
+    assert cli("eval", out, "--episodes", 1, "--set", "no_such_option=3") == 2
+    err = capsys.readouterr().err.strip()
+    assert "no_such_option" in err and len(err.splitlines()) == 1
+
 
 def test_nan_in_training_data_names_demo_and_step(lift_demos, tmp_path, capsys):
     import shutil

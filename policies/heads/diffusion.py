@@ -46,7 +46,12 @@ class DiffusionConfig(HeadConfig):
     # inference (reverse) process: its own scheduler and step count, same betas as training
     inference_scheduler: str = "ddim"
     inference_steps: int = 10
-    inference_timestep_spacing: str = "trailing"  # DDIM/DPM: "trailing" starts at t = T-1 (pure noise)
+    # "leading" (t = 90, 80, ..., 0 for 10 of 100 steps, as Diffusion Policy samples) rather than
+    # "trailing" (99, ..., 9): the capped cosine schedule leaves sqrt(alpha_bar) = 5e-4 at t = 99, so
+    # the first clean-chunk estimate amplifies the denoiser's error ~2000x and gets clipped to +-1,
+    # and a deterministic sampler carries that garbage on (Lift, 12 demos: DDIM-10 trailing 0.7,
+    # leading 1.0, DDPM-100 1.0 on the same weights; see benchmarks/diffusion_samplers.py).
+    inference_timestep_spacing: str = "leading"
     ddim_eta: float = 0.0
 
     def __post_init__(self):

@@ -1,0 +1,78 @@
+"""Inference samplers of one trained diffusion checkpoint, compared on the same evaluation seeds.
+
+Every sampler is an inference-time override of the checkpoint's config (the weights are shared), so
+differences come from the sampler alone. Per sampler: success rate with a Wilson 95% interval over
+the fixed evaluation seeds, mean episode length, and the gap to the DDPM-100 reference in points.
+
+    python benchmarks/diffusion_samplers.py RUN_OR_CKPT --episodes 50
+    python benchmarks/diffusion_samplers.py RUN --samplers ddim10-leading,ddpm100
+
+Results merge into benchmarks/results/diffusion_samplers.json keyed by task and run name.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, machine  # noqa: E402
+
+from takeover.policies.evaluate import evaluate, resolve_checkpoint  # noqa: E402
+from takeover.policies.checkpoint import load_checkpoint  # noqa: E402
+from takeover.sim.rollout import RolloutPool  # noqa: E402
+
+SAMPLERS = {
+    "ddpm100": {"inference_scheduler": "ddpm", "inference_steps": 100},
+    "ddim10-leading": {"inference_scheduler": "ddim", "inference_steps": 10, "inference_timestep_spacing": "leading"},
+    "ddim10-trailing": {"inference_scheduler": "ddim", "inference_steps": 10, "inference_timestep_spacing": "trailing"},
+    "ddim10-trailing-eta1": {"inference_scheduler": "ddim", "inference_steps": 10,
+                             "inference_timestep_spacing": "trailing", "ddim_eta": 1.0},
+    "ddim16-leading": {"inference_scheduler": "ddim", "inference_steps": 16, "inference_timestep_spacing": "leading"},
+    "dpm10-leading": {"inference_scheduler": "dpm", "inference_steps": 10, "inference_timestep_spacing": "leading"},
+}
+REFERENCE = "ddpm100"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", help="run folder (its best checkpoint) or checkpoint file")
+    ap.add_argument("--samplers", default="ddpm100,ddim10-leading,ddim10-trailing")
+    ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default=str(RESULTS / "diffusion_samplers.json"))
+    args = ap.parse_args()
+    names = args.samplers.split(",")
+    unknown = [n for n in names if n not in SAMPLERS]
+    if unknown:
+        sys.exit(f"unknown sampler(s) {unknown}; known: {sorted(SAMPLERS)}")
+    ckpt = resolve_checkpoint(args.checkpoint)
+    rows, task = {}, None
+    pool = RolloutPool(load_checkpoint(ckpt)[1], args.workers if args.workers > 1 else 0)  # shared by every sampler
+    try:
+        for name in names:
+            report = evaluate(ckpt, episodes=args.episodes, overrides=SAMPLERS[name], pool=pool)
+            task = report.task
+            rows[name] = {"overrides": SAMPLERS[name], "success_rate": report.success_rate, "ci95": report.ci95,
+                          "episodes": report.episodes, "mean_length": round(report.mean_length, 1),
+                          "per_episode": [int(e["success"]) for e in report.per_episode]}
+            print(f"{name:22s} {report.success_rate:.2f} [{report.ci95[0]:.2f}, {report.ci95[1]:.2f}] "
+                  f"len {report.mean_length:.1f}", flush=True)
+    finally:
+        pool.close()
+    if REFERENCE in rows:
+        for row in rows.values():
+            row["points_vs_ddpm100"] = round(100 * (row["success_rate"] - rows[REFERENCE]["success_rate"]), 1)
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
+    key = f"{task}/{ckpt.parent.parent.name if ckpt.parent.name == 'checkpoints' else ckpt.stem}/{ckpt.name}"
+    results["runs"][key] = {"checkpoint": str(ckpt), "samplers": rows, "machine": machine()}
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(out)
+    print(f"wrote {out} [{key}]")
+
+
+if __name__ == "__main__":
+    main()
