@@ -39,6 +39,16 @@ def test_short_training_run_lifts_the_cube(lift_demos, tmp_path):
     assert report.success_rate >= 0.8, report.per_episode
 
 
+@pytest.mark.slow
+def test_short_diffusion_run_lifts_the_cube(lift_demos, tmp_path):
+    """Diffusion head, 12 demos, ~1.5 min of CPU training, DDIM-10 (the default sampler)."""
+    out = tmp_path / "run"
+    train(TrainConfig(data=str(lift_demos), out=str(out), head="diffusion", steps=1500, batch_size=128, lr=1e-3,
+                      eval_episodes=0, threads=1))
+    report = evaluate(out, episodes=10, workers=2)
+    assert report.success_rate >= 0.7, report.per_episode
+
+
 def test_checkpoint_refuses_other_task_and_bad_files(lift_demos, tmp_path):
     out = tmp_path / "run"
     train(TrainConfig(data=str(lift_demos), out=str(out), head="gaussian", steps=20, eval_episodes=0, threads=1))
