@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -22,6 +22,9 @@ def collect(
     noise: Optional[str] = typer.Option(None, help="DART noise on executed actions: a std ('0.1'), per-dim stds "
                                         "('0.1,0.1,0.1,0,0,0,0') or a covariance .npy/.json file."),
     horizon: Optional[int] = typer.Option(None, help="Episode length limit (default: the task's)."),
+    camera: Optional[List[str]] = typer.Option(None, help="Also record this camera's images as obs/<camera>_image "
+                                               "(repeat; e.g. agentview, robot0_eye_in_hand)."),
+    camera_size: int = typer.Option(84, help="Camera image height and width in pixels."),
 ):
     """Collect scripted-expert demonstrations (successful ones unless --keep-failed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -35,7 +38,10 @@ def collect(
         fail(f"-n must be at least 1, got {n}")
     if out.exists() and not append:
         fail(f"{out} exists; pass --append to add to it or choose another --out")
-    spec = EnvSpec(task=task, horizon=horizon)
+    if camera_size < 8:
+        fail(f"--camera-size must be at least 8 pixels, got {camera_size}")
+    spec = EnvSpec(task=task, horizon=horizon, camera_names=tuple(camera or ()), camera_height=camera_size,
+                   camera_width=camera_size)
     action_noise = None
     if noise:
         from takeover.teleop.noise import ActionNoise

@@ -6,8 +6,8 @@ from takeover.policies import PolicyError
 from takeover.policies.checkpoint import load_checkpoint
 from takeover.policies.evaluate import evaluate
 from takeover.policies.train import TrainConfig, train
-from takeover.sim import EnvSpec, make_env
-from takeover.teleop.collect import collect_scripted
+from takeover.cli.app import run_cli
+from takeover.sim import make_env
 
 LOW_DIM = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object"]
 
@@ -15,9 +15,9 @@ LOW_DIM = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object"]
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("images")
-    spec = EnvSpec(task="Lift", camera_names=("agentview",), camera_height=32, camera_width=32)
     data = root / "demos.hdf5"
-    collect_scripted(spec, str(data), 2, workers=1)
+    assert run_cli(["collect", "--task", "Lift", "-n", "2", "-o", str(data), "--workers", "1",
+                    "--camera", "agentview", "--camera-size", "32"]) == 0
     out = root / "run"
     train(TrainConfig(data=str(data), out=str(out), head="gaussian", steps=30, eval_episodes=0, threads=1,
                       obs_keys=LOW_DIM + ["agentview_image"]))
