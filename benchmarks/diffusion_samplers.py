@@ -31,6 +31,7 @@ SAMPLERS = {
                              "inference_timestep_spacing": "trailing", "ddim_eta": 1.0},
     "ddim16-leading": {"inference_scheduler": "ddim", "inference_steps": 16, "inference_timestep_spacing": "leading"},
     "dpm10-leading": {"inference_scheduler": "dpm", "inference_steps": 10, "inference_timestep_spacing": "leading"},
+    "dpm10-trailing": {"inference_scheduler": "dpm", "inference_steps": 10, "inference_timestep_spacing": "trailing"},
 }
 REFERENCE = "ddpm100"
 
@@ -61,13 +62,15 @@ def main():
                   f"len {report.mean_length:.1f}", flush=True)
     finally:
         pool.close()
-    if REFERENCE in rows:
-        for row in rows.values():
-            row["points_vs_ddpm100"] = round(100 * (row["success_rate"] - rows[REFERENCE]["success_rate"]), 1)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     key = f"{task}/{ckpt.parent.parent.name if ckpt.parent.name == 'checkpoints' else ckpt.stem}/{ckpt.name}"
-    results["runs"][key] = {"checkpoint": str(ckpt), "samplers": rows, "machine": machine()}
+    earlier = results["runs"].get(key, {}).get("samplers", {})  # samplers run before on the same weights stay
+    merged = {**earlier, **rows}
+    if REFERENCE in merged:
+        for row in merged.values():
+            row["points_vs_ddpm100"] = round(100 * (row["success_rate"] - merged[REFERENCE]["success_rate"]), 1)
+    results["runs"][key] = {"checkpoint": str(ckpt), "samplers": merged, "machine": machine()}
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(out)
