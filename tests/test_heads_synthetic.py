@@ -213,3 +213,8 @@ def test_autoregressive_greedy_decode_matches_the_training_pass():
     decoded = p.bin_centers.gather(1, picked.T).T + out[..., nb:].gather(-1, picked[..., None]).squeeze(-1) * p.bin_scale
     assert len(set(picked[0].tolist())) > 1
     assert torch.allclose(decoded, chosen, atol=1e-5)
+    for i in range(5):  # batch 1 takes the numpy path that rollouts use; it must agree
+        assert torch.allclose(p.predict(features[i:i + 1]).flatten(1), chosen[i:i + 1], atol=1e-5)
+    p.config.offsets = False
+    p.out_bias.data[:, nb:] = 0  # without offsets the training pass decodes bin centres only
+    assert torch.allclose(p.predict(features[:1]), p.predict(torch.cat([features[:1]] * 2))[:1], atol=1e-6)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -150,7 +151,9 @@ class AutoregressivePolicy(Policy):
     def predict(self, features, sample=False):
         # D sequential steps; everything that does not depend on earlier dimensions is hoisted out
         # and the rest is bare addmm calls (per-op overhead dominates at batch 1: ~3x faster than
-        # going through the modules, 56 dims of a Lift chunk in ~1-2 ms)
+        # going through the modules)
+        if features.shape[0] == 1 and features.device.type == "cpu" and not sample:
+            return self._greedy_one(features)
         nb = self.config.n_bins
         h = self.trunk(features.flatten(1))
         base = h[:, None] + self.dim_embed  # (B, D, H)
@@ -171,3 +174,30 @@ class AutoregressivePolicy(Policy):
             values.append(v)
             running = running + v * self.prev_weight[d]
         return torch.cat(values, dim=-1).view(-1, self.config.action_horizon, self.action_dim)
+
+    @torch.no_grad()
+    def _greedy_one(self, features):
+        """Batch-1 argmax decode on CPU (every rollout step): the same loop in numpy, whose per-call
+        overhead is a fraction of torch's; 2x faster again (a 56-dim Lift chunk in ~1.2 ms loaded)."""
+        nb = self.config.n_bins
+        h = self.trunk(features.flatten(1).float())
+        base = (h[:, None] + self.dim_embed)[0].numpy()
+        w_hidden, b_hidden = self.hidden[0].weight.numpy().T, self.hidden[0].bias.numpy()
+        out_w, out_b = self.out_weight.numpy(), self.out_bias.numpy()
+        centers, scale, prev = self.bin_centers.numpy(), self.bin_scale.numpy(), self.prev_weight.numpy()
+        running = np.zeros(base.shape[1], np.float32)
+        x = np.empty_like(running)
+        values = np.empty(self.chunk_dim, np.float32)
+        for d in range(self.chunk_dim):
+            np.add(base[d], running, out=x)
+            np.maximum(x, 0, out=x)
+            y = x @ w_hidden
+            y += b_hidden
+            np.maximum(y, 0, out=y)
+            out = y @ out_w[d]
+            out += out_b[d]
+            k = int(out[:nb].argmax())
+            v = centers[d, k] + (out[nb + k] * scale[d] if self.config.offsets else 0.0)
+            values[d] = v
+            running += v * prev[d]
+        return torch.from_numpy(values).view(1, self.config.action_horizon, self.action_dim).to(features.dtype)
