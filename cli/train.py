@@ -43,6 +43,8 @@ def train(
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:1."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.pt."),
+    init_from: Optional[Path] = typer.Option(None, help="Warm start from this checkpoint's weights (same head and keys), "
+                                             "with a fresh optimiser and schedule: fine-tuning, longer training."),
 ):
     """Train a policy; the best checkpoint (by rollout success) lands in OUT/checkpoints/best.pt."""
     import os
@@ -56,7 +58,8 @@ def train(
     cfg = TrainConfig(data=str(data), out=str(out), head=head, head_options=parse_head_options(set_ or []),
                       obs_keys=list(obs_key) if obs_key else None, steps=steps, max_minutes=max_minutes,
                       batch_size=batch_size, lr=lr, ema_decay=ema or None, eval_every=eval_every,
-                      eval_episodes=eval_episodes, eval_workers=eval_workers, seed=seed, device=device, threads=threads)
+                      eval_episodes=eval_episodes, eval_workers=eval_workers, seed=seed, device=device, threads=threads,
+                      init_from=str(init_from) if init_from else None)
     trainer = Trainer(cfg, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         trainer.run()

@@ -30,7 +30,7 @@ from takeover.datasets import DemoDataset
 from takeover.sim.rollout import RolloutPool
 
 from .base import PolicyShapes
-from .checkpoint import save_checkpoint
+from .checkpoint import read_checkpoint, save_checkpoint
 from .ema import EMA
 from .errors import PolicyError
 from .evaluate import SELECTION_SEED_START, evaluate, eval_seeds
@@ -64,6 +64,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    init_from: str | None = None  # warm start: weights + normalisation of this checkpoint (same head, same keys)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -155,13 +156,23 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.dist = _Distributed(self.device)
-        self.head_config = make_config(cfg.head, **cfg.head_options)
+        init = None
+        if cfg.init_from and not resume:
+            init = read_checkpoint(cfg.init_from)
+            saved = json.loads(init["config"])
+            if saved.get("head") != cfg.head:
+                raise PolicyError(f"{cfg.init_from}: is a {saved.get('head')} checkpoint; --init-from needs a {cfg.head} one")
+            self.head_config = make_config(cfg.head, **{**{k: v for k, v in saved.items() if k != "head"}, **cfg.head_options})
+        else:
+            self.head_config = make_config(cfg.head, **cfg.head_options)
         self.seq_len = self.head_config.sequence_length
         self._load_data()
         torch.manual_seed(cfg.seed)
         self.policy = make_policy(self.head_config, self.shapes, self.train_ds.stats).to(self.device)
         if hasattr(self.policy, "fit_bins"):
             self.policy.fit_bins(self.policy.normalizer.action(self.train_ds.actions.to(self.device)))
+        if init is not None:
+            self._warm_start(init)
         self.model = self.policy
         if self.dist.enabled:
             self.model = torch.nn.parallel.DistributedDataParallel(
@@ -229,6 +240,15 @@ class Trainer:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+    def _warm_start(self, payload: dict):
+        """Start from a checkpoint's weights (and its normalisation, which they were trained with)."""
+        shapes = PolicyShapes.from_dict(json.loads(payload["shapes"]))
+        if shapes != self.shapes:
+            raise PolicyError(f"{self.cfg.init_from}: trained on {list(shapes.obs_keys)} -> {shapes.action_dim} actions; "
+                              f"this data gives {list(self.shapes.obs_keys)} -> {self.shapes.action_dim}")
+        self.policy.load_state_dict(payload["state_dict"])
+        log.info("warm start from %s (step %d)", self.cfg.init_from, payload["step"])
 
     def _resume(self):
         path = self.out / "checkpoints" / "last.pt"

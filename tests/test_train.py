@@ -178,3 +178,21 @@ def test_ddp_two_processes_stay_in_sync(lift_demos, tmp_path):
     sums = results[2]["rank_param_checksums"]
     assert len(sums) == 2 and sums[0] == pytest.approx(sums[1], rel=0, abs=1e-9)  # ranks hold identical weights
     assert len(results[1]["rank_param_checksums"]) == 1
+
+
+def test_init_from_warm_starts_and_refuses_other_heads(lift_demos, tmp_path):
+    from takeover.policies.checkpoint import read_checkpoint
+    from takeover.policies.train import Trainer
+
+    first = tmp_path / "first"
+    train(TrainConfig(data=str(lift_demos), out=str(first), head="gaussian", steps=30, eval_episodes=0, threads=1))
+    ckpt = first / "checkpoints" / "best.pt"
+    trainer = Trainer(TrainConfig(data=str(lift_demos), out=str(tmp_path / "second"), head="gaussian", steps=10,
+                                  eval_episodes=0, threads=1, init_from=str(ckpt)))
+    saved = read_checkpoint(ckpt)["state_dict"]
+    for name, value in trainer.policy.state_dict().items():
+        assert torch.equal(value, saved[name]), name
+    assert trainer.step == 0  # fresh schedule
+    with pytest.raises(PolicyError, match="gaussian checkpoint"):
+        Trainer(TrainConfig(data=str(lift_demos), out=str(tmp_path / "third"), head="gmm", steps=10,
+                            eval_episodes=0, threads=1, init_from=str(ckpt)))
