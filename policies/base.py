@@ -117,14 +117,15 @@ class Policy(nn.Module):
                               f"(rebuild the environment with camera_names set, as the checkpoint's EnvSpec does)")
         return {k: torch.from_numpy(np.ascontiguousarray(obs[k], dtype=np.uint8)) for k in keys}
 
+    def _features(self, flat: torch.Tensor, images: dict | None) -> torch.Tensor:
+        """Raw (..., D) observations (+ {key: (..., H, W, 3)} images) -> a batch of one: (1, ..., F)."""
+        device = self.normalizer.obs_mean.device
+        images = {k: v.to(device)[None] for k, v in images.items()} if images else None
+        return self.encoder(self.normalizer.obs(flat.to(device)[None]), images)
+
     def encode_step(self, obs) -> torch.Tensor:
         """(1, F) features of a single observation (recurrent heads: no history)."""
-        device = self.normalizer.obs_mean.device
-        flat = self.flatten_obs(obs).to(device)
-        images = self.obs_images(obs)
-        if images is not None:
-            images = {k: v.to(device)[None] for k, v in images.items()}
-        return self.encoder(self.normalizer.obs(flat[None]), images)
+        return self._features(self.flatten_obs(obs), self.obs_images(obs))
 
     @torch.no_grad()
     def act(self, obs) -> np.ndarray:
@@ -144,8 +145,6 @@ class Policy(nn.Module):
     @torch.no_grad()
     def predict_chunk(self, obs_history: torch.Tensor, image_history: dict | None = None) -> np.ndarray:
         """(To, D) raw observations (+ {key: (To, H, W, 3)} images) -> (Ta, A) raw actions, clipped to [-1, 1]."""
-        device = self.normalizer.obs_mean.device
-        images = {k: v.to(device)[None] for k, v in image_history.items()} if image_history else None
-        features = self.encoder(self.normalizer.obs(obs_history.to(device)[None]), images)
+        features = self._features(obs_history, image_history)
         actions = self.normalizer.unaction(self.predict(features, sample=self.sample_actions))[0]
         return actions.clamp(-1.0, 1.0).cpu().numpy()
