@@ -95,14 +95,15 @@ def bench_head(task, head, data, workdir, args) -> dict:
     result = train(TrainConfig(data=str(data), out=str(run), head=head, steps=steps, lr=LR.get(head),
                                max_minutes=args.max_minutes, eval_every=max(1, steps // args.selection_evals),
                                eval_episodes=args.selection_episodes, eval_workers=args.workers, threads=args.threads,
-                               seed=args.seed))
+                               seed=args.seed, quaternions=args.quaternions))
     train_s = time.time() - t0
     rows = read_metrics(run)
     sps = [r["samples_per_s"] for r in rows if r["kind"] == "train"]
     evals = [r for r in rows if r["kind"] == "eval"]
     eval_s = sum(r["seconds"] for r in evals)
     report = evaluate(run, episodes=args.episodes, workers=args.workers)
-    entry = {"task": task, "head": head, "demos": args.demos, "steps": result["step"], "best_step": result["best"]["step"],
+    entry = {"task": task, "head": head, "demos": args.demos, "quaternions": args.quaternions,
+             "steps": result["step"], "best_step": result["best"]["step"],
              "success_rate": report.success_rate, "ci95": report.ci95, "episodes": report.episodes,
              "successes": report.successes, "mean_length": round(report.mean_length, 1),
              "train_seconds_total": round(train_s, 1), "train_seconds_excluding_selection_evals": round(train_s - eval_s, 1),
@@ -131,6 +132,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ddpm-compare", action="store_true", default=True)
+    ap.add_argument("--quaternions", default="matrix", choices=("matrix", "raw"),
+                    help="quaternion observations as rotation matrices (default) or raw (entries before 2026-11-30)")
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--out", default=str(RESULTS / "heads.json"))
     args = ap.parse_args()

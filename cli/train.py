@@ -45,6 +45,8 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.pt."),
     init_from: Optional[Path] = typer.Option(None, help="Warm start from this checkpoint's weights (same head and keys), "
                                              "with a fresh optimiser and schedule: fine-tuning, longer training."),
+    quaternions: str = typer.Option("matrix", help="matrix: quaternion observations enter as rotation matrices "
+                                    "(sign-free; robosuite flips q to -q near w=0); raw: as stored."),
 ):
     """Train a policy; the best checkpoint (by rollout success) lands in OUT/checkpoints/best.pt."""
     import os
@@ -59,7 +61,7 @@ def train(
                       obs_keys=list(obs_key) if obs_key else None, steps=steps, max_minutes=max_minutes,
                       batch_size=batch_size, lr=lr, ema_decay=ema or None, eval_every=eval_every,
                       eval_episodes=eval_episodes, eval_workers=eval_workers, seed=seed, device=device, threads=threads,
-                      init_from=str(init_from) if init_from else None)
+                      init_from=str(init_from) if init_from else None, quaternions=quaternions)
     trainer = Trainer(cfg, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         trainer.run()

@@ -25,6 +25,7 @@ from .config import HeadConfig
 from .encoders import ObsEncoder
 from .errors import PolicyError
 from .normalizer import Normalizer
+from .rotations import ObsFeatures
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class PolicyShapes:
     obs_shapes: tuple[tuple[int, ...], ...]
     action_dim: int
     image_keys: tuple[str, ...] = field(default=())
+    quat_starts: tuple[int, ...] = field(default=())  # quaternions in the flat vector, fed as matrices
 
     @property
     def layout(self) -> ObsLayout:
@@ -44,12 +46,13 @@ class PolicyShapes:
 
     def to_dict(self) -> dict:
         return {"obs_keys": list(self.obs_keys), "obs_shapes": [list(s) for s in self.obs_shapes],
-                "action_dim": self.action_dim, "image_keys": list(self.image_keys)}
+                "action_dim": self.action_dim, "image_keys": list(self.image_keys),
+                "quat_starts": list(self.quat_starts)}
 
     @classmethod
     def from_dict(cls, d: dict) -> PolicyShapes:
         return cls(tuple(d["obs_keys"]), tuple(tuple(s) for s in d["obs_shapes"]), int(d["action_dim"]),
-                   tuple(d.get("image_keys", ())))
+                   tuple(d.get("image_keys", ())), tuple(int(i) for i in d.get("quat_starts", ())))
 
 
 class Policy(nn.Module):
@@ -59,8 +62,9 @@ class Policy(nn.Module):
         super().__init__()
         self.config = config
         self.shapes = shapes
-        self.normalizer = Normalizer(stats, config.action_norm)
-        self.encoder = ObsEncoder(shapes.obs_dim, shapes.image_keys)
+        self.obs_features = ObsFeatures(shapes.obs_dim, shapes.quat_starts)
+        self.normalizer = Normalizer(stats, config.action_norm)  # obs stats are over obs_features' output
+        self.encoder = ObsEncoder(self.obs_features.out_dim, shapes.image_keys)
         self.feature_dim = self.encoder.feature_dim
         self.action_dim = shapes.action_dim
         self.sample_actions = False  # act(): deterministic mode of the head unless set
@@ -74,13 +78,17 @@ class Policy(nn.Module):
         return self.loss(batch)
 
     def loss(self, batch: dict) -> dict:
-        obs = self.normalizer.obs(batch["obs"])
+        obs = self.normalize_obs(batch["obs"])
         actions = self.normalizer.action(batch["actions"])
         mask = batch.get("action_mask")
         if mask is None:
             mask = torch.ones(actions.shape[:2], dtype=torch.bool, device=actions.device)
         features = self.encoder(obs, batch.get("images"))
         return self.compute_loss(features, actions, mask)
+
+    def normalize_obs(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw flat observations (..., D) -> the normalised vector the encoder reads."""
+        return self.normalizer.obs(self.obs_features(raw))
 
     def compute_loss(self, features: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor) -> dict:
         raise NotImplementedError
@@ -121,7 +129,7 @@ class Policy(nn.Module):
         """Raw (..., D) observations (+ {key: (..., H, W, 3)} images) -> a batch of one: (1, ..., F)."""
         device = self.normalizer.obs_mean.device
         images = {k: v.to(device)[None] for k, v in images.items()} if images else None
-        return self.encoder(self.normalizer.obs(flat.to(device)[None]), images)
+        return self.encoder(self.normalize_obs(flat.to(device)[None]), images)
 
     def encode_step(self, obs) -> torch.Tensor:
         """(1, F) features of a single observation (recurrent heads: no history)."""

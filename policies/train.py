@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 
 from takeover.datasets import DemoDataset
+from takeover.sim import object_layout
+from takeover.sim.observations import ObsLayout
 from takeover.sim.rollout import RolloutPool
 
 from .base import PolicyShapes
@@ -35,6 +37,7 @@ from .ema import EMA
 from .errors import PolicyError
 from .evaluate import SELECTION_SEED_START, evaluate, eval_seeds
 from .registry import make_config, make_policy
+from .rotations import ObsFeatures, quaternion_starts
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     init_from: str | None = None  # warm start: weights + normalisation of this checkpoint (same head, same keys)
+    quaternions: str = "matrix"  # "matrix": quaternion observations enter as rotation matrices; "raw": as stored
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -168,7 +172,7 @@ class Trainer:
         self.seq_len = self.head_config.sequence_length
         self._load_data()
         torch.manual_seed(cfg.seed)
-        self.policy = make_policy(self.head_config, self.shapes, self.train_ds.stats).to(self.device)
+        self.policy = make_policy(self.head_config, self.shapes, self._feature_stats()).to(self.device)
         if hasattr(self.policy, "fit_bins"):
             self.policy.fit_bins(self.policy.normalizer.action(self.train_ds.actions.to(self.device)))
         if init is not None:
@@ -209,10 +213,25 @@ class Trainer:
             first = reader.episode(self.train_ds.demos[0], check=False)
         self.spec = spec
         layout_shapes = [tuple(first.obs[k].shape[1:]) for k in self.train_ds.obs_keys]
-        self.shapes = PolicyShapes(tuple(self.train_ds.obs_keys), tuple(layout_shapes), self.train_ds.action_dim,
-                                   tuple(self.train_ds.image_keys))
+        layout = ObsLayout(tuple(self.train_ds.obs_keys), tuple(layout_shapes))
+        quat_starts = ()
+        if cfg.quaternions not in ("matrix", "raw"):
+            raise PolicyError(f"quaternions must be 'matrix' or 'raw', not {cfg.quaternions!r}")
+        if cfg.quaternions == "matrix":
+            quat_starts = quaternion_starts(layout, object_layout(spec) if "object" in layout.keys else None)
+        self.shapes = PolicyShapes(layout.keys, layout.shapes, self.train_ds.action_dim,
+                                   tuple(self.train_ds.image_keys), quat_starts)
         if self.train_ds.action_dim != 7 and spec.controller == "OSC_POSE":
             raise PolicyError(f"{cfg.data}: actions have {self.train_ds.action_dim} values; OSC_POSE expects 7")
+
+    def _feature_stats(self) -> dict:
+        """Normalisation statistics of what the policy reads: the observations after ObsFeatures."""
+        stats = dict(self.train_ds.stats)
+        if self.shapes.quat_starts:
+            features = ObsFeatures(self.shapes.obs_dim, self.shapes.quat_starts)(self.train_ds.obs).double()
+            stats.update(obs_mean=features.mean(0).float().numpy(), obs_std=features.std(0, unbiased=False).float().numpy(),
+                         obs_min=features.min(0).values.float().numpy(), obs_max=features.max(0).values.float().numpy())
+        return stats
 
     def _prepare_out(self):
         if (self.out / "checkpoints" / "last.pt").exists():

@@ -57,6 +57,18 @@ def test_checkpoint_refuses_other_task_and_bad_files(lift_demos, tmp_path):
     assert spec.task == "Lift" and info["step"] == 20
     obs = {k: np.zeros(s) for k, s in zip(policy.shapes.obs_keys, policy.shapes.obs_shapes)}
     assert policy.act(obs).shape == (7,)
+    # robot0_eef_quat and object's cube_quat enter as rotation matrices: q and -q act alike
+    assert len(policy.shapes.quat_starts) == 2 and policy.obs_features.out_dim == policy.shapes.obs_dim + 10
+    rng = np.random.default_rng(0)
+    obs = {k: rng.normal(size=s) for k, s in zip(policy.shapes.obs_keys, policy.shapes.obs_shapes)}
+    flipped = {k: v.copy() for k, v in obs.items()}
+    flipped["robot0_eef_quat"] *= -1
+    flipped["object"][3:7] *= -1  # cube_quat
+    for o in (obs, flipped):
+        policy.reset()
+        torch.manual_seed(0)
+        o["action"] = policy.act(o)
+    np.testing.assert_allclose(obs["action"], flipped["action"], atol=1e-6)
 
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(ckpt.read_bytes()[:2000])

@@ -1,0 +1,80 @@
+"""Quaternions in the observation become rotation matrices before normalisation.
+
+robosuite writes quaternions (x, y, z, w) with w >= 0 enforced. An orientation near w = 0 (a rotation
+of about 180 degrees) therefore flips the sign of the whole quaternion whenever it tilts a hair: the
+square nut's body frame is upside down, so in NutAssemblySquare demonstrations `SquareNut_quat` inside
+`object` jumps between about (+1, ...) and (-1, ...) 30 times per 100-step episode, and the nut's yaw,
+which decides the grasp, arrives in a sign-random pair of inputs. q and -q are one rotation; the 3x3
+matrix is a continuous function of the rotation and the same for both signs (Zhou et al. 2019 on
+continuous rotation representations), so each quaternion slice is replaced by its 9 matrix entries.
+
+The quaternion slices of a flat observation are found by name: low-dim keys ending in `_quat` (the
+robot's `robot0_eef_quat`) and the `*_quat` parts of `object`, whose part names only the simulator
+knows (`Env.object_layout`). Their start offsets travel in PolicyShapes, so a checkpoint rebuilds the
+same features without the simulator.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from takeover.sim.observations import ObsLayout
+
+log = logging.getLogger(__name__)
+
+QUAT_SIZE, MATRIX_SIZE = 4, 9
+
+
+def quaternion_starts(layout: ObsLayout, object_layout: ObsLayout | None = None) -> tuple[int, ...]:
+    """Offsets in the flat observation where an (x, y, z, w) quaternion starts."""
+    starts = []
+    for key, sl in layout.slices().items():
+        size = sl.stop - sl.start
+        if key == "object":
+            if object_layout is None:
+                continue
+            if object_layout.dim != size:  # e.g. a file imported from another robosuite version
+                log.warning("object has %d values but the simulator's parts %s make %d; its quaternions stay raw",
+                            size, list(object_layout.keys), object_layout.dim)
+                continue
+            starts += [sl.start + p.start for name, p in object_layout.slices().items()
+                       if name.endswith("_quat") and p.stop - p.start == QUAT_SIZE]
+        elif key.endswith("_quat") and size == QUAT_SIZE:
+            starts.append(sl.start)
+    return tuple(starts)
+
+
+def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """(..., 4) quaternions (x, y, z, w), any sign or norm -> (..., 9) row-major rotation matrices."""
+    q = q / q.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+    x, y, z, w = q.unbind(-1)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+    ], dim=-1)
+
+
+class ObsFeatures(nn.Module):
+    """Raw flat observation (..., D) -> (..., D + 5 * #quaternions): each quaternion as its matrix."""
+
+    def __init__(self, obs_dim: int, quat_starts: tuple[int, ...] = ()):
+        super().__init__()
+        self.obs_dim = obs_dim
+        self.quat_starts = tuple(sorted(quat_starts))
+        for a, b in zip(self.quat_starts, self.quat_starts[1:] + (obs_dim,)):
+            if b - a < QUAT_SIZE:
+                raise ValueError(f"quaternion at {a} does not fit before {b} (obs dim {obs_dim})")
+        self.out_dim = obs_dim + (MATRIX_SIZE - QUAT_SIZE) * len(self.quat_starts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.quat_starts:
+            return x
+        parts, prev = [], 0
+        for s in self.quat_starts:
+            parts += [x[..., prev:s], quaternion_to_matrix(x[..., s:s + QUAT_SIZE])]
+            prev = s + QUAT_SIZE
+        parts.append(x[..., prev:])
+        return torch.cat(parts, dim=-1)
