@@ -263,6 +263,9 @@ class Trainer:
     def _warm_start(self, payload: dict):
         """Start from a checkpoint's weights (and its normalisation, which they were trained with)."""
         shapes = PolicyShapes.from_dict(json.loads(payload["shapes"]))
+        if bool(shapes.quat_starts) != bool(self.shapes.quat_starts) and shapes.obs_keys == self.shapes.obs_keys:
+            was = "matrix" if shapes.quat_starts else "raw"
+            raise PolicyError(f"{self.cfg.init_from}: was trained with --quaternions {was}; warm start with the same")
         if shapes != self.shapes:
             raise PolicyError(f"{self.cfg.init_from}: trained on {list(shapes.obs_keys)} -> {shapes.action_dim} actions; "
                               f"this data gives {list(self.shapes.obs_keys)} -> {self.shapes.action_dim}")
@@ -280,6 +283,9 @@ class Trainer:
         saved = json.loads(state["config"])
         if saved["head"] != self.cfg.head or Path(saved["data"]).resolve() != Path(self.cfg.data).resolve():
             raise PolicyError(f"{path}: run was {saved['head']} on {saved['data']}; resume with the same head and data")
+        was = saved.get("quaternions", "raw")  # runs from before the option fed quaternions raw
+        if was != self.cfg.quaternions:
+            raise PolicyError(f"{path}: run was trained with --quaternions {was}; resume with the same")
         self.policy.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -208,3 +208,6 @@ def test_init_from_warm_starts_and_refuses_other_heads(lift_demos, tmp_path):
     with pytest.raises(PolicyError, match="gaussian checkpoint"):
         Trainer(TrainConfig(data=str(lift_demos), out=str(tmp_path / "third"), head="gmm", steps=10,
                             eval_episodes=0, threads=1, init_from=str(ckpt)))
+    with pytest.raises(PolicyError, match="--quaternions matrix"):
+        Trainer(TrainConfig(data=str(lift_demos), out=str(tmp_path / "fourth"), head="gaussian", steps=10,
+                            eval_episodes=0, threads=1, init_from=str(ckpt), quaternions="raw"))
