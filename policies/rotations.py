@@ -1,10 +1,10 @@
 """Quaternions in the observation become rotation matrices before normalisation.
 
 robosuite writes quaternions (x, y, z, w) with w >= 0 enforced. An orientation near w = 0 (a rotation
-of about 180 degrees) therefore flips the sign of the whole quaternion whenever it tilts a hair: the
-square nut's body frame is upside down, so in NutAssemblySquare demonstrations `SquareNut_quat` inside
-`object` jumps between about (+1, ...) and (-1, ...) 30 times per 100-step episode, and the nut's yaw,
-which decides the grasp, arrives in a sign-random pair of inputs. q and -q are one rotation; the 3x3
+of about 180 degrees) therefore flips the sign of the whole quaternion whenever it tilts a hair. The
+gripper points down at a nut lying flat, so in NutAssemblySquare demonstrations
+`SquareNut_to_robot0_eef_quat` inside `object` jumps between about (+1, ...) and (-1, ...) ~30 times per
+100-step episode, and the gripper-to-nut yaw, which decides the grasp, arrives with a random sign. q and -q are one rotation; the 3x3
 matrix is a continuous function of the rotation and the same for both signs (Zhou et al. 2019 on
 continuous rotation representations), so each quaternion slice is replaced by its 9 matrix entries.
 

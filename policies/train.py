@@ -226,12 +226,10 @@ class Trainer:
 
     def _feature_stats(self) -> dict:
         """Normalisation statistics of what the policy reads: the observations after ObsFeatures."""
-        stats = dict(self.train_ds.stats)
-        if self.shapes.quat_starts:
-            features = ObsFeatures(self.shapes.obs_dim, self.shapes.quat_starts)(self.train_ds.obs).double()
-            stats.update(obs_mean=features.mean(0).float().numpy(), obs_std=features.std(0, unbiased=False).float().numpy(),
-                         obs_min=features.min(0).values.float().numpy(), obs_max=features.max(0).values.float().numpy())
-        return stats
+        if not self.shapes.quat_starts:
+            return self.train_ds.stats
+        features = ObsFeatures(self.shapes.obs_dim, self.shapes.quat_starts)(self.train_ds.obs)
+        return DemoDataset._stats(features.numpy(), self.train_ds.actions.numpy())
 
     def _prepare_out(self):
         if (self.out / "checkpoints" / "last.pt").exists():
