@@ -62,7 +62,6 @@ class ObsFeatures(nn.Module):
 
     def __init__(self, obs_dim: int, quat_starts: tuple[int, ...] = ()):
         super().__init__()
-        self.obs_dim = obs_dim
         self.quat_starts = tuple(sorted(quat_starts))
         for a, b in zip(self.quat_starts, self.quat_starts[1:] + (obs_dim,)):
             if b - a < QUAT_SIZE:
