@@ -7,7 +7,8 @@ the fixed evaluation seeds, mean episode length, and the gap to the DDPM-100 ref
     python benchmarks/diffusion_samplers.py RUN_OR_CKPT --episodes 50
     python benchmarks/diffusion_samplers.py RUN --samplers ddim10-leading,ddpm100
 
-Results merge into benchmarks/results/diffusion_samplers.json keyed by task and run name.
+Results merge into benchmarks/results/diffusion_samplers.json keyed by task, run name, checkpoint and
+training step.
 """
 from __future__ import annotations
 
@@ -67,13 +68,15 @@ def main():
         pool.close()
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
-    key = f"{task}/{ckpt.parent.parent.name if ckpt.parent.name == 'checkpoints' else ckpt.stem}/{ckpt.name}"
+    # best.pt is rewritten when a run is retrained or resumed: the training step names the weights
+    step = load_checkpoint(ckpt)[2]["step"]
+    key = f"{task}/{ckpt.parent.parent.name if ckpt.parent.name == 'checkpoints' else ckpt.stem}/{ckpt.name}@{step}"
     earlier = results["runs"].get(key, {}).get("samplers", {})  # samplers run before on the same weights stay
     merged = {**earlier, **rows}
     if REFERENCE in merged:
         for row in merged.values():
             row["points_vs_ddpm100"] = round(100 * (row["success_rate"] - merged[REFERENCE]["success_rate"]), 1)
-    results["runs"][key] = {"checkpoint": str(ckpt), "samplers": merged, "machine": machine()}
+    results["runs"][key] = {"checkpoint": str(ckpt), "step": step, "samplers": merged, "machine": machine()}
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(out)

@@ -84,19 +84,28 @@ def act_latency(checkpoint: Path, calls: int = 300) -> dict:
             "replan": summary(replans) if replans else None}
 
 
-def bench_head(task, head, data, workdir, args) -> dict:
+def bench_head(task, head, data, workdir, args, previous: dict | None = None) -> dict:
     run = workdir / f"{task}_{args.demos}_{head}"
-    if run.exists():
+    resume = args.resume and (run / "checkpoints" / "last.pt").is_file()
+    if args.resume and not resume:
+        raise SystemExit(f"{run}: nothing to resume (no checkpoints/last.pt)")
+    if run.exists() and not resume:
         import shutil
 
         shutil.rmtree(run)
     steps = args.steps or STEPS[head]
     t0 = time.time()
+    resumed_from = None
+    if resume:
+        resumed_from = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1]).get("step")
     result = train(TrainConfig(data=str(data), out=str(run), head=head, steps=steps, lr=LR.get(head),
                                max_minutes=args.max_minutes, eval_every=max(1, steps // args.selection_evals),
                                eval_episodes=args.selection_episodes, eval_workers=args.workers, threads=args.threads,
-                               seed=args.seed, quaternions=args.quaternions))
+                               seed=args.seed, quaternions=args.quaternions), resume=resume)
     train_s = time.time() - t0
+    if resume and previous and previous.get("steps") == resumed_from:
+        # the entry of the cut run holds the time spent before; the throughput median covers both parts
+        train_s += previous["train_seconds_total"]
     rows = read_metrics(run)
     sps = [r["samples_per_s"] for r in rows if r["kind"] == "train"]
     evals = [r for r in rows if r["kind"] == "eval"]
@@ -110,6 +119,8 @@ def bench_head(task, head, data, workdir, args) -> dict:
              "samples_per_s_median": round(statistics.median(sps), 1) if sps else None,
              "selection_evals": [{"step": r["step"], "success_rate": r["success_rate"]} for r in evals],
              "act_latency": act_latency(run / "checkpoints" / "best.pt")}
+    if resume:
+        entry["resumed_from_step"] = resumed_from
     if head == "diffusion" and args.ddpm_compare:
         ddpm = evaluate(run, episodes=args.episodes, workers=args.workers,
                         overrides={"inference_scheduler": "ddpm", "inference_steps": 100})
@@ -135,6 +146,9 @@ def main():
     ap.add_argument("--quaternions", default="matrix", choices=("matrix", "raw"),
                     help="quaternion observations as rotation matrices (default) or raw (entries before 2026-11-30)")
     ap.add_argument("--force", action="store_true")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the head's run in benchmarks/results/work (one cut by --max-minutes) to --steps; "
+                         "implies --force")
     ap.add_argument("--out", default=str(RESULTS / "heads.json"))
     args = ap.parse_args()
     out = Path(args.out)
@@ -144,11 +158,11 @@ def main():
     data = ensure_demos(args.task, args.demos, workdir, args.workers)
     for head in args.heads.split(","):
         key = f"{args.task}/{args.demos}/{head}"
-        if key in results["runs"] and not args.force:
+        if key in results["runs"] and not (args.force or args.resume):
             print(f"skip {key} (done)")
             continue
         print(f"=== {key}", flush=True)
-        entry = bench_head(args.task, head, data, workdir, args)
+        entry = bench_head(args.task, head, data, workdir, args, previous=results["runs"].get(key))
         entry["machine"] = machine()
         # re-read before writing: another sweep (other task) may have added entries meanwhile
         results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
