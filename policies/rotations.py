@@ -57,8 +57,27 @@ def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
     ], dim=-1)
 
 
+def _matrix_form() -> torch.Tensor:
+    """(16, 9) M with R = I + (q q^T).flatten() @ M / |q|^2: quaternion_to_matrix as one quadratic form."""
+    x, y, z, w = range(4)
+    terms = [  # row-major R - I, each entry a sum of coefficient * q_a * q_b
+        {(y, y): -2, (z, z): -2}, {(x, y): 2, (z, w): -2}, {(x, z): 2, (y, w): 2},
+        {(x, y): 2, (z, w): 2}, {(x, x): -2, (z, z): -2}, {(y, z): 2, (x, w): -2},
+        {(x, z): 2, (y, w): -2}, {(y, z): 2, (x, w): 2}, {(x, x): -2, (y, y): -2},
+    ]
+    m = torch.zeros(16, MATRIX_SIZE)
+    for k, entry in enumerate(terms):
+        for (a, b), c in entry.items():
+            m[4 * a + b, k] += c
+    return m
+
+
 class ObsFeatures(nn.Module):
-    """Raw flat observation (..., D) -> (..., D + 5 * #quaternions): each quaternion as its matrix."""
+    """Raw flat observation (..., D) -> (..., D + 5 * #quaternions): each quaternion as its matrix.
+
+    Computed for all quaternions at once (a gather, one outer product, one matmul, one gather back):
+    `act` runs this every step, and at batch 1 the cost is the number of tensor ops, not arithmetic.
+    """
 
     def __init__(self, obs_dim: int, quat_starts: tuple[int, ...] = ()):
         super().__init__()
@@ -67,13 +86,26 @@ class ObsFeatures(nn.Module):
             if b - a < QUAT_SIZE:
                 raise ValueError(f"quaternion at {a} does not fit before {b} (obs dim {obs_dim})")
         self.out_dim = obs_dim + (MATRIX_SIZE - QUAT_SIZE) * len(self.quat_starts)
+        n = len(self.quat_starts)
+        quat_cols = [s + i for s in self.quat_starts for i in range(QUAT_SIZE)]
+        # output column j reads column order[j] of cat([x, matrices]): the raw columns in place, each
+        # quaternion's 4 columns replaced by its 9 matrix entries
+        order, prev = [], 0
+        for k, s in enumerate(self.quat_starts):
+            order += list(range(prev, s)) + [obs_dim + MATRIX_SIZE * k + i for i in range(MATRIX_SIZE)]
+            prev = s + QUAT_SIZE
+        order += list(range(prev, obs_dim))
+        self.register_buffer("_quat_cols", torch.tensor(quat_cols, dtype=torch.long), persistent=False)
+        self.register_buffer("_order", torch.tensor(order, dtype=torch.long), persistent=False)
+        self.register_buffer("_form", _matrix_form(), persistent=False)
+        self.register_buffer("_identity", torch.eye(3).flatten().repeat(n), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.quat_starts:
             return x
-        parts, prev = [], 0
-        for s in self.quat_starts:
-            parts += [x[..., prev:s], quaternion_to_matrix(x[..., s:s + QUAT_SIZE])]
-            prev = s + QUAT_SIZE
-        parts.append(x[..., prev:])
-        return torch.cat(parts, dim=-1)
+        lead = x.shape[:-1]
+        q = x.index_select(-1, self._quat_cols).view(*lead, -1, QUAT_SIZE)
+        outer = (q.unsqueeze(-1) * q.unsqueeze(-2)).flatten(-2)  # (..., n, 16)
+        scale = outer[..., ::5].sum(-1, keepdim=True).clamp(min=1e-16)  # |q|^2 from the diagonal
+        matrices = torch.addcdiv(self._identity, (outer @ self._form).flatten(-2), scale.expand(*lead, -1, MATRIX_SIZE).flatten(-2))
+        return torch.cat([x, matrices], dim=-1).index_select(-1, self._order)

@@ -29,6 +29,19 @@ def test_features_replace_each_quaternion_and_keep_the_rest_in_order():
     assert torch.equal(ObsFeatures(5)(x[:, :5]), x[:, :5])  # no quaternions: identity
 
 
+def test_features_match_the_matrix_of_each_quaternion_slice():
+    # ObsFeatures computes every slice in one quadratic form; checkpoints rely on it being this function
+    starts, dim = (3, 12, 19), 38
+    x = torch.randn(4, 2, dim, dtype=torch.float64)
+    x[0, 0, 12:16] = 0.0  # a zero quaternion maps to the identity, as in quaternion_to_matrix
+    parts, prev = [], 0
+    for s in starts:
+        parts += [x[..., prev:s], quaternion_to_matrix(x[..., s:s + 4])]
+        prev = s + 4
+    expected = torch.cat(parts + [x[..., prev:]], dim=-1)
+    assert torch.allclose(ObsFeatures(dim, starts).double()(x), expected, atol=1e-12)
+
+
 def test_quaternion_slices_are_found_by_name_inside_object():
     parts = object_layout(EnvSpec(task="NutAssemblySquare"))
     layout = ObsLayout(("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object"), ((3,), (4,), (2,), (14,)))
