@@ -31,7 +31,7 @@ from takeover.datasets import DemoReader  # noqa: E402
 from takeover.policies.checkpoint import load_checkpoint  # noqa: E402
 from takeover.policies.evaluate import evaluate  # noqa: E402
 from takeover.policies.plots import read_metrics  # noqa: E402
-from takeover.policies.train import TrainConfig, train  # noqa: E402
+from takeover.policies.train import TrainConfig, Trainer  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
 from takeover.teleop.collect import collect_scripted  # noqa: E402
 
@@ -95,13 +95,12 @@ def bench_head(task, head, data, workdir, args, previous: dict | None = None) ->
         shutil.rmtree(run)
     steps = args.steps or STEPS[head]
     t0 = time.time()
-    resumed_from = None
-    if resume:
-        resumed_from = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1]).get("step")
-    result = train(TrainConfig(data=str(data), out=str(run), head=head, steps=steps, lr=LR.get(head),
-                               max_minutes=args.max_minutes, eval_every=max(1, steps // args.selection_evals),
-                               eval_episodes=args.selection_episodes, eval_workers=args.workers, threads=args.threads,
-                               seed=args.seed, quaternions=args.quaternions), resume=resume)
+    trainer = Trainer(TrainConfig(data=str(data), out=str(run), head=head, steps=steps, lr=LR.get(head),
+                                  max_minutes=args.max_minutes, eval_every=max(1, steps // args.selection_evals),
+                                  eval_episodes=args.selection_episodes, eval_workers=args.workers,
+                                  threads=args.threads, seed=args.seed, quaternions=args.quaternions), resume=resume)
+    resumed_from = trainer.step if resume else None
+    result = trainer.run()
     train_s = time.time() - t0
     if resume and previous and previous.get("steps") == resumed_from:
         # the entry of the cut run holds the time spent before; the throughput median covers both parts
