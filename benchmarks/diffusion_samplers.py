@@ -54,7 +54,8 @@ def main():
         sys.exit(f"unknown sampler(s) {unknown}; known: {sorted(SAMPLERS)}")
     ckpt = resolve_checkpoint(args.checkpoint)
     rows, task = {}, None
-    pool = RolloutPool(load_checkpoint(ckpt)[1], args.workers if args.workers > 1 else 0)  # shared by every sampler
+    _, spec, info = load_checkpoint(ckpt)
+    pool = RolloutPool(spec, args.workers if args.workers > 1 else 0)  # shared by every sampler
     try:
         for name in names:
             report = evaluate(ckpt, episodes=args.episodes, overrides=SAMPLERS[name], pool=pool)
@@ -69,7 +70,7 @@ def main():
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     # best.pt is rewritten when a run is retrained or resumed: the training step names the weights
-    step = load_checkpoint(ckpt)[2]["step"]
+    step = info["step"]
     key = f"{task}/{ckpt.parent.parent.name if ckpt.parent.name == 'checkpoints' else ckpt.stem}/{ckpt.name}@{step}"
     earlier = results["runs"].get(key, {}).get("samplers", {})  # samplers run before on the same weights stay
     merged = {**earlier, **rows}

@@ -102,9 +102,11 @@ def bench_head(task, head, data, workdir, args, previous: dict | None = None) ->
     resumed_from = trainer.step if resume else None
     result = trainer.run()
     train_s = time.time() - t0
+    counted_from = resumed_from
     if resume and previous and previous.get("steps") == resumed_from:
         # the entry of the cut run holds the time spent before; the throughput median covers both parts
         train_s += previous["train_seconds_total"]
+        counted_from = previous.get("train_seconds_from_step", 0)
     rows = read_metrics(run)
     sps = [r["samples_per_s"] for r in rows if r["kind"] == "train"]
     evals = [r for r in rows if r["kind"] == "eval"]
@@ -120,6 +122,8 @@ def bench_head(task, head, data, workdir, args, previous: dict | None = None) ->
              "act_latency": act_latency(run / "checkpoints" / "best.pt")}
     if resume:
         entry["resumed_from_step"] = resumed_from
+        if counted_from:  # no entry of the earlier part to add: the training times start here
+            entry["train_seconds_from_step"] = counted_from
     if head == "diffusion" and args.ddpm_compare:
         ddpm = evaluate(run, episodes=args.episodes, workers=args.workers,
                         overrides={"inference_scheduler": "ddpm", "inference_steps": 100})
