@@ -86,7 +86,6 @@ class ObsFeatures(nn.Module):
             if b - a < QUAT_SIZE:
                 raise ValueError(f"quaternion at {a} does not fit before {b} (obs dim {obs_dim})")
         self.out_dim = obs_dim + (MATRIX_SIZE - QUAT_SIZE) * len(self.quat_starts)
-        n = len(self.quat_starts)
         quat_cols = [s + i for s in self.quat_starts for i in range(QUAT_SIZE)]
         # output column j reads column order[j] of cat([x, matrices]): the raw columns in place, each
         # quaternion's 4 columns replaced by its 9 matrix entries
@@ -98,7 +97,7 @@ class ObsFeatures(nn.Module):
         self.register_buffer("_quat_cols", torch.tensor(quat_cols, dtype=torch.long), persistent=False)
         self.register_buffer("_order", torch.tensor(order, dtype=torch.long), persistent=False)
         self.register_buffer("_form", _matrix_form(), persistent=False)
-        self.register_buffer("_identity", torch.eye(3).flatten().repeat(n), persistent=False)
+        self.register_buffer("_identity", torch.eye(3).flatten(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.quat_starts:
@@ -107,5 +106,5 @@ class ObsFeatures(nn.Module):
         q = x.index_select(-1, self._quat_cols).view(*lead, -1, QUAT_SIZE)
         outer = (q.unsqueeze(-1) * q.unsqueeze(-2)).flatten(-2)  # (..., n, 16)
         scale = outer[..., ::5].sum(-1, keepdim=True).clamp(min=1e-16)  # |q|^2 from the diagonal
-        matrices = torch.addcdiv(self._identity, (outer @ self._form).flatten(-2), scale.expand(*lead, -1, MATRIX_SIZE).flatten(-2))
+        matrices = torch.addcdiv(self._identity, outer @ self._form, scale).flatten(-2)  # (..., n * 9)
         return torch.cat([x, matrices], dim=-1).index_select(-1, self._order)
