@@ -74,7 +74,8 @@ def test_oracle_denoiser_recovers_the_clean_chunk(scheduler, steps, spacing):
 # ----- the denoiser ------------------------------------------------------------------------------
 @pytest.mark.parametrize("down_dims,length,batch", [((32, 64, 128), 16, 1), ((16, 32, 64, 160), 10, 3), ((32, 64), 16, 300)])
 def test_inference_trunk_equals_forward(down_dims, length, batch):
-    """conditioned() (precomputed FiLM, matmul convolutions, up-sampler as a conv) is forward()."""
+    """conditioned() (precomputed FiLM, the packed channels-last trunk) is forward(). Four levels at length
+    10 pad the chunk and give a down-sampler and a block convolution the same scratch shape."""
     torch.manual_seed(0)
     unet = ConditionalUnet1D(action_dim=7, cond_dim=12, down_dims=down_dims, step_embed_dim=32).eval()
     for p in unet.parameters():  # FiLM and up-samplers start near zero; make every path count
@@ -86,6 +87,25 @@ def test_inference_trunk_equals_forward(down_dims, length, batch):
             ref = unet(x, t.expand(batch), cond)
             assert ref.shape == x.shape
             assert torch.allclose(eps(x, i), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_packed_trunk_follows_the_weights():
+    """The packed inference trunk is rebuilt when a parameter changes in place (an optimiser or EMA
+    step, load_state_dict), and works under inference_mode and no_grad alike."""
+    torch.manual_seed(0)
+    unet = ConditionalUnet1D(action_dim=3, cond_dim=5, down_dims=(16, 32), step_embed_dim=16).eval()
+    x, cond, steps = torch.randn(1, 8, 3), torch.randn(1, 5), torch.tensor([50])
+    with torch.inference_mode():
+        before = unet.conditioned(cond, steps)(x, 0)
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        after = unet.conditioned(cond, steps)(x, 0)
+        assert torch.allclose(after, unet(x, steps, cond), atol=1e-5)
+    assert not torch.allclose(before, after, atol=1e-3)
+    unet.load_state_dict(ConditionalUnet1D(action_dim=3, cond_dim=5, down_dims=(16, 32), step_embed_dim=16).state_dict())
+    with torch.inference_mode():
+        assert torch.allclose(unet.conditioned(cond, steps)(x, 0), unet(x, steps, cond), atol=1e-5)
 
 
 def test_config_round_trip_and_validation():

@@ -7,7 +7,8 @@ level, stride-2 down-sampling between levels, a mirrored up path with skip conne
 
 Inference runs the same conditioning for every denoising step of one chunk; `conditioned()`
 precomputes the step embeddings and all FiLM parameters for a fixed list of timesteps in one batched
-pass, so each denoising step only runs the convolutional trunk.
+pass, so each denoising step only runs the convolutional trunk (on the CPU, the packed channels-last
+trunk of unet1d_inference.py).
 """
 from __future__ import annotations
 
@@ -19,50 +20,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PolicyError
+from .unet1d_inference import PackedTrunk
 
 # Down-sampling channel widths per level, and the diffusion-step embedding size. "small" is the CPU
 # default: at batch 1 the cost of a denoising step is mostly per-op overhead plus reading the
-# weights, and (32, 64, 128) is the widest 3-level U-Net whose DDIM-10 chunk stays near 10-15 ms on
-# one core of this machine ((64, 128, 256) takes ~2.5x that, and trains ~2.4x slower); see
-# benchmarks/results/diffusion_latency.json. "paper" is Chi et al.'s low-dim configuration.
+# weights, and (32, 64, 128) is the widest 3-level U-Net whose DDIM-10 chunk stayed near 10-15 ms on
+# one core of the 2026-11-22 host ((64, 128, 256) takes ~2.5x that, and trains ~2.4x slower); see
+# benchmarks/results/diffusion_latency*.json. "paper" is Chi et al.'s low-dim configuration.
 UNET_SIZES: dict[str, tuple[int, ...]] = {
     "small": (32, 64, 128),
     "medium": (64, 128, 256),
     "paper": (256, 512, 1024),
 }
 STEP_EMBED_DIMS: dict[str, int] = {"small": 64, "medium": 128, "paper": 256}
-
-
-# Inference at small batch is bound by per-op overhead and by reading the weights, not by FLOPs.
-# PyTorch's CPU conv1d takes a slow im2col path for wide layers at batch 1 (profiled: 3-4x slower
-# than one matmul over unfolded windows for 128+ channels), while for narrow layers it is the
-# fastest; the inference trunk below picks per layer. The training path uses plain nn modules.
-NATIVE_CONV_MAX_WEIGHTS = 64 * 64 * 5  # weights up to this size: F.conv1d; wider: unfold + matmul
-MATMUL_CONV_MAX_POSITIONS = 256  # above this many output positions (batch x length): F.conv1d
-
-
-def _conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, padding: int, stride: int = 1) -> torch.Tensor:
-    """F.conv1d(x, w, b, stride, padding) computed the fastest way for this shape on this device."""
-    B, C, T = x.shape
-    O, _, k = w.shape
-    T_out = (T + 2 * padding - k) // stride + 1
-    if x.device.type != "cpu" or w.numel() <= NATIVE_CONV_MAX_WEIGHTS or B * T_out > MATMUL_CONV_MAX_POSITIONS:
-        return F.conv1d(x, w, b, stride=stride, padding=padding)
-    if padding:
-        x = F.pad(x, (padding, padding))
-    cols = x.unfold(2, k, stride).transpose(1, 2).reshape(B * T_out, C * k)  # windows (B*T', C*k)
-    return F.linear(cols, w.view(O, C * k), b).view(B, T_out, O).transpose(1, 2)
-
-
-def _upsample_as_conv(up: nn.ConvTranspose1d) -> tuple[torch.Tensor, torch.Tensor]:
-    """ConvTranspose1d(k=4, stride=2, padding=1) as a k=3 conv with 2x the outputs, then interleaved:
-    out[2m] = W1'x[m] + W3'x[m-1], out[2m+1] = W2'x[m] + W0'x[m+1] (W' = tap transposed)."""
-    wt = up.weight  # (C_in, C_out, 4)
-    zero = torch.zeros_like(wt[..., 0])
-    even = torch.stack([wt[..., 3], wt[..., 1], zero], dim=-1)
-    odd = torch.stack([zero, wt[..., 2], wt[..., 0]], dim=-1)
-    w = torch.cat([even, odd], dim=1).transpose(0, 1).contiguous()  # (2*C_out, C_in, 3)
-    return w, torch.cat([up.bias, up.bias])
 
 
 class SinusoidalStepEmbedding(nn.Module):
@@ -85,11 +55,6 @@ class Conv1dBlock(nn.Sequential):
     def __init__(self, in_ch: int, out_ch: int, kernel: int, groups: int):
         super().__init__(nn.Conv1d(in_ch, out_ch, kernel, padding=kernel // 2), nn.GroupNorm(groups, out_ch), nn.Mish())
 
-    def fast(self, x: torch.Tensor) -> torch.Tensor:
-        conv, norm = self[0], self[1]
-        h = _conv(x, conv.weight, conv.bias, conv.padding[0])
-        return F.mish(F.group_norm(h, norm.num_groups, norm.weight, norm.bias, norm.eps))
-
 
 class FiLMResidualBlock1d(nn.Module):
     """x -> block1 -> scale * h + bias (FiLM from cond) -> block2 -> + residual(x)."""
@@ -108,12 +73,6 @@ class FiLMResidualBlock1d(nn.Module):
         h = self.block1(x)
         h = torch.addcmul(bias, h, scale)
         return self.block2(h) + self.residual(x)
-
-    def fast(self, x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """forward() for inference: the same arithmetic with the fastest kernels for small batches."""
-        h = torch.addcmul(bias, self.block1.fast(x), scale)
-        res = x if isinstance(self.residual, nn.Identity) else _conv(x, self.residual.weight, self.residual.bias, 0)
-        return self.block2.fast(h) + res
 
 
 class ConditionalUnet1D(nn.Module):
@@ -165,47 +124,29 @@ class ConditionalUnet1D(nn.Module):
         """Precompute everything that is fixed during the denoising of one batch of chunks.
 
         For the steps `timesteps` (S,) and conditions (B, C): the step embeddings and every block's
-        FiLM scale and bias in one batched pass, and the up-samplers' weights in matmul form.
-        Returns eps(sample, i), equal to forward(sample, timesteps[i], global_cond). Inference only.
+        FiLM scale and bias in one batched pass. Returns eps(sample, i), equal to
+        forward(sample, timesteps[i], global_cond). Inference only. On the CPU each step runs the
+        packed time-major trunk (unet1d_inference.py), kept until a parameter changes.
         """
         S, B = timesteps.shape[0], global_cond.shape[0]
         t = timesteps.to(global_cond.device).repeat_interleave(B)  # (S*B,)
-        film = self.film_params(t, global_cond.repeat(S, 1))  # per block (S*B, 2C, 1)
-        per_step = []
-        for i in range(S):
-            step = []
-            for f in film:
-                scale, bias = f[i * B:(i + 1) * B].chunk(2, dim=1)
-                step += [scale, bias]
-            per_step.append(step)
-        ups = [_upsample_as_conv(up) for _, _, up in self.up]
-        return lambda sample, i: self.fast_trunk(sample, per_step[i], ups)
+        cond = torch.cat([self.step_embedding(t), global_cond.repeat(S, 1)], dim=-1)
+        if global_cond.device.type != "cpu":
+            film = [b.film(cond)[..., None] for b in self._film_blocks]  # per block (S*B, 2C, 1)
+            return lambda sample, i: self.trunk(sample, [f[i * B:(i + 1) * B] for f in film])
+        packed = self.packed_trunk()
+        film = packed.film(cond)  # (S*B, 1, all blocks' 2C)
+        return lambda sample, i: packed(sample, film[i * B:(i + 1) * B])
 
-    def fast_trunk(self, sample: torch.Tensor, film: list[torch.Tensor], ups: list) -> torch.Tensor:
-        T = sample.shape[1]
-        x = sample.transpose(1, 2)
-        pad = -T % self.down_factor
-        if pad:
-            x = F.pad(x, (0, pad))
-        it = iter(film)
-        skips = []
-        for b1, b2, down in self.down:
-            x = b2.fast(b1.fast(x, next(it), next(it)), next(it), next(it))
-            skips.append(x)
-            if not isinstance(down, nn.Identity):
-                x = _conv(x, down.weight, down.bias, 1, stride=2)
-        for b in self.mid:
-            x = b.fast(x, next(it), next(it))
-        for (b1, b2, _), (w, bias) in zip(self.up, ups):
-            x = torch.cat([x, skips.pop()], dim=1)
-            x = b2.fast(b1.fast(x, next(it), next(it)), next(it), next(it))
-            B, C, L = x.shape
-            x = _conv(x, w, bias, 1).view(B, 2, C, L).permute(0, 2, 3, 1).reshape(B, C, 2 * L)
-        x = self.final[0].fast(x)
-        x = _conv(x, self.final[1].weight, self.final[1].bias, 0)
-        if pad:
-            x = x[..., :T]
-        return x.transpose(1, 2)
+    def packed_trunk(self) -> PackedTrunk:
+        # storage and version of every parameter: an optimiser step, EMA copy, load_state_dict or .to()
+        # changes one of them, and the packed copy is rebuilt
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if getattr(self, "_packed_key", None) != key:
+            with torch.no_grad():
+                self._packed = PackedTrunk(self)
+            self._packed_key = key
+        return self._packed
 
     # ----- network -----------------------------------------------------------------------------
     def forward(self, sample: torch.Tensor, timestep, global_cond: torch.Tensor) -> torch.Tensor:
