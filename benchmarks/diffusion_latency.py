@@ -8,7 +8,8 @@ by default: see --paper-ddpm-chunks), and training samples/s at batch 256 (forwa
 AdamW step). The per-chunk CPU time of the thread is recorded beside the wall clock, since on a
 shared machine the wall clock also counts time spent waiting for a core (the load average is
 recorded too). Shapes are robosuite Lift low-dim: 19 observation values, 7-D actions, 2 observations,
-16-step chunks.
+16-step chunks. Baseline in the same run: `ddim10_modules`, the same weights and sampler through the
+plain nn modules instead of the packed channels-last trunk (policies/heads/unet1d_inference.py).
 
     python benchmarks/diffusion_latency.py                    # writes benchmarks/results/diffusion_latency.json
     python benchmarks/diffusion_latency.py --sizes small --threads 1 --out /tmp/x.json
@@ -69,9 +70,10 @@ def summary(seconds: list[float]) -> dict:
             "mean_ms": round(float(ms.mean()), 3), "min_ms": round(float(ms.min()), 3)}
 
 
-def latency(size: str, scheduler: str, steps: int, chunks: int, warmup: int) -> dict:
+def latency(size: str, scheduler: str, steps: int, chunks: int, warmup: int, packed: bool = True) -> dict:
     torch.manual_seed(0)
     policy = build(size, inference_scheduler=scheduler, inference_steps=steps).eval()
+    policy.denoiser.packed_inference = packed
     policy.seed(0)
     history = torch.randn(policy.config.obs_horizon, OBS_DIM)
     for _ in range(warmup):
@@ -142,6 +144,8 @@ def main():
                    "ddim10": latency(size, "ddim", 10, args.paper_chunks if paper else args.chunks, 3 if paper else args.warmup),
                    "ddpm100": latency(size, "ddpm", 100, args.paper_ddpm_chunks if paper else args.chunks,
                                       2 if paper else args.warmup)}
+            if not paper:  # the same weights through the plain nn modules: the baseline of the packed trunk
+                row["ddim10_modules"] = latency(size, "ddim", 10, args.chunks, args.warmup, packed=False)
             if not args.no_train:
                 row["train"] = throughput(size, args.train_batch, args.paper_train_steps if paper else args.train_steps,
                                           1 if paper else 3)
@@ -149,6 +153,7 @@ def main():
             print(json.dumps({k: row[k] for k in ("size", "threads")} | {
                 "ddim10_median_ms": row["ddim10"]["wall"]["median_ms"], "ddim10_p95_ms": row["ddim10"]["wall"]["p95_ms"],
                 "ddim10_cpu_median_ms": row["ddim10"]["thread_cpu"]["median_ms"],
+                "ddim10_modules_median_ms": row.get("ddim10_modules", {}).get("wall", {}).get("median_ms"),
                 "ddpm100_median_ms": row["ddpm100"]["wall"]["median_ms"],
                 "train_samples_per_s": row.get("train", {}).get("samples_per_s")}), flush=True)
             write()

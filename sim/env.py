@@ -15,7 +15,6 @@ import functools
 
 import numpy as np
 
-from ._robosuite import robosuite
 from .errors import SimError
 from .observations import ObsLayout, default_low_dim_keys, is_image_key, robosuite_key
 from .spec import EnvSpec
@@ -26,6 +25,8 @@ RENDER_MAX_SIZE = 1024
 
 class Env:
     def __init__(self, spec: EnvSpec, seed: int | None = None):
+        from ._robosuite import robosuite  # here, not at import: reading data and checkpoints needs no simulator
+
         self.spec = spec
         kwargs = spec.robosuite_kwargs()
         kwargs.update(has_renderer=False, has_offscreen_renderer=bool(spec.camera_names), ignore_done=True,

@@ -113,6 +113,7 @@ class ConditionalUnet1D(nn.Module):
         self.final = nn.Sequential(Conv1dBlock(down_dims[0], down_dims[0], kernel_size, n_groups),
                                    nn.Conv1d(down_dims[0], action_dim, 1))
         self._film_blocks = [m for m in self.modules() if isinstance(m, FiLMResidualBlock1d)]
+        self.packed_inference = True  # False: CPU inference runs the nn modules (the latency benchmark's baseline)
 
     # ----- conditioning ------------------------------------------------------------------------
     def film_params(self, timestep: torch.Tensor, global_cond: torch.Tensor) -> list[torch.Tensor]:
@@ -131,7 +132,7 @@ class ConditionalUnet1D(nn.Module):
         S, B = timesteps.shape[0], global_cond.shape[0]
         t = timesteps.to(global_cond.device).repeat_interleave(B)  # (S*B,)
         cond = torch.cat([self.step_embedding(t), global_cond.repeat(S, 1)], dim=-1)
-        if global_cond.device.type != "cpu":
+        if global_cond.device.type != "cpu" or not self.packed_inference:
             film = [b.film(cond)[..., None] for b in self._film_blocks]  # per block (S*B, 2C, 1)
             return lambda sample, i: self.trunk(sample, [f[i * B:(i + 1) * B] for f in film])
         packed = self.packed_trunk()
