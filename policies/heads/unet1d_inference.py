@@ -148,13 +148,24 @@ class PackedTrunk:
         self.up = [(block(b1), block(b2), PackedConv.from_upsampler(up, buffers)) for b1, b2, up in unet.up]
         self.final = (norm_act(unet.final[0]), conv(unet.final[1]))
         self.down_factor = unet.down_factor
-        # every block's FiLM Linear (after one shared Mish) as one matmul
-        self.film_weight = torch.cat([b.film[1].weight.detach() for b in unet._film_blocks]).t().contiguous()
+        # Every block's FiLM Linear as one matmul. Its input is Mish([step embedding, observation]) and Mish
+        # is elementwise, so the step rows' share is fixed per timestep list: computed once, kept.
+        weight = torch.cat([b.film[1].weight.detach() for b in unet._film_blocks]).t()  # (E + C, F)
+        E = unet.step_embedding[-1].out_features
+        self.film_step_weight, self.film_cond_weight = weight[:E].contiguous(), weight[E:].contiguous()
         self.film_bias = torch.cat([b.film[1].bias.detach() for b in unet._film_blocks])
+        self.step_embedding = unet.step_embedding
+        self._step_film: dict[tuple, torch.Tensor] = {}
 
-    def film(self, cond: torch.Tensor) -> torch.Tensor:
-        """(N, cond) -> (N, F, 1): every block's [scale; bias] stacked."""
-        return torch.addmm(self.film_bias, F.mish(cond), self.film_weight).unsqueeze(2)
+    def film(self, timesteps: torch.Tensor, global_cond: torch.Tensor) -> torch.Tensor:
+        """Steps (S,) and conditions (B, C) -> (S*B, F, 1): every block's [scale; bias], step-major."""
+        key = (torch.is_inference_mode_enabled(), tuple(timesteps.tolist()))
+        steps = self._step_film.get(key)
+        if steps is None:
+            emb = self.step_embedding(timesteps.to(global_cond.device))
+            steps = self._step_film[key] = torch.addmm(self.film_bias, F.mish(emb), self.film_step_weight)
+        cond = F.mish(global_cond) @ self.film_cond_weight  # (B, F)
+        return (steps[:, None] + cond[None]).flatten(0, 1).unsqueeze(2)
 
     def __call__(self, sample: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
         T = sample.shape[1]
