@@ -71,7 +71,8 @@ def main():
     results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     # best.pt is rewritten when a run is retrained or resumed: the training step names the weights
     step = info["step"]
-    key = f"{task}/{ckpt.parent.parent.name if ckpt.parent.name == 'checkpoints' else ckpt.stem}/{ckpt.name}@{step}"
+    run = ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.parent.name  # a run's folder either way
+    key = f"{task}/{run}/{ckpt.name}@{step}"
     earlier = results["runs"].get(key, {}).get("samplers", {})  # samplers run before on the same weights stay
     merged = {**earlier, **rows}
     if REFERENCE in merged:

@@ -108,6 +108,25 @@ def test_packed_trunk_follows_the_weights():
         assert torch.allclose(unet.conditioned(cond, steps)(x, 0), unet(x, steps, cond), atol=1e-5)
 
 
+def test_small_batch_sampling_runs_on_one_thread_and_restores_the_count():
+    obs, actions = bimodal(16, action_dim=3)
+    policy = build("diffusion", obs, actions, **TINY)
+    seen = []
+    policy.denoiser.down[0][0].register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    policy.denoiser.packed_inference = False  # the hook sees nn.Module calls only
+    features = features_for(policy, obs[:1, None])
+    try:
+        torch.set_num_threads(2)
+        policy.seed(0)
+        two = policy.predict(features)
+        assert torch.get_num_threads() == 2 and seen and set(seen) == {1}
+        torch.set_num_threads(1)
+        policy.seed(0)
+        assert torch.equal(policy.predict(features), two)
+    finally:
+        torch.set_num_threads(1)
+
+
 def test_config_round_trip_and_validation():
     config = make_config("diffusion", unet_size="paper", inference_scheduler="ddpm", inference_steps=100)
     assert isinstance(config, DiffusionConfig) and config.unet_down_dims == (256, 512, 1024)
