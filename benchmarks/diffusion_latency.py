@@ -120,6 +120,7 @@ def main():
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--paper-train-steps", type=int, default=3)
     ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating packed / plain-module DDIM-10 measurements")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "diffusion_latency.json")
     args = ap.parse_args()
 
@@ -146,6 +147,15 @@ def main():
                                       2 if paper else args.warmup)}
             if not paper:  # the same weights through the plain nn modules: the baseline of the packed trunk
                 row["ddim10_modules"] = latency(size, "ddim", 10, args.chunks, args.warmup, packed=False)
+                # this host's speed drifts by 1.5x within minutes: alternate packed and modules and compare per round
+                rounds = [(row["ddim10"], row["ddim10_modules"])] + [
+                    (latency(size, "ddim", 10, args.chunks, args.warmup),
+                     latency(size, "ddim", 10, args.chunks, args.warmup, packed=False)) for _ in range(args.rounds - 1)]
+                packed_ms = [r[0]["wall"]["median_ms"] for r in rounds]
+                modules_ms = [r[1]["wall"]["median_ms"] for r in rounds]
+                row["ddim10_rounds"] = {"packed_median_ms": packed_ms, "modules_median_ms": modules_ms,
+                                        "packed_median_of_rounds_ms": float(np.median(packed_ms)),
+                                        "speedup_median_of_rounds": round(float(np.median(np.divide(modules_ms, packed_ms))), 3)}
             if not args.no_train:
                 row["train"] = throughput(size, args.train_batch, args.paper_train_steps if paper else args.train_steps,
                                           1 if paper else 3)
@@ -154,6 +164,7 @@ def main():
                 "ddim10_median_ms": row["ddim10"]["wall"]["median_ms"], "ddim10_p95_ms": row["ddim10"]["wall"]["p95_ms"],
                 "ddim10_cpu_median_ms": row["ddim10"]["thread_cpu"]["median_ms"],
                 "ddim10_modules_median_ms": row.get("ddim10_modules", {}).get("wall", {}).get("median_ms"),
+                "rounds": row.get("ddim10_rounds"),
                 "ddpm100_median_ms": row["ddpm100"]["wall"]["median_ms"],
                 "train_samples_per_s": row.get("train", {}).get("samples_per_s")}), flush=True)
             write()
