@@ -130,7 +130,7 @@ class ConditionalUnet1D(nn.Module):
         For the steps `timesteps` (S,) and conditions (B, C): the step embeddings and every block's
         FiLM scale and bias in one batched pass. Returns eps(sample, i), equal to
         forward(sample, timesteps[i], global_cond). Inference only. On the CPU each step runs the
-        packed time-major trunk (unet1d_inference.py), kept until a parameter changes.
+        packed channels-last trunk (unet1d_inference.py), kept until a parameter changes.
         """
         S, B = timesteps.shape[0], global_cond.shape[0]
         if global_cond.device.type != "cpu" or not self.packed_inference:

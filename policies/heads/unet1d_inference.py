@@ -1,16 +1,17 @@
-"""The U-Net's trunk for inference on the CPU, time-major, with every convolution as one matmul.
+"""The U-Net's trunk for inference on the CPU: every convolution one matmul over channels-last windows.
 
 At batch 1 a denoising step of the small U-Net is ~25 convolutions over 4-16 time steps and as many
 norms and activations: per-op overhead, not arithmetic, sets its cost. Profiled on a 2-vCPU EPYC
 (benchmarks/results/diffusion_latency*.json): F.conv1d takes PyTorch's generic im2col path at
-10-130 us per call; unfolding the windows of a channels-last activation is a free view, so the same
-convolution is one addmm at 6-25 us, and keeping every activation (B, T, C) removes the transposes
-around it. The up-sampler (ConvTranspose1d, k=4, stride 2, padding 1) becomes a k=3 convolution
-with twice the channels whose channels-last output *is* the interleaved sequence after a view.
+10-130 us per call, while the windows of a zero-bordered channels-last copy of the input are a free
+`as_strided` view, so the same convolution is one copy and one addmm. Outputs stay in channels-last
+memory and are handed on as (B, C, T) views, which GroupNorm and the next copy accept. The
+up-sampler (ConvTranspose1d, k=4, stride 2, padding 1) becomes a k=3 convolution with twice the
+channels whose channels-last output *is* the interleaved sequence after a view.
 
-`PackedTrunk.pack(unet)` lays the weights out once; the caller keeps it for as long as the weights
-do not change (ConditionalUnet1D.conditioned keys it on the parameters' storage and versions).
-Training and GPU inference use the nn modules; tests/test_diffusion.py holds the two equal.
+`PackedTrunk(unet)` lays the weights out once; ConditionalUnet1D.packed_trunk() keeps it until a
+parameter's storage or version changes. Training and GPU inference use the nn modules;
+tests/test_diffusion.py holds the two equal.
 """
 from __future__ import annotations
 
@@ -83,10 +84,7 @@ class PackedConv:
             buf = self.buffers.get(x, B, T, self.padding, C)
             buf[:, self.padding:self.padding + T].copy_(x.transpose(1, 2))
             T_out = (T_pad - self.kernel) // self.stride + 1
-            if B == 1:  # the windows (T', k*C) as a view
-                return torch.addmm(self.bias, buf.as_strided((T_out, self.kernel * C), (self.stride * C, 1)),
-                                   self.weight).unsqueeze(0)
-            cols = buf.as_strided((B, T_out, self.kernel * C), (T_pad * C, self.stride * C, 1))
+            cols = buf.as_strided((B, T_out, self.kernel * C), (T_pad * C, self.stride * C, 1))  # windows, a view
         if B == 1:
             return torch.addmm(self.bias, cols[0], self.weight).unsqueeze(0)
         return torch.matmul(cols, self.weight).add_(self.bias)
