@@ -8,8 +8,10 @@ by default: see --paper-ddpm-chunks), and training samples/s at batch 256 (forwa
 AdamW step). The per-chunk CPU time of the thread is recorded beside the wall clock, since on a
 shared machine the wall clock also counts time spent waiting for a core (the load average is
 recorded too). Shapes are robosuite Lift low-dim: 19 observation values, 7-D actions, 2 observations,
-16-step chunks. Baseline in the same run: `ddim10_modules`, the same weights and sampler through the
-plain nn modules instead of the packed channels-last trunk (policies/heads/unet1d_inference.py).
+16-step chunks. DDIM-10 runs through each CPU inference path of the U-Net in alternating rounds (this
+host's speed drifts 1.5x within minutes): `native`, the default (the compiled trunk,
+policies/heads/unet1d_native.c), and its baselines in the same run, `packed` (the channels-last
+PyTorch trunk, unet1d_inference.py) and `modules` (the plain nn modules).
 
     python benchmarks/diffusion_latency.py                    # writes benchmarks/results/diffusion_latency.json
     python benchmarks/diffusion_latency.py --sizes small --threads 1 --out /tmp/x.json
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 
 from takeover.policies import PolicyShapes, make_config, make_policy
+from takeover.policies.heads.unet1d_native import native_unavailable_reason
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine as common_machine  # noqa: E402
@@ -70,10 +73,10 @@ def summary(seconds: list[float]) -> dict:
             "mean_ms": round(float(ms.mean()), 3), "min_ms": round(float(ms.min()), 3)}
 
 
-def latency(size: str, scheduler: str, steps: int, chunks: int, warmup: int, packed: bool = True) -> dict:
+def latency(size: str, scheduler: str, steps: int, chunks: int, warmup: int, backend: str = "native") -> dict:
     torch.manual_seed(0)
     policy = build(size, inference_scheduler=scheduler, inference_steps=steps).eval()
-    policy.denoiser.packed_inference = packed
+    policy.denoiser.cpu_inference = backend
     policy.seed(0)
     history = torch.randn(policy.config.obs_horizon, OBS_DIM)
     for _ in range(warmup):
@@ -84,7 +87,7 @@ def latency(size: str, scheduler: str, steps: int, chunks: int, warmup: int, pac
         policy.predict_chunk(history)
         wall.append(time.perf_counter() - t0)
         cpu.append(time.thread_time() - c0)
-    return {"scheduler": scheduler, "steps": steps, "chunks": chunks, "warmup": warmup, "wall": summary(wall),
+    return {"scheduler": scheduler, "steps": steps, "backend": backend, "chunks": chunks, "warmup": warmup, "wall": summary(wall),
             "thread_cpu": summary(cpu)}
 
 
@@ -120,11 +123,12 @@ def main():
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--paper-train-steps", type=int, default=3)
     ap.add_argument("--no-train", action="store_true")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating packed / plain-module DDIM-10 measurements")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating native / packed / plain-module DDIM-10 measurements")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "diffusion_latency.json")
     args = ap.parse_args()
 
     report = {"benchmark": "diffusion_latency", "machine": machine(), **commit(),
+              "native_trunk": native_unavailable_reason() or "compiled",
               "load_average_start": os.getloadavg(), "shapes": {"obs_dim": OBS_DIM, "action_dim": ACTION_DIM,
                                                                "obs_horizon": 2, "action_horizon": 16},
               "target": "DDIM-10 chunk <= 15 ms median at batch 1, default size, 1 and 2 threads", "results": []}
@@ -145,17 +149,21 @@ def main():
                    "ddim10": latency(size, "ddim", 10, args.paper_chunks if paper else args.chunks, 3 if paper else args.warmup),
                    "ddpm100": latency(size, "ddpm", 100, args.paper_ddpm_chunks if paper else args.chunks,
                                       2 if paper else args.warmup)}
-            if not paper:  # the same weights through the plain nn modules: the baseline of the packed trunk
-                row["ddim10_modules"] = latency(size, "ddim", 10, args.chunks, args.warmup, packed=False)
-                # this host's speed drifts by 1.5x within minutes: alternate packed and modules and compare per round
-                rounds = [(row["ddim10"], row["ddim10_modules"])] + [
-                    (latency(size, "ddim", 10, args.chunks, args.warmup),
-                     latency(size, "ddim", 10, args.chunks, args.warmup, packed=False)) for _ in range(args.rounds - 1)]
-                packed_ms = [r[0]["wall"]["median_ms"] for r in rounds]
-                modules_ms = [r[1]["wall"]["median_ms"] for r in rounds]
-                row["ddim10_rounds"] = {"packed_median_ms": packed_ms, "modules_median_ms": modules_ms,
-                                        "packed_median_of_rounds_ms": float(np.median(packed_ms)),
-                                        "speedup_median_of_rounds": round(float(np.median(np.divide(modules_ms, packed_ms))), 3)}
+            if not paper:  # the same weights through the PyTorch paths: the baselines of the compiled trunk
+                # this host's speed drifts by 1.5x within minutes: alternate the paths and compare per round
+                rounds = []
+                for r in range(args.rounds):
+                    native = row["ddim10"] if r == 0 else latency(size, "ddim", 10, args.chunks, args.warmup)
+                    rounds.append({"native": native, **{b: latency(size, "ddim", 10, args.chunks, args.warmup, backend=b)
+                                                        for b in ("packed", "modules")}})
+                row["ddim10_packed"], row["ddim10_modules"] = rounds[0]["packed"], rounds[0]["modules"]
+                ms = {b: [r[b]["wall"]["median_ms"] for r in rounds] for b in ("native", "packed", "modules")}
+                row["ddim10_rounds"] = {f"{b}_median_ms": v for b, v in ms.items()} | {
+                    "native_median_of_rounds_ms": float(np.median(ms["native"])),
+                    "speedup_vs_packed_median_of_rounds": round(float(np.median(np.divide(ms["packed"], ms["native"]))), 2),
+                    "speedup_vs_modules_median_of_rounds": round(float(np.median(np.divide(ms["modules"], ms["native"]))), 2)}
+                if size == "small":
+                    row["target_15ms_met"] = bool(np.median(ms["native"]) <= 15.0)
             if not args.no_train:
                 row["train"] = throughput(size, args.train_batch, args.paper_train_steps if paper else args.train_steps,
                                           1 if paper else 3)
@@ -163,7 +171,6 @@ def main():
             print(json.dumps({k: row[k] for k in ("size", "threads")} | {
                 "ddim10_median_ms": row["ddim10"]["wall"]["median_ms"], "ddim10_p95_ms": row["ddim10"]["wall"]["p95_ms"],
                 "ddim10_cpu_median_ms": row["ddim10"]["thread_cpu"]["median_ms"],
-                "ddim10_modules_median_ms": row.get("ddim10_modules", {}).get("wall", {}).get("median_ms"),
                 "rounds": row.get("ddim10_rounds"),
                 "ddpm100_median_ms": row["ddpm100"]["wall"]["median_ms"],
                 "train_samples_per_s": row.get("train", {}).get("samples_per_s")}), flush=True)

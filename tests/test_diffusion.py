@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -16,7 +20,8 @@ from takeover.policies import PolicyError, make_config
 from takeover.policies.checkpoint import load_checkpoint, save_checkpoint
 from takeover.policies.ema import EMA
 from takeover.policies.heads.diffusion import DiffusionConfig, DiffusionPolicy
-from takeover.policies.heads.unet1d import ConditionalUnet1D
+from takeover.policies.heads.unet1d import NATIVE_MAX_BATCH, ConditionalUnet1D
+from takeover.policies.heads.unet1d_native import native_library, native_unavailable_reason
 from takeover.sim.spec import EnvSpec
 
 torch.set_num_threads(1)
@@ -72,12 +77,15 @@ def test_oracle_denoiser_recovers_the_clean_chunk(scheduler, steps, spacing):
 
 
 # ----- the denoiser ------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["native", "packed"])
 @pytest.mark.parametrize("down_dims,length,batch", [((32, 64, 128), 16, 1), ((16, 32, 64, 160), 10, 3), ((32, 64), 16, 300)])
-def test_inference_trunk_equals_forward(down_dims, length, batch):
-    """conditioned() (precomputed FiLM, the packed channels-last trunk) is forward(). Four levels at length
-    10 pad the chunk and give a down-sampler and a block convolution the same scratch shape."""
+def test_inference_trunk_equals_forward(down_dims, length, batch, backend):
+    """conditioned() (precomputed FiLM; the compiled or the packed channels-last trunk) is forward().
+    Four levels at length 10 pad the chunk and give a down-sampler and a block convolution the same
+    scratch shape; batch 300 is past the compiled trunk's batch limit and takes the packed one."""
     torch.manual_seed(0)
     unet = ConditionalUnet1D(action_dim=7, cond_dim=12, down_dims=down_dims, step_embed_dim=32).eval()
+    unet.cpu_inference = backend
     for p in unet.parameters():  # FiLM and up-samplers start near zero; make every path count
         nn.init.normal_(p, std=0.2)
     x, cond, steps = torch.randn(batch, length, 7), torch.randn(batch, 12), torch.tensor([99, 42, 0])
@@ -87,13 +95,22 @@ def test_inference_trunk_equals_forward(down_dims, length, batch):
             ref = unet(x, t.expand(batch), cond)
             assert ref.shape == x.shape
             assert torch.allclose(eps(x, i), ref, atol=1e-4, rtol=1e-4)
+    used = "native" if backend == "native" and batch <= NATIVE_MAX_BATCH else "packed"
+    assert set(unet._cpu_trunks) == {used}
 
 
-def test_packed_trunk_follows_the_weights():
-    """The packed inference trunk is rebuilt when a parameter changes in place (an optimiser or EMA
-    step, load_state_dict), and works under inference_mode and no_grad alike."""
+def test_the_compiled_trunk_is_built_here():
+    """CI machines have gcc: the default CPU path must be the compiled one, not a silent fallback."""
+    assert native_library() is not None, native_unavailable_reason()
+
+
+@pytest.mark.parametrize("backend", ["native", "packed"])
+def test_inference_trunk_follows_the_weights(backend):
+    """The inference trunk is rebuilt when a parameter changes in place (an optimiser or EMA step,
+    load_state_dict), and works under inference_mode and no_grad alike."""
     torch.manual_seed(0)
     unet = ConditionalUnet1D(action_dim=3, cond_dim=5, down_dims=(16, 32), step_embed_dim=16).eval()
+    unet.cpu_inference = backend
     x, cond, steps = torch.randn(1, 8, 3), torch.randn(1, 5), torch.tensor([50])
     with torch.inference_mode():
         before = unet.conditioned(cond, steps)(x, 0)
@@ -106,6 +123,67 @@ def test_packed_trunk_follows_the_weights():
     unet.load_state_dict(ConditionalUnet1D(action_dim=3, cond_dim=5, down_dims=(16, 32), step_embed_dim=16).state_dict())
     with torch.inference_mode():
         assert torch.allclose(unet.conditioned(cond, steps)(x, 0), unet(x, steps, cond), atol=1e-5)
+    assert set(unet._cpu_trunks) == {backend}
+
+
+def test_compiled_trunk_gives_each_thread_its_own_scratch():
+    """Two threads denoising at once (ctypes releases the GIL) get what each gets alone."""
+    torch.manual_seed(0)
+    unet = ConditionalUnet1D(action_dim=7, cond_dim=12, down_dims=(32, 64, 128), step_embed_dim=32).eval()
+    for p in unet.parameters():
+        nn.init.normal_(p, std=0.2)
+    steps = torch.tensor([90, 40])
+    inputs = [(torch.randn(1, 16, 7), torch.randn(1, 12)) for _ in range(2)]
+    with torch.inference_mode():
+        alone = [unet.conditioned(c, steps)(x, 1) for x, c in inputs]
+        results = [[], []]
+
+        def work(k):
+            with torch.inference_mode():
+                x, c = inputs[k]
+                eps = unet.conditioned(c, steps)
+                results[k] = [eps(x, 1) for _ in range(200)]
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for k in range(2):
+        assert all(torch.equal(r, alone[k]) for r in results[k])
+
+
+def test_without_a_compiler_sampling_falls_back_to_the_packed_trunk(tmp_path):
+    """A failing compiler: one warning, the reason on record, and the same numbers from PyTorch."""
+    script = (
+        "import torch\n"
+        "from takeover.policies.heads.unet1d import ConditionalUnet1D\n"
+        "from takeover.policies.heads.unet1d_native import native_unavailable_reason\n"
+        "torch.manual_seed(0)\n"
+        "u = ConditionalUnet1D(3, 4, (16, 32), 16).eval()\n"
+        "x, c, t = torch.randn(1, 8, 3), torch.randn(1, 4), torch.tensor([7])\n"
+        "with torch.no_grad():\n"
+        "    assert torch.allclose(u.conditioned(c, t)(x, 0), u(x, t, c), atol=1e-5)\n"
+        "assert set(u._cpu_trunks) == {'packed'}, u._cpu_trunks\n"
+        "print('REASON', native_unavailable_reason())\n")
+    env = {**os.environ, "CC": "false", "TAKEOVER_CACHE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "REASON false failed" in done.stdout
+    assert "compiled U-Net trunk unavailable" in done.stderr
+    assert not list(tmp_path.rglob("*.so")), "a failed build left a library behind"
+
+
+def test_the_build_lands_in_the_cache_whole(tmp_path):
+    """A fresh cache gets exactly one library, no temporary files, and a second process reuses it."""
+    script = ("from takeover.policies.heads.unet1d_native import native_library, native_unavailable_reason\n"
+              "assert native_library() is not None, native_unavailable_reason()\n")
+    env = {**os.environ, "TAKEOVER_CACHE": str(tmp_path)}
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    files = list((tmp_path / "native").iterdir())
+    assert len(files) == 1 and files[0].suffix == ".so", files
 
 
 def test_small_batch_sampling_runs_on_one_thread_and_restores_the_count():
@@ -113,7 +191,7 @@ def test_small_batch_sampling_runs_on_one_thread_and_restores_the_count():
     policy = build("diffusion", obs, actions, **TINY)
     seen = []
     policy.denoiser.down[0][0].register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
-    policy.denoiser.packed_inference = False  # the hook sees nn.Module calls only
+    policy.denoiser.cpu_inference = "modules"  # the hook sees nn.Module calls only
     features = features_for(policy, obs[:1, None])
     try:
         torch.set_num_threads(2)

@@ -7,8 +7,9 @@ level, stride-2 down-sampling between levels, a mirrored up path with skip conne
 
 Inference runs the same conditioning for every denoising step of one chunk; `conditioned()`
 precomputes the step embeddings and all FiLM parameters for a fixed list of timesteps in one batched
-pass, so each denoising step only runs the convolutional trunk (on the CPU, the packed channels-last
-trunk of unet1d_inference.py).
+pass, so each denoising step only runs the convolutional trunk. On the CPU that trunk is, fastest
+first: the compiled one (unet1d_native.c, one foreign call a step, up to NATIVE_MAX_BATCH chunks),
+the packed channels-last PyTorch one (unet1d_inference.py), or the plain modules below.
 """
 from __future__ import annotations
 
@@ -21,12 +22,19 @@ from torch import nn
 
 from ..errors import PolicyError
 from .unet1d_inference import PackedTrunk
+from .unet1d_native import NativeTrunk, native_library
+
+# CPU inference paths, fastest first: the compiled trunk (unet1d_native.c; up to NATIVE_MAX_BATCH chunks,
+# float32, where a C compiler is available), the packed PyTorch trunk, the plain nn modules.
+CPU_INFERENCE = ("native", "packed", "modules")
+# The compiled trunk runs the batch one chunk after another on one core; past a few chunks PyTorch's
+# batched GEMMs on every core win.
+NATIVE_MAX_BATCH = 8
 
 # Down-sampling channel widths per level, and the diffusion-step embedding size. "small" is the CPU
-# default: at batch 1 the cost of a denoising step is mostly per-op overhead plus reading the
-# weights, and (32, 64, 128) is the widest 3-level U-Net whose DDIM-10 chunk stayed near 10-15 ms on
-# one core of the 2026-11-22 host ((64, 128, 256) takes ~2.5x that, and trains ~2.4x slower); see
-# benchmarks/results/diffusion_latency*.json. "paper" is Chi et al.'s low-dim configuration.
+# default: it trains on a CPU in hours ((64, 128, 256) trains ~2.4x slower) and its DDIM-10 chunk
+# takes ~7 ms on one core through the compiled trunk; see benchmarks/results/diffusion_latency*.json.
+# "paper" is Chi et al.'s low-dim configuration.
 UNET_SIZES: dict[str, tuple[int, ...]] = {
     "small": (32, 64, 128),
     "medium": (64, 128, 256),
@@ -113,10 +121,10 @@ class ConditionalUnet1D(nn.Module):
         self.final = nn.Sequential(Conv1dBlock(down_dims[0], down_dims[0], kernel_size, n_groups),
                                    nn.Conv1d(down_dims[0], action_dim, 1))
         self._film_blocks = [m for m in self.modules() if isinstance(m, FiLMResidualBlock1d)]
-        self.packed_inference = True  # False: CPU inference runs the nn modules (the latency benchmark's baseline)
+        self.cpu_inference = "native"  # one of CPU_INFERENCE: the latency benchmark's baselines set the others
         self._param_list: list | None = None  # walking the module tree for the key costs ~0.6 ms a chunk
-        self._packed: PackedTrunk | None = None
-        self._packed_key: tuple | None = None
+        self._cpu_trunks: dict[str, PackedTrunk | NativeTrunk] = {}
+        self._cpu_trunks_key: tuple | None = None
 
     # ----- conditioning ------------------------------------------------------------------------
     def film_params(self, timestep: torch.Tensor, global_cond: torch.Tensor) -> list[torch.Tensor]:
@@ -133,25 +141,31 @@ class ConditionalUnet1D(nn.Module):
         packed channels-last trunk (unet1d_inference.py), kept until a parameter changes.
         """
         S, B = timesteps.shape[0], global_cond.shape[0]
-        if global_cond.device.type != "cpu" or not self.packed_inference:
+        if self.cpu_inference not in CPU_INFERENCE:
+            raise PolicyError(f"cpu_inference must be one of {CPU_INFERENCE}, not {self.cpu_inference!r}")
+        if global_cond.device.type != "cpu" or self.cpu_inference == "modules":
             t = timesteps.to(global_cond.device).repeat_interleave(B)  # (S*B,)
             film = self.film_params(t, global_cond.repeat(S, 1))  # per block (S*B, 2C, 1)
             return lambda sample, i: self.trunk(sample, [f[i * B:(i + 1) * B] for f in film])
-        packed = self.packed_trunk()
-        film = packed.film(timesteps, global_cond)  # (S*B, all blocks' 2C, 1)
-        return lambda sample, i: packed(sample, film[i * B:(i + 1) * B])
+        native = self.cpu_inference == "native" and B <= NATIVE_MAX_BATCH and global_cond.dtype == torch.float32
+        trunk = self.cpu_trunk("native" if native and native_library() is not None else "packed")
+        film = trunk.film(timesteps, global_cond)  # (S*B, all blocks' 2C, 1)
+        return lambda sample, i: trunk(sample, film[i * B:(i + 1) * B])
 
-    def packed_trunk(self) -> PackedTrunk:
+    def cpu_trunk(self, kind: str) -> PackedTrunk | NativeTrunk:
+        """The packed ("packed") or compiled ("native") copy of the weights, kept until a parameter changes."""
         # storage and version of every parameter: an optimiser step, EMA copy, load_state_dict or .to()
-        # changes one of them, and the packed copy is rebuilt
+        # changes one of them, and the copies are rebuilt
         if self._param_list is None:
             self._param_list = list(self.parameters())
         key = tuple((p.data_ptr(), p._version) for p in self._param_list)
-        if self._packed_key != key:
+        if self._cpu_trunks_key != key:
+            self._cpu_trunks, self._cpu_trunks_key = {}, key
+        trunk = self._cpu_trunks.get(kind)
+        if trunk is None:
             with torch.no_grad():
-                self._packed = PackedTrunk(self)
-            self._packed_key = key
-        return self._packed
+                trunk = self._cpu_trunks[kind] = NativeTrunk(self, native_library()) if kind == "native" else PackedTrunk(self)
+        return trunk
 
     # ----- network -----------------------------------------------------------------------------
     def forward(self, sample: torch.Tensor, timestep, global_cond: torch.Tensor) -> torch.Tensor:

@@ -9,9 +9,10 @@ memory and are handed on as (B, C, T) views, which GroupNorm and the next copy a
 up-sampler (ConvTranspose1d, k=4, stride 2, padding 1) becomes a k=3 convolution with twice the
 channels whose channels-last output *is* the interleaved sequence after a view.
 
-`PackedTrunk(unet)` lays the weights out once; ConditionalUnet1D.packed_trunk() keeps it until a
-parameter's storage or version changes. Training and GPU inference use the nn modules;
-tests/test_diffusion.py holds the two equal.
+`PackedTrunk(unet)` lays the weights out once; ConditionalUnet1D.cpu_trunk() keeps it until a
+parameter's storage or version changes. It is the CPU path where the compiled trunk
+(unet1d_native.py) is not: no C compiler, or more chunks at once than NATIVE_MAX_BATCH. Training and
+GPU inference use the nn modules; tests/test_diffusion.py holds the paths equal.
 """
 from __future__ import annotations
 
@@ -120,6 +121,42 @@ class PackedResidualBlock:
         return self.block2(h).add_(x if self.residual is None else self.residual(x))
 
 
+def film_offsets(unet) -> dict[int, int]:
+    """id(residual block) -> where its [scale; bias] starts in the packed FiLM output (module order)."""
+    offsets, offset = {}, 0
+    for b in unet._film_blocks:  # module order: the order of film_params() and forward()
+        offsets[id(b)] = offset
+        offset += 2 * b.out_ch
+    return offsets
+
+
+class PackedFiLM:
+    """Every block's FiLM Linear as one matmul: steps (S,) and conditions (B, C) -> (S*B, F, 1).
+
+    Its input is Mish([step embedding, observation]) and Mish is elementwise, so the step rows' share
+    is fixed per timestep list: computed once, kept.
+    """
+
+    def __init__(self, unet):
+        weight = torch.cat([b.film[1].weight.detach() for b in unet._film_blocks]).t()  # (E + C, F)
+        E = unet.step_embedding[-1].out_features
+        self.step_weight, self.cond_weight = weight[:E].contiguous(), weight[E:].contiguous()
+        self.bias = torch.cat([b.film[1].bias.detach() for b in unet._film_blocks])
+        self.step_embedding = unet.step_embedding
+        self.offsets = film_offsets(unet)
+        self._step_film: dict[tuple, torch.Tensor] = {}
+
+    def __call__(self, timesteps: torch.Tensor, global_cond: torch.Tensor) -> torch.Tensor:
+        """Every block's [scale; bias] per step and condition, step-major."""
+        key = (torch.is_inference_mode_enabled(), tuple(timesteps.tolist()))
+        steps = self._step_film.get(key)
+        if steps is None:
+            emb = self.step_embedding(timesteps.to(global_cond.device))
+            steps = self._step_film[key] = torch.addmm(self.bias, F.mish(emb), self.step_weight)
+        cond = F.mish(global_cond) @ self.cond_weight  # (B, F)
+        return (steps[:, None] + cond[None]).flatten(0, 1).unsqueeze(2)
+
+
 class PackedTrunk:
     """ConditionalUnet1D.trunk for inference: (B, T, A) sample + (B, F, 1) packed FiLM -> (B, T, A)."""
 
@@ -132,10 +169,7 @@ class PackedTrunk:
         def norm_act(seq):
             return PackedNormAct(conv(seq[0]), seq[1])
 
-        offsets, offset = {}, 0
-        for b in unet._film_blocks:  # module order: the order of film_params() and forward()
-            offsets[id(b)] = offset
-            offset += 2 * b.out_ch
+        offsets = film_offsets(unet)
 
         def block(b):
             residual = None if isinstance(b.residual, nn.Identity) else conv(b.residual)
@@ -146,24 +180,7 @@ class PackedTrunk:
         self.up = [(block(b1), block(b2), PackedConv.from_upsampler(up, buffers)) for b1, b2, up in unet.up]
         self.final = (norm_act(unet.final[0]), conv(unet.final[1]))
         self.down_factor = unet.down_factor
-        # Every block's FiLM Linear as one matmul. Its input is Mish([step embedding, observation]) and Mish
-        # is elementwise, so the step rows' share is fixed per timestep list: computed once, kept.
-        weight = torch.cat([b.film[1].weight.detach() for b in unet._film_blocks]).t()  # (E + C, F)
-        E = unet.step_embedding[-1].out_features
-        self.film_step_weight, self.film_cond_weight = weight[:E].contiguous(), weight[E:].contiguous()
-        self.film_bias = torch.cat([b.film[1].bias.detach() for b in unet._film_blocks])
-        self.step_embedding = unet.step_embedding
-        self._step_film: dict[tuple, torch.Tensor] = {}
-
-    def film(self, timesteps: torch.Tensor, global_cond: torch.Tensor) -> torch.Tensor:
-        """Steps (S,) and conditions (B, C) -> (S*B, F, 1): every block's [scale; bias], step-major."""
-        key = (torch.is_inference_mode_enabled(), tuple(timesteps.tolist()))
-        steps = self._step_film.get(key)
-        if steps is None:
-            emb = self.step_embedding(timesteps.to(global_cond.device))
-            steps = self._step_film[key] = torch.addmm(self.film_bias, F.mish(emb), self.film_step_weight)
-        cond = F.mish(global_cond) @ self.film_cond_weight  # (B, F)
-        return (steps[:, None] + cond[None]).flatten(0, 1).unsqueeze(2)
+        self.film = PackedFiLM(unet)
 
     def __call__(self, sample: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
         T = sample.shape[1]
