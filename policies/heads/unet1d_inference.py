@@ -32,15 +32,15 @@ class PackBuffers:
     """
 
     def __init__(self):
-        self._buffers: dict[tuple, torch.Tensor] = {}
+        self._local = threading.local()  # dropped with the thread
 
     def get(self, like: torch.Tensor, batch: int, length: int, padding: int, channels: int) -> torch.Tensor:
         """(batch, padding + length + padding, channels); rows [padding, padding + length) are the caller's."""
-        key = (threading.get_ident(), torch.is_inference_mode_enabled(), like.device, like.dtype, batch, length, padding,
-               channels)
-        buf = self._buffers.get(key)
+        buffers = self._local.__dict__.setdefault("buffers", {})
+        key = (torch.is_inference_mode_enabled(), like.device, like.dtype, batch, length, padding, channels)
+        buf = buffers.get(key)
         if buf is None:
-            buf = self._buffers[key] = like.new_zeros(batch, length + 2 * padding, channels)
+            buf = buffers[key] = like.new_zeros(batch, length + 2 * padding, channels)
         return buf
 
 

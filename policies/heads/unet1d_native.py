@@ -212,7 +212,7 @@ class NativeTrunk:
         self._programs: dict[int, _Program] = {16: _Program(self, unet, 16)}  # 16: the default chunk length
         self.weights = torch.cat(self._chunks)
         self._chunks = None
-        self._arenas: dict[tuple, torch.Tensor] = {}
+        self._local = threading.local()  # each thread its own scratch arenas, dropped with the thread
 
     def offset(self, tensor: torch.Tensor) -> int:
         """A weight's float offset in the buffer. Every program walks the U-Net in the same order, so
@@ -234,10 +234,10 @@ class NativeTrunk:
     def __call__(self, sample: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
         B, T, A = sample.shape
         prog = self.program(T)
-        key = (threading.get_ident(), T)
-        arena = self._arenas.get(key)
+        arenas = self._local.__dict__.setdefault("arenas", {})
+        arena = arenas.get(T)
         if arena is None:
-            arena = self._arenas[key] = torch.zeros(prog.arena_size, dtype=torch.float32)
+            arena = arenas[T] = torch.zeros(prog.arena_size, dtype=torch.float32)
         x = sample.contiguous()
         film = film.contiguous()
         out = torch.empty_like(x)
