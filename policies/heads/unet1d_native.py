@@ -207,6 +207,7 @@ class NativeTrunk:
         widest = max(m.weight.shape[0] for m in unet.modules() if isinstance(m, nn.GroupNorm))
         if 2 * widest > library.takeover_unet_max_channels():
             raise ValueError(f"U-Net width {widest} exceeds the compiled trunk's limit")
+        self._build_lock = threading.Lock()
         self._chunks: list[torch.Tensor] | None = []  # the weights while the first program lays them out
         self._size = 0
         self._programs: dict[int, _Program] = {16: _Program(self, unet, 16)}  # 16: the default chunk length
@@ -226,9 +227,13 @@ class NativeTrunk:
     def program(self, length: int) -> _Program:
         prog = self._programs.get(length)
         if prog is None:
-            self._size = 0
-            prog = self._programs[length] = _Program(self, self._unet, length)
-            assert self._size == self.weights.numel(), "programs disagree on the weight layout"
+            with self._build_lock:  # offset() counts through self._size
+                prog = self._programs.get(length)
+                if prog is None:
+                    self._size = 0
+                    prog = _Program(self, self._unet, length)
+                    assert self._size == self.weights.numel(), "programs disagree on the weight layout"
+                    self._programs[length] = prog
         return prog
 
     def __call__(self, sample: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
