@@ -138,7 +138,8 @@ class ConditionalUnet1D(nn.Module):
         For the steps `timesteps` (S,) and conditions (B, C): the step embeddings and every block's
         FiLM scale and bias in one batched pass. Returns eps(sample, i), equal to
         forward(sample, timesteps[i], global_cond). Inference only. On the CPU each step runs the
-        packed channels-last trunk (unet1d_inference.py), kept until a parameter changes.
+        compiled trunk (unet1d_native.py) or, past NATIVE_MAX_BATCH chunks, without a compiler or for
+        other dtypes, the packed one (unet1d_inference.py); either is kept until a parameter changes.
         """
         S, B = timesteps.shape[0], global_cond.shape[0]
         if self.cpu_inference not in CPU_INFERENCE:
