@@ -40,13 +40,14 @@ def _run_chunk(args):
     task, seeds = args
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from takeover.sim import EnvSpec, make_env
-    from takeover.sim.experts import make_expert, run_expert_episode
+    from takeover.sim.experts import EXPERT_SUCCESS_HOLD, make_expert
+    from takeover.sim.rollout import run_episode
 
     env = make_env(EnvSpec(task=task), seed=0)
     out = []
     for seed in seeds:
-        r = run_expert_episode(env, make_expert(task, seed=seed), seed=seed)
-        out.append({k: r[k] for k in ("seed", "success", "length", "first_success_step", "wall_s")})
+        r = run_episode(env, make_expert(task, seed=seed), seed=seed, success_hold=EXPERT_SUCCESS_HOLD)
+        out.append({k: getattr(r, k) for k in ("seed", "success", "length", "first_success_step", "wall_s")})
     env.close()
     return task, out
 

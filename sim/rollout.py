@@ -1,7 +1,7 @@
 """Rollouts: one episode in-process, or many over worker processes with deterministic seeds.
 
 An agent is anything with `reset(env)` and `act(obs, env) -> action` (scripted experts, wrapped
-policies). `run_rollouts` gives each episode its own seed; the outcome of an episode depends only on
+policies, the mixtures in `agents.py`). `EpisodeRun` is the one episode loop; `run_rollouts` gives each episode its own seed; the outcome of an episode depends only on
 its seed, never on which worker ran it or in what order (each episode also re-seeds numpy and torch).
 Workers are spawned (not forked: torch threads and GL contexts do not survive a fork), build the
 environment and the agent once, and use one torch thread each.
@@ -14,13 +14,15 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from .agents import as_decision
 from .env import Env, make_env
+from .errors import SimError
 from .spec import EnvSpec
 
 log = logging.getLogger(__name__)
@@ -29,12 +31,13 @@ log = logging.getLogger(__name__)
 @dataclass
 class EpisodeResult:
     seed: int
-    success: bool
-    length: int
+    success: bool  # success held for `success_hold` consecutive steps at some point
+    length: int  # steps taken (a `before` hook's steps not counted)
     total_reward: float
-    first_success_step: int | None = None
+    first_success_step: int | None = None  # steps taken when success was first seen (1 = after the first action)
     video: str | None = None
-    trajectory: dict | None = None  # recorded arrays when asked: obs, next_obs, actions, states, ...
+    episode: object = None  # what the recorder's finish() returned (an Episode), when recording
+    wall_s: float = 0.0
 
     def summary(self) -> dict:
         return {"seed": self.seed, "success": self.success, "length": self.length,
@@ -48,62 +51,125 @@ def seed_everything(seed: int):
         sys.modules["torch"].manual_seed(seed)
 
 
+class EpisodeRun:
+    """One episode, one step at a time: the only place an agent's action meets the simulator.
+
+    `run_episode` loops it to the end; the teleop window calls `step()` once per frame. Per step:
+    the agent decides (an action, or a `Decision` with a label and extras), the noise hook perturbs
+    what is executed (DART: the clean action stays the label), the environment steps, the success
+    streak is updated, and the recorder (when given) stores the step with its extras; the executed
+    action is stored as `executed_actions` whenever it can differ from the label.
+
+    `recorder` is a factory (e.g. `takeover.datasets.EpisodeRecorder`) of an object with
+    `add(obs, action, reward, next_obs, done, state, **extras)`, `clear()`, `__len__` and
+    `finish(model_file, **attrs)`; the loop stays free of any file format."""
+
+    def __init__(self, env: Env, agent, *, success_hold: int = 1, max_steps: int | None = None,
+                 action_noise: Callable | None = None, recorder: Callable | None = None):
+        if success_hold < 1:
+            raise SimError(f"success_hold must be >= 1, got {success_hold}")
+        self.env, self.agent, self.success_hold = env, agent, int(success_hold)
+        self.max_steps = int(max_steps or env.max_steps)
+        self._noise_source = action_noise
+        self.recorder = recorder() if recorder is not None else None
+        self.seed = None
+
+    def reset(self, seed: int, before: Callable | None = None) -> dict:
+        """Reset the environment and the agent for `seed`. `before(env, obs) -> obs` runs right after
+        the reset (a perturbed start); its steps are neither counted nor recorded."""
+        self.seed = int(seed)
+        seed_everything(self.seed)
+        noise = self._noise_source
+        self.action_noise = noise.for_episode(self.seed) if hasattr(noise, "for_episode") else noise
+        self.obs = self.env.reset(seed=self.seed)
+        self.agent.reset(self.env)
+        if before is not None:
+            self.obs = before(self.env, self.obs)
+        if self.recorder is not None:
+            self.recorder.clear()
+        self.length, self.total_reward, self.streak = 0, 0.0, 0
+        self.first_success_step, self.succeeded, self.last_success = None, False, False
+        self.started = time.perf_counter()
+        return self.obs
+
+    @property
+    def done(self) -> bool:
+        return self.length >= self.max_steps
+
+    def step(self, **extras):
+        """Advance one step; `extras` are per-step arrays from the caller (e.g. the device's input
+        log), recorded beside the agent's own. Returns (obs, reward, success, truncated)."""
+        decision = as_decision(self.agent.act(self.obs, self.env))
+        label = decision.action if decision.label is None else np.asarray(decision.label, dtype=np.float64)
+        executed = self.action_noise(decision.action) if self.action_noise is not None else decision.action
+        state = self.env.get_state() if self.recorder is not None else None
+        next_obs, reward, success, truncated, _ = self.env.step(executed)
+        self.length += 1
+        self.total_reward += reward
+        self.streak = self.streak + 1 if success else 0
+        self.last_success = bool(success)
+        if success and self.first_success_step is None:
+            self.first_success_step = self.length
+        self.succeeded = self.succeeded or self.streak >= self.success_hold
+        if self.recorder is not None:
+            if self.action_noise is not None or decision.label is not None:
+                extras["executed_actions"] = np.asarray(executed, dtype=np.float32)
+            self.recorder.add(self.obs, label, reward, next_obs, bool(success or truncated), state,
+                              **decision.extras, **extras)
+        self.obs = next_obs
+        return next_obs, reward, bool(success), bool(truncated or self.done)
+
+    def episode(self, **attrs):
+        """The recorded episode (recorder.finish) with `success` and `seed` filled in; empties the recorder."""
+        attrs = {"success": bool(self.succeeded), "seed": int(self.seed), **attrs}
+        return self.recorder.finish(model_file=self.env.model_xml(), **attrs)
+
+    def result(self, video: str | None = None, **episode_attrs) -> EpisodeResult:
+        episode = self.episode(**episode_attrs) if self.recorder is not None and len(self.recorder) else None
+        return EpisodeResult(self.seed, bool(self.succeeded), self.length, float(self.total_reward),
+                             self.first_success_step, video, episode, time.perf_counter() - self.started)
+
+
 def run_episode(env: Env, agent, seed: int, max_steps: int | None = None, stop_on_success: bool = True,
-                success_hold: int = 1, record: bool = False, action_noise: Callable | None = None,
-                video_path: str | None = None, video_size: int = 256, camera: str = "agentview") -> EpisodeResult:
-    """Run one episode. `action_noise(action) -> executed action` injects noise (DART): the agent's
-    clean action is recorded as the label and the executed one as `executed_actions`. A noise object
-    with `for_episode(seed)` gets a fresh generator per episode, so noise depends only on the seed."""
-    seed_everything(seed)
-    if action_noise is not None and hasattr(action_noise, "for_episode"):
-        action_noise = action_noise.for_episode(seed)
-    obs = env.reset(seed=seed)
-    agent.reset(env)
-    max_steps = max_steps or env.max_steps
-    rec = _Recorder() if record else None
+                success_hold: int = 1, record: Callable | None = None, action_noise: Callable | None = None,
+                before: Callable | None = None, video_path: str | None = None, video_size: int = 256,
+                camera: str = "agentview", episode_attrs: dict | None = None) -> EpisodeResult:
+    """Run one episode to the end: until success has held for `success_hold` steps (when
+    `stop_on_success`) or `max_steps` (default: the task's horizon).
+
+    `record` is a recorder factory (see `EpisodeRun`); the result's `episode` then holds the
+    recording, with `episode_attrs` (source, round, ...) as its attributes. `action_noise(action) ->
+    executed action` injects noise (DART); a noise object with `for_episode(seed)` gets a fresh
+    generator per episode, so noise depends only on the seed. `before` perturbs the start state."""
+    run = EpisodeRun(env, agent, success_hold=success_hold, max_steps=max_steps, action_noise=action_noise,
+                     recorder=record)
+    run.reset(seed, before=before)
     frames = [env.render(video_size, video_size, camera)] if video_path else None
-    total, held, first_success, t = 0.0, 0, None, 0
-    for t in range(1, max_steps + 1):
-        action = np.asarray(agent.act(obs, env), dtype=np.float64)
-        executed = action_noise(action) if action_noise is not None else action
-        state = env.get_state() if rec is not None else None
-        next_obs, reward, success, _, _ = env.step(executed)
-        total += reward
-        if rec is not None:
-            extras = {"executed_actions": executed} if action_noise is not None else {}
-            rec.add(obs, action, reward, next_obs, success, state, extras)
+    while not run.done:
+        run.step()
         if frames is not None:
             frames.append(env.render(video_size, video_size, camera))
-        obs = next_obs
-        held = held + 1 if success else 0
-        if success and first_success is None:
-            first_success = t
-        if stop_on_success and held >= success_hold:
+        if stop_on_success and run.succeeded:
             break
     video = None
     if frames is not None:
         from .video import write_mp4
 
         video = str(write_mp4(video_path, frames, fps=env.spec.control_freq))
-    return EpisodeResult(seed, first_success is not None and (held >= success_hold or not stop_on_success), t,
-                         total, first_success, video, rec.arrays() if rec is not None else None)
+    return run.result(video, **(episode_attrs or {}))
 
 
-class _Recorder:
-    def __init__(self):
-        self.steps = []
-
-    def add(self, obs, action, reward, next_obs, done, state, extras):
-        self.steps.append((obs, action, reward, next_obs, done, state, extras))
-
-    def arrays(self) -> dict:
-        obs, actions, rewards, next_obs, dones, states, extras = zip(*self.steps)
-        stack = lambda dicts: {k: np.stack([d[k] for d in dicts]) for k in dicts[0]}  # noqa: E731
-        out = {"obs": stack(obs), "next_obs": stack(next_obs), "actions": np.stack(actions).astype(np.float32),
-               "rewards": np.asarray(rewards, np.float32), "dones": np.asarray(dones, np.uint8),
-               "states": np.stack(states)}
-        out["extras"] = {k: np.stack([e[k] for e in extras]).astype(np.float32) for k in extras[0]}
-        return out
+def random_action_prefix(steps: int, rng_seed: int, scale=1.0):
+    """A `before` hook: `steps` uniformly random actions (seeded), to start from a perturbed state.
+    `scale` is a number or one bound per action dimension."""
+    def before(env, obs):
+        rng = np.random.default_rng(rng_seed)
+        bound = np.broadcast_to(np.asarray(scale, dtype=np.float64), (env.action_dim,))
+        for _ in range(steps):
+            obs, *_ = env.step(rng.uniform(-bound, bound))
+        env.t = 0
+        return obs
+    return before
 
 
 # ----- parallel ------------------------------------------------------------------------------------
@@ -164,7 +230,8 @@ class RolloutPool:
     def run(self, agent_factory, seeds, video_seeds=(), video_dir=None,
             progress: Callable[[EpisodeResult], None] | None = None, **options) -> list[EpisodeResult]:
         """One episode per seed, results in the order of `seeds`. `options` go to `run_episode`
-        (max_steps, stop_on_success, success_hold, record, action_noise, video_size, camera)."""
+        (max_steps, stop_on_success, success_hold, record, action_noise, before, video_size, camera,
+        episode_attrs)."""
         seeds = [int(s) for s in seeds]
         video_seeds = set(video_seeds)
         paths = {s: str(Path(video_dir) / f"episode_seed{s}.mp4") if (video_dir and s in video_seeds) else None

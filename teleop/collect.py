@@ -10,9 +10,9 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
-from takeover.datasets import DemoWriter, Episode
-from takeover.sim.experts import make_expert
-from takeover.sim.rollout import EpisodeResult, RolloutPool
+from takeover.datasets import DemoWriter, EpisodeRecorder
+from takeover.sim.experts import EXPERT_SUCCESS_HOLD, make_expert
+from takeover.sim.rollout import RolloutPool
 from takeover.sim.spec import EnvSpec
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,6 @@ class EpisodeNoise:
         return f"DART action noise, std per dimension {[round(float(s), 4) for s in self.noise.std]}"
 
 
-def episode_from_result(result: EpisodeResult, model_file: str, source: str, **attrs) -> Episode:
-    tr = result.trajectory
-    return Episode(actions=tr["actions"], states=tr["states"], obs=tr["obs"], next_obs=tr["next_obs"],
-                   rewards=tr["rewards"], dones=tr["dones"], extras=tr["extras"], model_file=model_file,
-                   attrs={"source": source, "success": bool(result.success), "seed": int(result.seed), **attrs})
-
-
 def collect_scripted(spec: EnvSpec, out: str, episodes: int, seed: int | None = None, workers: int = 1,
                      keep_failed: bool = False, append: bool = False, action_noise=None, max_attempts: int | None = None,
                      progress=None) -> dict:
@@ -57,14 +50,13 @@ def collect_scripted(spec: EnvSpec, out: str, episodes: int, seed: int | None = 
 
     Seeds start at `seed` (default 0; with append, after the file's largest seed). Gives up after
     `max_attempts` episodes (default 3x the request) so a broken expert cannot loop forever."""
-    from takeover.sim import make_env
-
-    model_file = make_env(spec).model_xml()
     max_attempts = max_attempts or 3 * episodes
     saved, tried, successes = 0, 0, 0
     if action_noise is not None and not isinstance(action_noise, EpisodeNoise):
         action_noise = EpisodeNoise(action_noise, seed or 0)
-    attrs = {"noise": action_noise.describe()} if action_noise is not None else {}
+    attrs = {"source": "expert"}
+    if action_noise is not None:
+        attrs["noise"] = action_noise.describe()
     with DemoWriter(out, spec, append=append, fold_every=max(1, 4 * workers)) as writer, \
             RolloutPool(spec, workers if workers > 1 else 0) as pool:
         next_seed = writer.next_seed if (append and seed is None) else (seed or 0)
@@ -72,13 +64,13 @@ def collect_scripted(spec: EnvSpec, out: str, episodes: int, seed: int | None = 
             batch = min(max(1, (episodes - saved) if keep_failed else episodes - saved), 4 * max(1, workers))
             seeds = list(range(next_seed, next_seed + batch))
             next_seed += batch
-            results = pool.run(ExpertAgent(spec.task), seeds, record=True, action_noise=action_noise,
-                               success_hold=5)
+            results = pool.run(ExpertAgent(spec.task), seeds, record=EpisodeRecorder, action_noise=action_noise,
+                               success_hold=EXPERT_SUCCESS_HOLD, episode_attrs=attrs)
             for res in results:
                 tried += 1
                 successes += res.success
                 if (res.success or keep_failed) and saved < episodes:
-                    writer.save(episode_from_result(res, model_file, "expert", **attrs))
+                    writer.save(res.episode)
                     saved += 1
                 if progress:
                     progress(saved, tried, res)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .action import DEFAULT_GAINS, ActionGains, GripperLatch, to_action
+from .action import DEFAULT_GAINS, ActionGains
+from .device_agent import DeviceAgent
 from .noise import ActionNoise
 from .replay import EVENTS_LOG_KEY, INPUT_LOG_KEY
 from .state import DeviceState, InputDevice
@@ -70,6 +71,7 @@ class RecordingSession:
     def __init__(self, config: SessionConfig, device: InputDevice, env=None, writer=None, window: Window | None = None):
         from takeover.datasets import DemoWriter, EpisodeRecorder
         from takeover.sim import make_env
+        from takeover.sim.rollout import EpisodeRun
 
         self.config = config
         self.device = device
@@ -91,7 +93,9 @@ class RecordingSession:
             if self._own_writer:
                 self.writer.close()
             raise
-        self.recorder = EpisodeRecorder()
+        self.agent = DeviceAgent(device, config.gains)
+        self.episode_run = EpisodeRun(self.env, self.agent, max_steps=self.env.max_steps, recorder=EpisodeRecorder,
+                              action_noise=config.noise.apply if config.noise is not None else None)
         self.result = SessionResult()
         self.period = 1.0 / self.env.spec.control_freq
         self.auto_save_steps = None if config.auto_save is None else max(1, round(config.auto_save / self.period))
@@ -105,30 +109,40 @@ class RecordingSession:
     def seed(self) -> int:
         return self.config.seed + self.attempt
 
+    @property
+    def steps(self) -> int:
+        """Steps recorded in the current episode."""
+        return len(self.episode_run.recorder)
+
+    @property
+    def success(self) -> bool:
+        return self.episode_run.last_success
+
+    @property
+    def success_run(self) -> int:
+        return self.episode_run.streak
+
+    @property
+    def latch(self):
+        return self.agent.latch
+
     def _new_episode(self, advance: bool):
         if advance:
             self.attempt += 1
-        self.recorder.clear()
-        self.obs = self.env.reset(seed=self.seed)
-        self.latch = GripperLatch()
+        self.episode_run.reset(self.seed)  # resets the device too (DeviceAgent.reset)
         self.state = READY
-        self.success = False
-        self.success_run = 0
         self.last_step_ms = 0.0
         self._frame = None
-        if hasattr(self.device, "reset"):
-            self.device.reset(self.env)
 
     def _save(self):
-        if len(self.recorder) == 0:
+        if self.steps == 0:
             logger.info("nothing recorded yet: save ignored")
             return
-        steps = len(self.recorder)
+        steps = self.steps
         attrs = {"device": self.device.name}
         if self.config.noise is not None:
             attrs["noise_std"] = self.config.noise.std.tolist()
-        episode = self.recorder.finish(model_file=self.env.model_xml(), source=getattr(self.device, "source", "human"),
-                                       success=bool(self.success), seed=int(self.seed), **attrs)
+        episode = self.episode_run.episode(source=getattr(self.device, "source", "human"), success=bool(self.success), **attrs)
         name = self.writer.save(episode)
         self.result.saved.append(name)
         logger.info("saved %s: %d steps, success=%s, seed=%d", name, steps, self.success, self.seed)
@@ -138,16 +152,16 @@ class RecordingSession:
         self._new_episode(advance=True)
 
     def _discard(self, advance: bool):
-        if len(self.recorder):
+        if self.steps:
             self.result.discarded += 1
-            logger.info("discarded an episode of %d steps (seed %d)", len(self.recorder), self.seed)
+            logger.info("discarded an episode of %d steps (seed %d)", self.steps, self.seed)
         self._new_episode(advance=advance)
 
     # --- one frame ----------------------------------------------------------------------------
     def _handle_events(self, ds: DeviceState):
         if ds.has("quit"):
-            if len(self.recorder):
-                logger.warning("quit: the unsaved episode of %d steps is discarded", len(self.recorder))
+            if self.steps:
+                logger.warning("quit: the unsaved episode of %d steps is discarded", self.steps)
             self.result.quit = True
             self.finished = True
             return
@@ -164,17 +178,8 @@ class RecordingSession:
             logger.info("recording episode (seed %d)", self.seed)
 
     def _step(self, ds: DeviceState):
-        state = self.env.get_state()
-        action, self.latch = to_action(ds, self.config.gains, self.latch)
-        executed = self.config.noise.apply(action) if self.config.noise is not None else action
-        next_obs, reward, success, truncated, _ = self.env.step(executed)
-        extras = {INPUT_LOG_KEY: ds.to_row(), EVENTS_LOG_KEY: np.uint32(ds.event_mask())}
-        if self.config.noise is not None:
-            extras["executed_actions"] = executed.astype(np.float32)
-        self.recorder.add(self.obs, action, reward, next_obs, bool(success or truncated), state, **extras)
-        self.obs = next_obs
-        self.success = success
-        self.success_run = self.success_run + 1 if success else 0
+        self.agent.state = ds
+        _, _, _, truncated = self.episode_run.step(**{INPUT_LOG_KEY: ds.to_row(), EVENTS_LOG_KEY: np.uint32(ds.event_mask())})
         self._frame = None
         if self.auto_save_steps is not None and self.success_run >= self.auto_save_steps:
             logger.info("success held for %d steps: auto-save", self.success_run)
@@ -192,11 +197,11 @@ class RecordingSession:
         if not ds.connected and self.state in (RECORDING, READY, PAUSED):
             if self.state != PAUSED:
                 self._resume_state = self.state
-                logger.warning("device disconnected: episode paused at step %d", len(self.recorder))
+                logger.warning("device disconnected: episode paused at step %d", self.steps)
             self.state = PAUSED
         elif ds.connected and self.state == PAUSED:
             self.state = self._resume_state
-            logger.info("device back: resuming at step %d", len(self.recorder))
+            logger.info("device back: resuming at step %d", self.steps)
         self._handle_events(ds)
         if not self.finished and self.state == RECORDING:
             self._step(ds)
@@ -235,7 +240,7 @@ class RecordingSession:
             (f"saved {len(self.result.saved)}" + (f"/{self.config.episodes}" if self.config.episodes else "")
              + f"   discarded {self.result.discarded}", FG),
             (f"state {rec[0]}   seed {self.seed}", rec[1]),
-            (f"step {len(self.recorder)}/{spec.max_steps}", FG),
+            (f"step {self.steps}/{spec.max_steps}", FG),
             (f"success {'YES' if self.success else 'no'}" + (f" (held {self.success_run})" if self.success else ""),
              GREEN if self.success else DIM),
             (f"gripper {'closed' if self.latch.command > 0 else 'open'}"

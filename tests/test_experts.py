@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from takeover.sim import EnvSpec, SimError, make_env
-from takeover.sim.experts import EXPERTS, Expert, make_expert, run_expert_episode
+from takeover.sim.experts import EXPERT_SUCCESS_HOLD, EXPERTS, Expert, make_expert
 from takeover.sim.experts.base import is_grasping
-from takeover.sim.experts.runner import random_action_prefix
+from takeover.sim.rollout import random_action_prefix, run_episode
 
 BARS = {"Lift": 0.98, "Stack": 0.90, "PickPlaceCan": 0.90, "NutAssemblySquare": 0.80, "Door": 0.80}
 EPISODES = 10
@@ -34,6 +34,10 @@ def envs():
         env.close()
 
 
+def run_expert(env, expert, seed, before=None):
+    return run_episode(env, expert, seed, success_hold=EXPERT_SUCCESS_HOLD, before=before)
+
+
 def test_make_expert_knows_every_task_and_rejects_others():
     assert set(EXPERTS) == set(BARS)
     for task in BARS:
@@ -46,10 +50,10 @@ def test_make_expert_knows_every_task_and_rejects_others():
 @pytest.mark.parametrize("task", list(BARS))
 def test_expert_meets_success_bar(task, envs):
     env = envs(task)
-    results = [run_expert_episode(env, make_expert(task, seed=s), seed=s) for s in SEEDS]
-    rate = np.mean([r["success"] for r in results])
+    results = [run_expert(env, make_expert(task, seed=s), seed=s) for s in SEEDS]
+    rate = np.mean([r.success for r in results])
     assert rate >= BARS[task], f"{task}: {rate:.2f} < {BARS[task]} (failed seeds {[r['seed'] for r in results if not r['success']]})"
-    assert max(r["length"] for r in results if r["success"]) < env.max_steps
+    assert max(r.length for r in results if r.success) < env.max_steps
 
 
 def test_expert_is_deterministic_given_state(envs):
@@ -74,9 +78,9 @@ def test_expert_recovers_from_random_actions(task, envs):
     wrist turns (up to 5 rad) the arm can end up against joint 6's limit on the way."""
     env = envs(task)
     scale = [1, 1, 1, 0.1, 0.1, 0.1, 1] if task == "Door" else 1.0
-    results = [run_expert_episode(env, make_expert(task, seed=s), seed=s, before=random_action_prefix(20, s, scale))
+    results = [run_expert(env, make_expert(task, seed=s), seed=s, before=random_action_prefix(20, s, scale))
                for s in range(2000, 2003)]
-    assert all(r["success"] for r in results), [(r["seed"], r["length"]) for r in results]
+    assert all(r.success for r in results), [(r.seed, r.length) for r in results]
 
 
 def _drop_midway(task, object_geoms):
@@ -112,9 +116,9 @@ DROP_OBJECTS = {
 @pytest.mark.parametrize("task", list(DROP_OBJECTS))
 def test_expert_recovers_after_dropping_the_object(task, envs):
     env = envs(task)
-    results = [run_expert_episode(env, make_expert(task, seed=s), seed=s, before=_drop_midway(task, DROP_OBJECTS[task]))
+    results = [run_expert(env, make_expert(task, seed=s), seed=s, before=_drop_midway(task, DROP_OBJECTS[task]))
                for s in (3000, 3001)]
-    assert all(r["success"] for r in results), [(r["seed"], r["length"]) for r in results]
+    assert all(r.success for r in results), [(r.seed, r.length) for r in results]
 
 
 @pytest.mark.slow
@@ -133,6 +137,6 @@ def test_door_expert_recovers_after_letting_go():
         env.t = 0
         return obs
 
-    r = run_expert_episode(env, make_expert("Door"), seed=3000, before=before)
+    r = run_expert(env, make_expert("Door"), seed=3000, before=before)
     env.close()
-    assert r["success"], r["length"]
+    assert r.success, r.length

@@ -13,7 +13,10 @@ from .lift import LiftExpert
 from .nut_assembly_square import NutAssemblySquareExpert
 from .pick_place_can import PickPlaceCanExpert
 from .stack import StackExpert
-from .runner import run_expert_episode
+
+# a scripted episode counts as a success once the task's success has held this many steps in a row
+# (a cube dropped right after the lift check is not a demonstration)
+EXPERT_SUCCESS_HOLD = 5
 
 EXPERTS: dict[str, type[ScriptedExpert]] = {
     "Lift": LiftExpert,
@@ -36,4 +39,4 @@ def make_expert(task: str, seed: int | None = None, noise: float = 0.0) -> Exper
     return cls(seed=seed, noise=noise)
 
 
-__all__ = ["EXPERTS", "Expert", "ScriptedExpert", "make_expert", "run_expert_episode"]
+__all__ = ["EXPERTS", "EXPERT_SUCCESS_HOLD", "Expert", "ScriptedExpert", "make_expert"]

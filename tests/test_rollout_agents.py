@@ -1,0 +1,67 @@
+"""The one episode loop with the agents corrections are built from: the beta-mixture (DAgger) and
+the gated take-over (HG-DAgger), recorded through the one recorder."""
+import numpy as np
+import pytest
+
+from takeover.datasets import EpisodeRecorder
+from takeover.sim import EnvSpec, SimError, make_env
+from takeover.sim.agents import BetaMixture, GatedTakeover
+from takeover.sim.rollout import run_episode
+
+TEACHER = np.array([0.2, 0, 0, 0, 0, 0, -1.0])
+LEARNER = np.array([-0.2, 0, 0, 0, 0, 0, -1.0])
+
+
+class Constant:
+    def __init__(self, action):
+        self.action, self.resets = action, 0
+
+    def reset(self, env):
+        self.resets += 1
+
+    def act(self, obs, env):
+        return self.action.copy()
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = make_env(EnvSpec(task="Lift", horizon=100), seed=0)
+    yield e
+    e.close()
+
+
+def test_beta_mixture_executes_the_teacher_with_probability_beta_and_always_labels_with_it(env):
+    beta, flags = 0.3, []
+    for seed in (1, 2, 3):
+        agent = BetaMixture(Constant(TEACHER), Constant(LEARNER), beta)
+        ep = run_episode(env, agent, seed, stop_on_success=False, record=EpisodeRecorder).episode
+        ran = ep.extras["expert_executed"].astype(bool)
+        flags.append(ran)
+        np.testing.assert_allclose(ep.actions, np.tile(TEACHER, (len(ep), 1)), atol=1e-6)  # label: the teacher's
+        np.testing.assert_allclose(ep.extras["executed_actions"][ran], np.tile(TEACHER, (ran.sum(), 1)), atol=1e-6)
+        np.testing.assert_allclose(ep.extras["executed_actions"][~ran], np.tile(LEARNER, ((~ran).sum(), 1)), atol=1e-6)
+        np.testing.assert_allclose(ep.extras["policy_actions"], np.tile(LEARNER, (len(ep), 1)), atol=1e-6)
+    flags = np.concatenate(flags)
+    sigma = np.sqrt(beta * (1 - beta) / len(flags))
+    assert abs(flags.mean() - beta) < 4 * sigma, (flags.mean(), beta)
+    # the coin flips depend only on the episode seed
+    again = run_episode(env, BetaMixture(Constant(TEACHER), Constant(LEARNER), beta), 1, stop_on_success=False,
+                        record=EpisodeRecorder).episode
+    np.testing.assert_array_equal(again.extras["expert_executed"].astype(bool), flags[:100])
+    with pytest.raises(SimError, match="beta"):
+        BetaMixture(Constant(TEACHER), Constant(LEARNER), 1.5)
+
+
+def test_gated_takeover_marks_teacher_steps_and_resets_the_learner_on_hand_back(env):
+    teacher, learner = Constant(TEACHER), Constant(LEARNER)
+    gate = lambda obs, env, proposal: 10 <= env.t < 20  # noqa: E731  (env.t: steps taken so far)
+    agent = GatedTakeover(teacher, learner, gate)
+    ep = run_episode(env, agent, 5, max_steps=40, stop_on_success=False, record=EpisodeRecorder).episode
+    expected = np.zeros(40, np.uint8)
+    expected[10:20] = 1
+    np.testing.assert_array_equal(ep.extras["interventions"], expected)
+    np.testing.assert_allclose(ep.actions[10:20], np.tile(TEACHER, (10, 1)), atol=1e-6)
+    np.testing.assert_allclose(ep.actions[:10], np.tile(LEARNER, (10, 1)), atol=1e-6)
+    np.testing.assert_allclose(ep.extras["policy_actions"], np.tile(LEARNER, (40, 1)), atol=1e-6)
+    assert agent.handovers == 2
+    assert learner.resets == 2  # the episode start and the hand-back at step 20
