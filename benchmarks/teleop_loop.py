@@ -29,7 +29,7 @@ TARGET_P95_MS = 50.0
 
 def measure(frames: int, size: int, block: int = 20, warmup: int = 5) -> dict:
     from takeover.sim import EnvSpec, make_env
-    from takeover.teleop.replay import ReplayDevice
+    from takeover.teleop.input_log import InputLogDevice
     from takeover.teleop.session import RecordingSession, SessionConfig
     from takeover.teleop.state import DeviceState
 
@@ -41,7 +41,7 @@ def measure(frames: int, size: int, block: int = 20, warmup: int = 5) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         config = SessionConfig(output=Path(tmp) / "bench.hdf5", realtime=False, render_size=size,
                                window_size=(2 * size, 2 * size), spec=spec)
-        session = RecordingSession(config, ReplayDevice.from_states(states, end_events=()), env=env)
+        session = RecordingSession(config, InputLogDevice.from_states(states, end_events=()), env=env)
         loop_ms, base_ms = [], []
         action = np.zeros(env.action_dim)
         for _ in range(warmup):

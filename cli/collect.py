@@ -30,7 +30,7 @@ def collect(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from takeover.sim import EnvSpec
-    from takeover.teleop.collect import collect_scripted
+    from takeover.teleop.scripted_collection import collect_scripted
 
     if expert != "scripted":
         fail(f"unknown expert {expert!r}; available: scripted")

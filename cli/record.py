@@ -88,7 +88,7 @@ def record(
         dev = GamepadDevice(mapping_file=mapping)
     else:
         from takeover.sim import make_env
-        from takeover.teleop.scripted import ScriptedDevice
+        from takeover.teleop.scripted_device import ScriptedDevice
 
         env = make_env(spec, seed=seed)
         dev = ScriptedDevice(env, seed=seed, save_after_success=None if auto_save is not None else 10)
@@ -110,7 +110,7 @@ def replay(
 ):
     """Play a recorded demonstration in a window (or to --video out.mp4)."""
     from takeover.teleop.errors import TeleopError
-    from takeover.teleop.playback import play
+    from takeover.teleop.demo_viewer import play
 
     if not file.exists():
         raise TeleopError(f"{file}: no such file")

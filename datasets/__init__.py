@@ -7,7 +7,7 @@ from .reader import DemoReader
 from .writer import DemoWriter
 
 __all__ = ["DemoWriter", "DemoReader", "Episode", "EpisodeRecorder", "DemoDataset", "DatasetError", "info", "split",
-           "merge", "import_robosuite", "replay_video", "recover"]
+           "merge", "import_robosuite", "replay_video", "replay_states", "load_demo", "recover"]
 
 
 def __getattr__(name):
@@ -18,7 +18,10 @@ def __getattr__(name):
     if name in ("info", "split", "merge"):
         from . import tools
         return getattr(tools, name)
-    if name in ("import_robosuite", "replay_video"):
-        from . import robosuite_import
-        return getattr(robosuite_import, name)
+    if name == "import_robosuite":
+        from .robosuite_import import import_robosuite
+        return import_robosuite
+    if name in ("replay_video", "replay_states", "load_demo"):
+        from . import playback
+        return getattr(playback, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""robosuite's raw demonstrations -> our format, and replay of any demo into a video.
+"""robosuite's raw demonstrations -> our format.
 
 robosuite's `collect_human_demonstrations.py` writes `data` (attrs date, time, repository_version, env,
 env_info = JSON of env_name/robots/controller_configs) with `data/demo_<i>/states (T,S)`,
@@ -207,40 +207,3 @@ def _replay(env, states, actions, xml, check_steps, where):
         dones=np.eye(1, T, T - 1, dtype=np.uint8)[0],
         attrs={"success": bool(success)}, model_file=env.model_xml() if model == "today" else xml)
     return episode, model, rt_err, step_err
-
-
-def replay_video(path, demo, out_mp4, camera: str = "agentview", size: int = 256, fps: int = 20, progress=None) -> Path:
-    """Render demo `demo` (number or name) of `path` by replaying its states; writes an H.264 mp4
-    (yuv420p, browser-playable) via a temp file and a rename. Returns the mp4 path."""
-    from takeover.sim import make_env
-    from takeover.sim.errors import SimError
-    from takeover.sim.video import write_mp4
-
-    from .reader import DemoReader
-
-    name = str(demo) if str(demo).startswith("demo_") else f"demo_{demo}"
-    with DemoReader(path) as r:
-        if r.spec is None:
-            raise DatasetError(f"{path}: has no environment metadata (takeover_spec or a known env_args) to replay with")
-        states = r._group(name)["states"][()] if name in r else r.episode(name).states
-        xml = str(r._group(name).attrs.get("model_file", ""))
-        spec = r.spec
-    if states.ndim != 2 or len(states) == 0 or states.shape[1] == 0:
-        raise DatasetError(f"{path}, {name}, key states: no recorded states to replay")
-    env = make_env(spec, seed=0)
-    try:
-        frames = []
-        for t, state in enumerate(states):
-            if t == 0:
-                load_model(env, xml, state, f"{path}, {name}")
-            else:
-                env.set_state(state)
-            try:
-                frames.append(env.render(size, size, camera))
-            except SimError as exc:
-                raise DatasetError(f"{path}, {name}: {exc}") from None
-            if progress is not None:
-                progress(t)
-    finally:
-        env.close()
-    return write_mp4(out_mp4, frames, fps=fps)

@@ -28,7 +28,7 @@ class QuickstartConfig:
 
 def run_quickstart(cfg: QuickstartConfig, say=log.info) -> dict:
     from takeover.datasets import DemoReader
-    from takeover.teleop.collect import collect_scripted
+    from takeover.teleop.scripted_collection import collect_scripted
 
     from .evaluate import evaluate
     from .train import TrainConfig, train

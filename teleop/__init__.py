@@ -1,5 +1,6 @@
-"""takeover.teleop: input devices (keyboard, gamepad, replay, scripted) -> typed DeviceState ->
-OSC action; the pygame window; the recording session; DART noise injection.
+"""takeover.teleop: input devices (keyboard, gamepad, a recorded input log, the scripted operator) -> typed DeviceState ->
+OSC action; the pygame window; the recording session; DART noise injection; scripted collection
+(`scripted_collection.py`); the demo viewer (`demo_viewer.py`).
 
 Importing this package starts no threads and opens no window; pygame loads with the first device.
 """
@@ -9,11 +10,11 @@ from .noise import ActionNoise
 from .state import EVENTS, DeviceState, InputDevice
 
 __all__ = ["ActionGains", "ActionNoise", "DEFAULT_GAINS", "DeviceState", "EVENTS", "GripperLatch", "InputDevice",
-           "TeleopError", "to_action", "GamepadDevice", "KeyboardDevice", "ReplayDevice", "ScriptedDevice",
+           "TeleopError", "to_action", "GamepadDevice", "KeyboardDevice", "InputLogDevice", "ScriptedDevice",
            "RecordingSession", "SessionConfig", "run_session"]
 
-_LAZY = {"GamepadDevice": "gamepad", "KeyboardDevice": "keyboard", "ReplayDevice": "replay",
-         "ScriptedDevice": "scripted", "RecordingSession": "session", "SessionConfig": "session",
+_LAZY = {"GamepadDevice": "gamepad", "KeyboardDevice": "keyboard", "InputLogDevice": "input_log",
+         "ScriptedDevice": "scripted_device", "RecordingSession": "session", "SessionConfig": "session",
          "run_session": "session"}
 
 

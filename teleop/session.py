@@ -11,13 +11,14 @@ episode (PAUSED) and it resumes, with every step kept, when the device comes bac
 saves once success has held for S seconds.
 
 Per step the recorder stores the label `actions` (the operator's clean command), `executed_actions`
-when noise is injected, and the input log (`device_input`, `device_events`; see replay.py).
+when noise is injected, and the input log (`device_input`, `device_events`; see input_log.py).
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +26,21 @@ import numpy as np
 from .action import DEFAULT_GAINS, ActionGains
 from .device_agent import DeviceAgent
 from .noise import ActionNoise
-from .replay import EVENTS_LOG_KEY, INPUT_LOG_KEY
+from .input_log import EVENTS_LOG_KEY, INPUT_LOG_KEY
 from .state import DeviceState, InputDevice
 from .window import DIM, FG, GREEN, RED, YELLOW, Window
 from ._pygame import pygame
 
 logger = logging.getLogger(__name__)
 
-READY, RECORDING, PAUSED, DONE = "ready", "recording", "paused", "done"
+class SessionState(str, Enum):
+    READY = "ready"  # scene shown, the simulator waits for the start control or any motion
+    RECORDING = "recording"  # one env step per frame
+    PAUSED = "paused"  # the device went away; resumes with every step kept when it is back
+    DONE = "done"  # horizon reached: save or discard
+
+
+READY, RECORDING, PAUSED, DONE = SessionState.READY, SessionState.RECORDING, SessionState.PAUSED, SessionState.DONE
 
 
 @dataclass
@@ -110,9 +118,19 @@ class RecordingSession:
         return self.config.seed + self.attempt
 
     @property
+    def recorder(self):
+        """The current episode's recorder (EpisodeRecorder)."""
+        return self.episode_run.recorder
+
+    @property
     def steps(self) -> int:
         """Steps recorded in the current episode."""
         return len(self.episode_run.recorder)
+
+    @property
+    def obs(self) -> dict:
+        """The current observation."""
+        return self.episode_run.obs
 
     @property
     def success(self) -> bool:

@@ -15,8 +15,8 @@ import pytest
 from takeover.datasets import DemoReader, DemoWriter
 from takeover.sim import EnvSpec, make_env
 from takeover.teleop import ActionGains, ActionNoise, DeviceState, to_action
-from takeover.teleop.playback import load_demo, replay_states
-from takeover.teleop.replay import ReplayDevice
+from takeover.datasets.playback import load_demo, replay_states
+from takeover.teleop.input_log import InputLogDevice
 from takeover.teleop.session import RecordingSession, SessionConfig
 
 HEADLESS = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
@@ -102,7 +102,7 @@ def test_noise_injection_keeps_clean_labels_and_executes_noise_of_the_requested_
     sigma, steps = 0.2, 240
     t = np.arange(steps)
     clean_states = [DeviceState(translation=(0.3 * np.sin(i / 9), 0.3 * np.cos(i / 13), 0.0)) for i in t]
-    device = ReplayDevice.from_states(clean_states)
+    device = InputLogDevice.from_states(clean_states)
     gains = ActionGains()
     noise = ActionNoise.from_option(str(sigma), 7, seed=11)
 

@@ -6,7 +6,7 @@ import pytest
 
 from takeover.teleop import ActionGains, ActionNoise, DeviceState, GripperLatch, TeleopError, to_action
 from takeover.teleop.mapping import Tuning, load_mappings, parse_mappings, select_mapping
-from takeover.teleop.replay import ReplayDevice
+from takeover.teleop.input_log import InputLogDevice
 
 
 def test_zero_state_holds_the_pose_and_keeps_the_gripper_open():
@@ -49,7 +49,7 @@ def test_input_log_row_round_trip_and_replay_device():
     s = DeviceState((0.1, -0.2, 0.3), (0.0, 0.5, -0.5), 1.0, True, frozenset({"save", "take_over"}))
     back = DeviceState.from_row(s.to_row(), s.event_mask())
     assert np.allclose(back.to_row(), s.to_row()) and back.events == s.events
-    dev = ReplayDevice.from_states([s, DeviceState()])
+    dev = InputLogDevice.from_states([s, DeviceState()])
     first = dev.poll()
     assert first.events == s.events | {"start"} and np.allclose(first.to_row(), s.to_row())
     assert not dev.poll().moving

@@ -1,7 +1,7 @@
-"""ReplayDevice: plays back a recorded input log (the `device_input` / `device_events` arrays a
+"""InputLogDevice: plays back a recorded input log (the `device_input` / `device_events` arrays a
 recording session stores with every episode), to reproduce a session or drive tests.
 
-    dev = ReplayDevice.from_episode(reader.episode("demo_0"))
+    dev = InputLogDevice.from_episode(reader.episode("demo_0"))
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ INPUT_LOG_KEY = "device_input"  # (T, 8) float32: translation, rotation, gripper
 EVENTS_LOG_KEY = "device_events"  # (T,) uint32 bitmask of DeviceState events (state.EVENTS order)
 
 
-class ReplayDevice:
+class InputLogDevice:
     name = "replay"
     source = "human"
 
@@ -36,14 +36,14 @@ class ReplayDevice:
         self._ended = False
 
     @classmethod
-    def from_episode(cls, episode, **kwargs) -> ReplayDevice:
+    def from_episode(cls, episode, **kwargs) -> InputLogDevice:
         extras = getattr(episode, "extras", {})
         if INPUT_LOG_KEY not in extras:
             raise TeleopError(f"this episode has no input log ({INPUT_LOG_KEY!r}); only teleoperated demos carry one")
         return cls(extras[INPUT_LOG_KEY], extras.get(EVENTS_LOG_KEY), **kwargs)
 
     @classmethod
-    def from_states(cls, states: list[DeviceState], **kwargs) -> ReplayDevice:
+    def from_states(cls, states: list[DeviceState], **kwargs) -> InputLogDevice:
         return cls(np.stack([s.to_row() for s in states]) if states else np.zeros((0, 8), np.float32),
                    np.array([s.event_mask() for s in states], np.uint32), **kwargs)
 

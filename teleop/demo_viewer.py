@@ -1,6 +1,7 @@
-"""Play a recorded demonstration back: set each stored simulator state in turn and show it in the
-window (or write an mp4). The last stored action is executed from the last state, so the final frame
-is where the demonstration ended and `success` is checked there."""
+"""`takeover replay`: show a recorded demonstration in the window (or write the same frames to an mp4)
+by setting its stored simulator states in turn (`takeover.datasets.playback.replay_states`). The last
+stored action is executed from the last state, so the final frame is where the demonstration ended
+and `success` is checked there."""
 from __future__ import annotations
 
 import logging
@@ -8,9 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from .errors import TeleopError
+from takeover.datasets.playback import load_demo, replay_states
 
 logger = logging.getLogger(__name__)
 
@@ -21,43 +20,6 @@ class PlaybackResult:
     steps: int
     success: bool  # robosuite's success at the end of the replay
     recorded_success: bool | None
-
-
-def demo_name(demo: str | int) -> str:
-    text = str(demo)
-    if text.isdigit():
-        return f"demo_{text}"
-    return text
-
-
-def load_demo(path, demo):
-    from takeover.datasets import DemoReader
-
-    name = demo_name(demo)
-    with DemoReader(path) as reader:
-        if name not in reader:
-            shown = ", ".join(reader.demos[:10]) + (" ..." if len(reader.demos) > 10 else "")
-            raise TeleopError(f"{path} has no {name}; demos: {shown or 'none'}")
-        spec = reader.spec
-        if spec is None:
-            raise TeleopError(f"{path} carries no environment spec (takeover_spec / env_args); cannot rebuild the scene")
-        return name, spec, reader.episode(name), reader.attrs(name)
-
-
-def replay_states(env, episode, on_frame=None) -> bool:
-    """Set every state of `episode` (calling `on_frame(t)` after each), then execute the last action;
-    returns success at the end."""
-    states = episode.states
-    executed = episode.extras.get("executed_actions", episode.actions)
-    env.set_state(states[0], episode.model_file or None)
-    for t in range(len(states)):
-        env.set_state(states[t])
-        if on_frame is not None:
-            on_frame(t)
-    env.step(np.asarray(executed[-1], dtype=np.float64))
-    if on_frame is not None:
-        on_frame(len(states))
-    return env.check_success()
 
 
 def play(path, demo, camera: str = "agentview", render_size: int = 256, window_size=(512, 512),
