@@ -1,1 +1,10 @@
-"""Populated by later issues; see ../shared/DESIGN.md."""
+"""takeover.correction: making the data better where behaviour cloning drifts.
+
+- `dagger.py`: DAgger rounds with the scripted expert labelling what the beta-mixture visits
+  (`takeover dagger DATA --policy RUN --expert scripted`).
+- `beta.py`: the beta schedules.
+"""
+from .beta import BetaSchedule
+from .errors import CorrectionError
+
+__all__ = ["BetaSchedule", "CorrectionError"]

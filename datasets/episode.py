@@ -18,7 +18,8 @@ import numpy as np
 from .errors import DatasetError
 
 # per-step arrays with a fixed meaning (DESIGN §4) and their stored dtypes; any other extra keeps its own
-KNOWN_EXTRAS = {"executed_actions": np.float32, "policy_actions": np.float32, "interventions": np.uint8}
+KNOWN_EXTRAS = {"executed_actions": np.float32, "policy_actions": np.float32, "interventions": np.uint8,
+                "expert_executed": np.uint8}
 
 
 @dataclass

@@ -64,6 +64,37 @@ def _mask_array(names) -> np.ndarray:
     return np.array([n.encode("utf-8") for n in names], dtype="S")
 
 
+def _write_masks(path: Path, masks: dict):
+    """Replace the named masks (others kept); the caller holds the writer lock."""
+    with copy_on_write(path) as f:
+        group = f.require_group("mask")
+        for name, names in masks.items():
+            if name in group:
+                del group[name]
+            group.create_dataset(name, data=_mask_array(names))
+
+
+def add_to_split(path, split_name: str, names) -> list[str]:
+    """Add demos `names` to mask `split_name` of `path` if the file has that mask (a file without
+    masks trains on every demo already). Returns the mask's names afterwards ([] without the mask)."""
+    path = Path(path)
+    lock = WriterLock(path)
+    try:
+        clean_temp_files(path)
+        fold(path)
+        with DemoReader(path) as r:
+            if split_name not in r.splits:
+                return []
+            missing = sorted(set(names) - set(r.demos))
+            if missing:
+                raise DatasetError(f"{path}: has no demo(s) {missing[:5]}; cannot add them to split {split_name!r}")
+            merged = sort_demos(set(r.splits[split_name]) | set(names))
+        _write_masks(path, {split_name: merged})
+        return merged
+    finally:
+        lock.release()
+
+
 def split(path, valid_fraction: float = 0.1, seed: int = 0) -> dict[str, list[str]]:
     """Write `mask/train` and `mask/valid` (a seeded random split of the demos; other masks are kept).
     Pending journal episodes are folded first. Returns the split."""
@@ -87,12 +118,7 @@ def split(path, valid_fraction: float = 0.1, seed: int = 0) -> dict[str, list[st
         order = np.random.default_rng(seed).permutation(len(demos))
         valid = sort_demos(demos[i] for i in order[:n_valid])
         train = sort_demos(demos[i] for i in order[n_valid:])
-        with copy_on_write(path) as f:
-            mask = f.require_group("mask")
-            for name, names in (("train", train), ("valid", valid)):
-                if name in mask:
-                    del mask[name]
-                mask.create_dataset(name, data=_mask_array(names))
+        _write_masks(path, {"train": train, "valid": valid})
     finally:
         lock.release()
     log.info("%s: %d train / %d valid demos", path, len(train), len(valid))
