@@ -16,12 +16,14 @@ from .train import parse_head_options
 @app.command("eval")
 def eval_(
     checkpoint: Path = typer.Argument(..., help="Checkpoint file, or a run folder (its best checkpoint)."),
-    episodes: int = typer.Option(50, help="Episodes (fixed seeds, disjoint from collection seeds).", callback=limits(min=1)),
+    episodes: int = typer.Option(50, help="Episodes (fixed seeds, disjoint from collection seeds).",
+                                 callback=limits(min=1)),
     workers: int = typer.Option(2, help="Worker processes (0: in this process).", callback=limits(min=0)),
     video: int = typer.Option(0, help="Record videos of the first N episodes.", callback=limits(min=0)),
     out: Optional[Path] = typer.Option(None, help="Folder for eval.json and videos (default: the run folder or next to the checkpoint)."),
     seed_start: int = typer.Option(EVAL_SEED_START, help="First evaluation seed.", callback=limits(min=0)),
-    max_steps: Optional[int] = typer.Option(None, help="Episode length limit (default: the task's).", callback=limits(min=1)),
+    max_steps: Optional[int] = typer.Option(None, help="Episode length limit (default: the task's).",
+                                            callback=limits(min=1)),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Inference-time head option key=value (repeat), "
                                              "e.g. --set inference_scheduler=ddpm --set inference_steps=100."),
 ):

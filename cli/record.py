@@ -38,7 +38,8 @@ def record(
     task: str = typer.Option(default_of(EnvSpec, "task"), help=f"Task to teleoperate: {', '.join(TASKS)}."),
     device: str = typer.Option("keyboard", help="Input device: keyboard, gamepad or scripted (the scripted expert)."),
     append: bool = typer.Option(False, "--append", help="Add to an existing file (it must hold the same task)."),
-    episodes: int = typer.Option(0, help="Stop after this many saved episodes (0: until quit).", callback=limits(min=0)),
+    episodes: int = typer.Option(0, help="Stop after this many saved episodes (0: until quit).",
+                                 callback=limits(min=0)),
     seed: int = typer.Option(0, help="Seed of the first episode; episode k starts from seed + k."),
     camera: str = typer.Option("agentview", help="Camera shown in the window."),
     size: str = typer.Option("512", help="Window view size: N or WxH (the HUD panel is added on the right)."),
@@ -54,7 +55,8 @@ def record(
     mapping: Optional[Path] = typer.Option(None, "--mapping", help="Extra gamepad mapping JSON (tried before the built-ins)."),
     gripper: Optional[str] = typer.Option(None, help="Gripper control: toggle or hold (default: toggle on the "
                                                      "keyboard, hold on a gamepad)."),
-    speed: float = typer.Option(1.0, help="Scale of the motion gains (translation and rotation).", callback=limits(above=0)),
+    speed: float = typer.Option(1.0, help="Scale of the motion gains (translation and rotation).",
+                                callback=limits(above=0)),
     realtime: bool = typer.Option(True, "--realtime/--no-realtime", hidden=True),
     max_frames: Optional[int] = typer.Option(None, hidden=True),
 ):

@@ -102,3 +102,20 @@ def test_real_entry_point(argv, expected, tmp_path):
                           cwd=tmp_path, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and expected in proc.stderr, proc.stderr
+
+
+def test_errors_of_either_click_copy_are_recognised():
+    from takeover.cli.usage_errors import is_click_error, one_line
+
+    copies = [pytest.importorskip(name) for name in ("click.exceptions",)]
+    try:
+        import typer._click.exceptions as vendored
+        copies.append(vendored)
+    except ImportError:  # typer before it vendored click
+        pass
+    for module in copies:
+        exc = module.NoSuchOption("--bogus", possibilities=["--bogus-flag"])
+        assert is_click_error(exc) and exc.exit_code == 2
+        line = one_line(exc)  # click 8.5: "No such option '--bogus'. Did you mean ...", older: "No such option: --bogus"
+        assert line.startswith("error: No such option") and "--bogus-flag" in line and "\n" not in line
+    assert not is_click_error(ValueError("not a usage error"))
