@@ -108,7 +108,9 @@ def test_a_broken_head_module_is_an_error_not_a_missing_head(tmp_path, monkeypat
     with pytest.raises(HeadImportError, match="fake_heads.renamed_head failed to import"):
         registry.import_head_modules("fake_heads")
     (package / "renamed_head.py").unlink()
-    assert registry.import_head_modules("fake_heads") == {"fake_heads.helper": []}
+    assert registry.import_head_modules("fake_heads") == {"fake_heads.helper": []}  # a helper: no head
+    for name in [m for m in sys.modules if m == "fake_heads" or m.startswith("fake_heads.")]:
+        monkeypatch.delitem(sys.modules, name)
 
 
 def test_cli_start_does_not_import_torch():
