@@ -1,4 +1,4 @@
-"""The Typer app and the one error boundary: a TakeoverError (or a bad-input OSError) becomes a
+"""The Typer app and the one error boundary: a TakeoverError or a command-line usage mistake becomes a
 one-line message on stderr and exit code 2; `--debug` shows the traceback instead."""
 from __future__ import annotations
 
@@ -29,12 +29,17 @@ def fail(message: str, code: int = 2):
 
 
 def run_cli(argv=None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]) and return its exit code."""
     from takeover.sim.errors import TakeoverError
 
     from . import commands  # noqa: F401  (registers every subcommand on `app`)
+    from .usage_errors import is_click_abort, is_click_error, is_help_request, one_line
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    # --debug is read here too: a mistake in the command line itself is found before the root callback runs
+    _state["debug"] = "--debug" in args
     try:
-        code = app(args=argv, standalone_mode=False)  # click returns typer.Exit's code in this mode
+        code = app(args=args, prog_name="takeover", standalone_mode=False)  # returns typer.Exit's code in this mode
         return code if isinstance(code, int) else 0
     except typer.Exit as exc:
         return exc.exit_code
@@ -48,12 +53,16 @@ def run_cli(argv=None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # click's usage errors, from whichever click typer runs on
+        if is_help_request(exc):
             exc.show()
             return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
+        if is_click_error(exc):
+            if _state["debug"]:
+                raise
+            typer.echo(one_line(exc), err=True)
+            return exc.exit_code
+        if is_click_abort(exc):
+            typer.echo("aborted", err=True)
             return 1
         raise

@@ -6,40 +6,43 @@ from typing import List, Optional
 
 import typer
 
+from takeover.policies.config_fields import default_of
+from takeover.sim.spec import EnvSpec
+from takeover.sim.tasks import TASKS
+
 from .app import app, fail
+from .options import limits
 
 
 @app.command()
 def collect(
-    task: str = typer.Option("Lift", help="Task: Lift, Stack, PickPlaceCan, NutAssemblySquare, Door."),
+    task: str = typer.Option(default_of(EnvSpec, "task"), help=f"Task: {', '.join(TASKS)}."),
     expert: str = typer.Option("scripted", help="Who acts: 'scripted' (the task's scripted expert)."),
-    n: int = typer.Option(50, "-n", "--episodes", help="Demonstrations to save."),
+    n: int = typer.Option(50, "-n", "--episodes", help="Demonstrations to save.", callback=limits(min=1)),
     out: Path = typer.Option(..., "-o", "--out", help="Output HDF5 file."),
-    seed: Optional[int] = typer.Option(None, help="First episode seed (default 0; with --append, continues the file's seeds)."),
-    workers: int = typer.Option(2, help="Worker processes."),
+    seed: Optional[int] = typer.Option(None, callback=limits(min=0),
+                                       help="First episode seed (default 0; with --append, continues the file's seeds)."),
+    workers: int = typer.Option(2, help="Worker processes (0: in this process).", callback=limits(min=0)),
     keep_failed: bool = typer.Option(False, "--keep-failed", help="Also save failed episodes (success=False)."),
     append: bool = typer.Option(False, "--append", help="Add to an existing file of the same task."),
     noise: Optional[str] = typer.Option(None, help="DART noise on executed actions: a std ('0.1'), per-dim stds "
                                         "('0.1,0.1,0.1,0,0,0,0') or a covariance .npy/.json file."),
-    horizon: Optional[int] = typer.Option(None, help="Episode length limit (default: the task's)."),
+    horizon: Optional[int] = typer.Option(None, help="Episode length limit (default: the task's).",
+                                          callback=limits(min=1)),
     camera: Optional[List[str]] = typer.Option(None, help="Also record this camera's images as obs/<camera>_image "
                                                "(repeat; e.g. agentview, robot0_eye_in_hand)."),
-    camera_size: int = typer.Option(84, help="Camera image height and width in pixels."),
+    camera_size: int = typer.Option(default_of(EnvSpec, "camera_height"), callback=limits(min=8),
+                                    help="Camera image height and width in pixels."),
 ):
     """Collect scripted-expert demonstrations (successful ones unless --keep-failed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from takeover.sim import EnvSpec
     from takeover.teleop.scripted_collection import collect_scripted
 
     if expert != "scripted":
         fail(f"unknown expert {expert!r}; available: scripted")
-    if n < 1:
-        fail(f"-n must be at least 1, got {n}")
     if out.exists() and not append:
         fail(f"{out} exists; pass --append to add to it or choose another --out")
-    if camera_size < 8:
-        fail(f"--camera-size must be at least 8 pixels, got {camera_size}")
     spec = EnvSpec(task=task, horizon=horizon, camera_names=tuple(camera or ()), camera_height=camera_size,
                    camera_width=camera_size)
     action_noise = None

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .app import data_app
+from .options import limits
 
 _console = Console(stderr=True)
 
@@ -65,7 +66,8 @@ def info_cmd(file: Path = typer.Argument(..., help="Demonstration file (HDF5).")
 
 @data_app.command("split")
 def split_cmd(file: Path = typer.Argument(..., help="Demonstration file; gets mask/train and mask/valid."),
-              valid: float = typer.Option(0.1, "--valid", help="Fraction of demos for validation."),
+              valid: float = typer.Option(0.1, "--valid", help="Fraction of demos for validation.",
+                                          callback=limits(min=0, below=1)),
               seed: int = typer.Option(0, "--seed", help="Seed of the random split.")):
     """Write a seeded train/valid split into the file (copy-on-write, atomic)."""
     from takeover.datasets import split
@@ -109,8 +111,8 @@ def replay_cmd(file: Path = typer.Argument(..., help="Demonstration file."),
                demo: str = typer.Option(..., "--demo", help="Demo number or name (3 or demo_3)."),
                video: Path = typer.Option(..., "--video", help="mp4 file to write (H.264)."),
                camera: str = typer.Option("agentview", "--camera"),
-               size: int = typer.Option(256, "--size", help="Frame width and height in pixels."),
-               fps: int = typer.Option(20, "--fps")):
+               size: int = typer.Option(256, "--size", help="Frame width and height in pixels.", callback=limits(min=8)),
+               fps: int = typer.Option(20, "--fps", help="Frames per second of the video.", callback=limits(min=1))):
     """Render a demo by replaying its recorded states into an mp4."""
     from takeover.datasets import replay_video
 

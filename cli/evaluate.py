@@ -6,19 +6,24 @@ from typing import List, Optional
 
 import typer
 
+from takeover.policies.seeds import EVAL_SEED_START
+
 from .app import app
+from .options import limits
 from .train import parse_head_options
 
 
 @app.command("eval")
 def eval_(
     checkpoint: Path = typer.Argument(..., help="Checkpoint file, or a run folder (its best checkpoint)."),
-    episodes: int = typer.Option(50, help="Episodes (fixed seeds, disjoint from collection seeds)."),
-    workers: int = typer.Option(2, help="Worker processes."),
-    video: int = typer.Option(0, help="Record videos of the first N episodes."),
+    episodes: int = typer.Option(50, help="Episodes (fixed seeds, disjoint from collection seeds).",
+                                 callback=limits(min=1)),
+    workers: int = typer.Option(2, help="Worker processes (0: in this process).", callback=limits(min=0)),
+    video: int = typer.Option(0, help="Record videos of the first N episodes.", callback=limits(min=0)),
     out: Optional[Path] = typer.Option(None, help="Folder for eval.json and videos (default: the run folder or next to the checkpoint)."),
-    seed_start: Optional[int] = typer.Option(None, help="First evaluation seed (default 1,000,000)."),
-    max_steps: Optional[int] = typer.Option(None, help="Episode length limit (default: the task's)."),
+    seed_start: int = typer.Option(EVAL_SEED_START, help="First evaluation seed.", callback=limits(min=0)),
+    max_steps: Optional[int] = typer.Option(None, help="Episode length limit (default: the task's).",
+                                            callback=limits(min=1)),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Inference-time head option key=value (repeat), "
                                              "e.g. --set inference_scheduler=ddpm --set inference_steps=100."),
 ):
@@ -27,13 +32,15 @@ def eval_(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from takeover.policies.evaluate import EVAL_SEED_START, eval_seeds, evaluate, resolve_checkpoint
+    from takeover.policies.checkpoint import refuse_non_checkpoint
+    from takeover.policies.evaluate import eval_seeds, evaluate, resolve_checkpoint
 
     ckpt = resolve_checkpoint(checkpoint)
+    refuse_non_checkpoint(ckpt)  # a demonstration file (or any other) is named before anything starts
     overrides = parse_head_options(set_ or [])
     out = out or (checkpoint if checkpoint.is_dir() else ckpt.parent)
     out.mkdir(parents=True, exist_ok=True)
-    seeds = eval_seeds(episodes, seed_start if seed_start is not None else EVAL_SEED_START)
+    seeds = eval_seeds(episodes, seed_start)
     with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[ok]} ok"),
                   TimeElapsedColumn()) as bar:
         tid = bar.add_task("eval", total=episodes, ok=0)

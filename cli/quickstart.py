@@ -5,21 +5,24 @@ from pathlib import Path
 
 import typer
 
+from takeover.policies.quickstart import QuickstartConfig
+
 from .app import app
+from .options import HeadHelpCommand, config_option
 
 
-@app.command()
+@app.command(cls=HeadHelpCommand)
 def quickstart(
-    out: Path = typer.Option(Path("runs/quickstart"), help="Folder for the data, the run and report.md."),
-    task: str = typer.Option("Lift"),
-    demos: int = typer.Option(50),
-    head: str = typer.Option("gaussian"),
-    steps: int = typer.Option(3000),
-    episodes: int = typer.Option(50, help="Evaluation episodes."),
-    workers: int = typer.Option(2),
+    out: Path = config_option(QuickstartConfig, "out"),
+    task: str = config_option(QuickstartConfig, "task"),
+    demos: int = config_option(QuickstartConfig, "demos"),
+    head: str = config_option(QuickstartConfig, "head"),
+    steps: int = config_option(QuickstartConfig, "steps"),
+    episodes: int = config_option(QuickstartConfig, "eval_episodes", "--episodes"),
+    workers: int = config_option(QuickstartConfig, "workers"),
 ):
     """Collect scripted demos -> train -> evaluate in parallel -> report.md."""
-    from takeover.policies.quickstart import QuickstartConfig, run_quickstart
+    from takeover.policies.quickstart import run_quickstart
 
     summary = run_quickstart(QuickstartConfig(out=str(out), task=task, demos=demos, head=head, steps=steps,
                                               eval_episodes=episodes, workers=workers), say=typer.echo)

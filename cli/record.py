@@ -7,7 +7,12 @@ from typing import Optional
 
 import typer
 
+from takeover.policies.config_fields import default_of
+from takeover.sim.spec import EnvSpec
+from takeover.sim.tasks import TASKS
+
 from .app import app
+from .options import limits
 
 logger = logging.getLogger(__name__)
 
@@ -30,16 +35,19 @@ def _parse_size(text: str) -> tuple[int, int]:
 @app.command()
 def record(
     output: Path = typer.Option(..., "--output", "-o", help="Demonstration file (HDF5) to write."),
-    task: str = typer.Option("Lift", help="Task to teleoperate."),
+    task: str = typer.Option(default_of(EnvSpec, "task"), help=f"Task to teleoperate: {', '.join(TASKS)}."),
     device: str = typer.Option("keyboard", help="Input device: keyboard, gamepad or scripted (the scripted expert)."),
     append: bool = typer.Option(False, "--append", help="Add to an existing file (it must hold the same task)."),
-    episodes: int = typer.Option(0, help="Stop after this many saved episodes (0: until quit)."),
+    episodes: int = typer.Option(0, help="Stop after this many saved episodes (0: until quit).",
+                                 callback=limits(min=0)),
     seed: int = typer.Option(0, help="Seed of the first episode; episode k starts from seed + k."),
     camera: str = typer.Option("agentview", help="Camera shown in the window."),
     size: str = typer.Option("512", help="Window view size: N or WxH (the HUD panel is added on the right)."),
-    render_size: int = typer.Option(256, help="Render resolution of the camera (square); scaled to --size."),
+    render_size: int = typer.Option(256, help="Render resolution of the camera (square); scaled to --size.",
+                                    callback=limits(min=8)),
     auto_save: Optional[float] = typer.Option(None, "--auto-save", metavar="SECONDS",
-                                              help="Save by itself once success has held this long."),
+                                              help="Save by itself once success has held this long.",
+                                              callback=limits(min=0)),
     noise: Optional[str] = typer.Option(None, "--noise", metavar="SIGMA",
                                         help="DART noise on the executed action: a std (arm dims), a comma list, "
                                              "or a .npy/.json std vector or covariance. Labels stay clean."),
@@ -47,7 +55,8 @@ def record(
     mapping: Optional[Path] = typer.Option(None, "--mapping", help="Extra gamepad mapping JSON (tried before the built-ins)."),
     gripper: Optional[str] = typer.Option(None, help="Gripper control: toggle or hold (default: toggle on the "
                                                      "keyboard, hold on a gamepad)."),
-    speed: float = typer.Option(1.0, help="Scale of the motion gains (translation and rotation)."),
+    speed: float = typer.Option(1.0, help="Scale of the motion gains (translation and rotation).",
+                                callback=limits(above=0)),
     realtime: bool = typer.Option(True, "--realtime/--no-realtime", hidden=True),
     max_frames: Optional[int] = typer.Option(None, hidden=True),
 ):
@@ -56,7 +65,6 @@ def record(
     Keyboard: W/S A/D R/F move, U/O I/K J/L rotate, Shift slow, Space gripper, Enter start, Y save,
     N discard (retry), Backspace reset, Esc quit. Headless: SDL_VIDEODRIVER=dummy.
     """
-    from takeover.sim.spec import EnvSpec
     from takeover.teleop.action import ActionGains
     from takeover.teleop.errors import TeleopError
     from takeover.teleop.noise import ActionNoise
@@ -66,12 +74,6 @@ def record(
         raise TeleopError(f"--device {device!r}: expected one of {', '.join(DEVICES)}")
     if gripper is None:
         gripper = "toggle" if device == "keyboard" else "hold"
-    if speed <= 0:
-        raise TeleopError(f"--speed must be > 0, got {speed}")
-    if episodes < 0:
-        raise TeleopError(f"--episodes must be >= 0, got {episodes}")
-    if auto_save is not None and auto_save < 0:
-        raise TeleopError(f"--auto-save must be >= 0 seconds, got {auto_save}")
     spec = EnvSpec(task=task)
     base = ActionGains(translation=1.0, rotation=1.0) if device == "scripted" else ActionGains()
     gains = ActionGains(min(1.0, base.translation * speed), min(1.0, base.rotation * speed), base.precision_scale, gripper)
@@ -104,8 +106,8 @@ def replay(
     demo: str = typer.Option("0", "--demo", help="Demo number or name (3 or demo_3)."),
     camera: str = typer.Option("agentview", help="Camera to show."),
     size: str = typer.Option("512", help="Window view size: N or WxH."),
-    render_size: int = typer.Option(256, help="Render resolution (square)."),
-    speed: float = typer.Option(1.0, help="Playback speed (1 = real time)."),
+    render_size: int = typer.Option(256, help="Render resolution (square).", callback=limits(min=8)),
+    speed: float = typer.Option(1.0, help="Playback speed (1 = real time).", callback=limits(above=0)),
     video: Optional[Path] = typer.Option(None, "--video", help="Write an mp4 here instead of opening a window."),
 ):
     """Play a recorded demonstration in a window (or to --video out.mp4)."""

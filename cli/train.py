@@ -7,7 +7,10 @@ from typing import List, Optional
 
 import typer
 
+from takeover.policies.train_config import TrainConfig
+
 from .app import app, fail
+from .options import HeadHelpCommand, config_argument, config_option
 
 
 def parse_head_options(pairs: list[str]) -> dict:
@@ -24,36 +27,37 @@ def parse_head_options(pairs: list[str]) -> dict:
     return out
 
 
-@app.command()
+@app.command(cls=HeadHelpCommand)
 def train(
-    data: Path = typer.Argument(..., help="Demonstration HDF5 file."),
-    head: str = typer.Option("gaussian", help="gaussian, gmm, cvae, autoregressive, lstm or diffusion."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder."),
-    steps: int = typer.Option(5000, help="Gradient steps (budget)."),
-    max_minutes: Optional[float] = typer.Option(None, help="Wall-clock budget; training stops and evaluates when reached."),
-    batch_size: int = typer.Option(256),
-    lr: Optional[float] = typer.Option(None, help="Learning rate (default: the head's)."),
-    ema: float = typer.Option(0.995, help="EMA decay of the evaluated weights; 0 disables EMA."),
-    eval_every: int = typer.Option(2500, help="Steps between rollout evaluations."),
-    eval_episodes: int = typer.Option(20, help="Episodes per rollout evaluation (0: none; best = last)."),
-    eval_workers: int = typer.Option(2, help="Worker processes for rollout evaluation."),
-    obs_key: Optional[List[str]] = typer.Option(None, "--obs-key", help="Observation key to use (repeat); default: eef pose, gripper, object."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Head option key=value (repeat), e.g. --set num_modes=5."),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("auto", help="auto (CUDA when present), cpu, cuda, cuda:1."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    data: Path = config_argument(TrainConfig, "data"),
+    head: str = config_option(TrainConfig, "head"),
+    out: Path = config_option(TrainConfig, "out", "--out", "-o"),
+    steps: int = config_option(TrainConfig, "steps"),
+    max_minutes: Optional[float] = config_option(TrainConfig, "max_minutes"),
+    batch_size: int = config_option(TrainConfig, "batch_size"),
+    lr: Optional[float] = config_option(TrainConfig, "lr"),
+    ema: float = config_option(TrainConfig, "ema_decay", "--ema",
+                               help="EMA decay of the evaluated weights; 0 disables EMA."),
+    eval_every: int = config_option(TrainConfig, "eval_every"),
+    eval_episodes: int = config_option(TrainConfig, "eval_episodes"),
+    eval_workers: int = config_option(TrainConfig, "eval_workers"),
+    obs_key: Optional[List[str]] = config_option(TrainConfig, "obs_keys", "--obs-key",
+                                                 help="Observation key to use (repeat); default: eef pose, gripper, object."),
+    set_: Optional[List[str]] = config_option(TrainConfig, "head_options", "--set", default=None,
+                                              help="Head option key=value (repeat), e.g. --set num_modes=5."),
+    seed: int = config_option(TrainConfig, "seed"),
+    device: str = config_option(TrainConfig, "device"),
+    threads: Optional[int] = config_option(TrainConfig, "threads"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.pt."),
-    init_from: Optional[Path] = typer.Option(None, help="Warm start from this checkpoint's weights (same head and keys), "
-                                             "with a fresh optimiser and schedule: fine-tuning, longer training."),
-    quaternions: str = typer.Option("matrix", help="matrix: quaternion observations enter as rotation matrices "
-                                    "(sign-free; robosuite flips q to -q near w=0); raw: as stored."),
+    init_from: Optional[Path] = config_option(TrainConfig, "init_from"),
+    quaternions: str = config_option(TrainConfig, "quaternions"),
 ):
     """Train a policy; the best checkpoint (by rollout success) lands in OUT/checkpoints/best.pt."""
     import os
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from takeover.policies.train import TrainConfig, Trainer
+    from takeover.policies.train import Trainer
 
     if not data.exists():
         fail(f"{data}: no such file")

@@ -1,8 +1,26 @@
-"""takeover.policies: observation encoders, the action heads, training, checkpoints, evaluation."""
-from .base import Policy, PolicyShapes
-from .config import HeadConfig
-from .errors import PolicyError
-from .registry import config_from_dict, head_names, make_config, make_policy, register_head
+"""takeover.policies: observation encoders, the action heads, training, checkpoints, evaluation.
 
-__all__ = ["HeadConfig", "Policy", "PolicyError", "PolicyShapes", "config_from_dict", "head_names", "make_config",
-           "make_policy", "register_head"]
+The names below are loaded on first use (PEP 562), so importing a light module of this package
+(`train_config`, `seeds`, `config_fields`: what the CLI reads its defaults from) does not import torch.
+"""
+import importlib
+
+_EXPORTS = {
+    "Policy": ".base", "PolicyShapes": ".base", "HeadConfig": ".config", "PolicyError": ".errors",
+    "config_from_dict": ".registry", "head_names": ".registry", "make_config": ".registry",
+    "make_policy": ".registry", "register_head": ".registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

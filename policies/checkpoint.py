@@ -48,16 +48,34 @@ def save_checkpoint(path, policy: Policy, spec: EnvSpec, step: int = 0, metrics:
     os.replace(tmp, path)
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+ZIP_SIGNATURE = b"PK\x03\x04"  # torch.save's format since torch 1.6
+PICKLE_PROTOCOL = b"\x80"  # torch.save's legacy format starts with a pickle protocol byte
+
+
+def refuse_non_checkpoint(path: Path):
+    """Name what a file is when it cannot be a checkpoint, before torch.load says something obscure."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(HDF5_SIGNATURE):
+        raise PolicyError(f"{path}: is a demonstration file (HDF5), not a policy checkpoint; expected a checkpoint "
+                          f"written by `takeover train` (RUN/checkpoints/best.pt) or its run folder")
+    if not (head.startswith(ZIP_SIGNATURE) or head.startswith(PICKLE_PROTOCOL)):
+        raise PolicyError(f"{path}: not a policy checkpoint; expected a checkpoint written by `takeover train` "
+                          f"(RUN/checkpoints/best.pt) or its run folder")
+
+
 def read_checkpoint(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise PolicyError(f"{path}: no such checkpoint file")
+    refuse_non_checkpoint(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
         raise PolicyError(f"{path}: refused to load, it holds more than weights ({first[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+    except (RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile, OSError) as exc:
         raise PolicyError(f"{path}: not a readable checkpoint (corrupted or truncated: {str(exc).splitlines()[0][:120]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise PolicyError(f"{path}: not a takeover policy checkpoint")

@@ -18,17 +18,9 @@ from takeover.sim.stats import wilson_interval
 
 from .checkpoint import load_checkpoint
 from .errors import PolicyError
+from .seeds import EVAL_SEED_START, SELECTION_SEED_START, eval_seeds  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
-
-EVAL_SEED_START = 1_000_000
-# Checkpoint selection during training rolls out on yet other seeds, so the reported success rate of
-# the chosen checkpoint is not inflated by having been picked on the very episodes it is scored on.
-SELECTION_SEED_START = 2_000_000
-
-
-def eval_seeds(episodes: int, start: int = EVAL_SEED_START) -> list[int]:
-    return list(range(start, start + episodes))
 
 
 class PolicyAgent:

@@ -10,20 +10,27 @@ from pathlib import Path
 
 from takeover.sim.spec import EnvSpec
 
+from .config_fields import check_limits, config_field, default_of
+from .errors import PolicyError
+from .train_config import TrainConfig
+
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class QuickstartConfig:
-    out: str = "runs/quickstart"
-    task: str = "Lift"
-    demos: int = 50
-    head: str = "gaussian"
-    steps: int = 3000
-    eval_episodes: int = 50
-    workers: int = 2
-    videos: int = 3
-    seed: int = 0
+    out: str = config_field("runs/quickstart", help="Folder for the data, the run and report.md.")
+    task: str = config_field("Lift", help="Task of the scripted demonstrations.")
+    demos: int = config_field(50, help="Scripted demonstrations to collect.", min=1)
+    head: str = config_field(default_of(TrainConfig, "head"), help="Action head.")
+    steps: int = config_field(3000, help="Training steps.", min=1)
+    eval_episodes: int = config_field(50, help="Evaluation episodes.", min=1)
+    workers: int = config_field(2, help="Worker processes for collection and evaluation.", min=0)
+    videos: int = config_field(3, help="Evaluation episodes recorded as videos.", min=0)
+    seed: int = config_field(0, help="First collection seed and the training seed.", min=0)
+
+    def __post_init__(self):
+        check_limits(self, PolicyError)
 
 
 def run_quickstart(cfg: QuickstartConfig, say=log.info) -> dict:
@@ -31,7 +38,7 @@ def run_quickstart(cfg: QuickstartConfig, say=log.info) -> dict:
     from takeover.teleop.scripted_collection import collect_scripted
 
     from .evaluate import evaluate
-    from .train import TrainConfig, train
+    from .train import train
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,8 +64,9 @@ def run_quickstart(cfg: QuickstartConfig, say=log.info) -> dict:
         import shutil
 
         shutil.rmtree(run)
-    result = train(TrainConfig(data=str(data), out=str(run), head=cfg.head, steps=cfg.steps, eval_every=cfg.steps // 2,
-                               eval_episodes=10, eval_workers=cfg.workers, seed=cfg.seed))
+    result = train(TrainConfig(data=str(data), out=str(run), head=cfg.head, steps=cfg.steps,
+                               eval_every=max(1, cfg.steps // 2), eval_episodes=10, eval_workers=cfg.workers,
+                               seed=cfg.seed))
     timings["train_s"] = round(time.time() - t0, 1)
 
     t0 = time.time()

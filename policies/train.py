@@ -21,7 +21,6 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -35,51 +34,12 @@ from .base import PolicyShapes
 from .checkpoint import read_checkpoint, save_checkpoint
 from .ema import EMA
 from .errors import PolicyError
-from .evaluate import SELECTION_SEED_START, evaluate, eval_seeds
+from .evaluate import evaluate, eval_seeds
 from .registry import make_config, make_policy
 from .rotations import ObsFeatures, quaternion_starts
+from .train_config import TrainConfig  # noqa: F401  (re-exported: `from takeover.policies.train import TrainConfig`)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    out: str
-    head: str = "gaussian"
-    head_options: dict = field(default_factory=dict)
-    obs_keys: list | None = None  # None: robot proprioception + object (robomimic's low-dim set)
-    steps: int = 5000
-    max_minutes: float | None = None
-    batch_size: int = 256
-    lr: float | None = None  # None: the head's default (HeadConfig.default_lr)
-    weight_decay: float = 1e-4
-    warmup_steps: int = 200
-    grad_clip: float = 10.0
-    ema_decay: float | None = 0.995  # None: no EMA
-    log_every: int = 100
-    valid_every: int = 500
-    eval_every: int = 2500  # steps between rollout evaluations (and at the end)
-    eval_episodes: int = 20
-    eval_workers: int = 2
-    eval_seed_start: int = SELECTION_SEED_START  # checkpoint selection seeds; final evaluation uses others
-    checkpoint_every: int = 1000
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-    init_from: str | None = None  # warm start: weights + normalisation of this checkpoint (same head, same keys)
-    quaternions: str = "matrix"  # "matrix": quaternion observations enter as rotation matrices; "raw": as stored
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise PolicyError(f"training config has no option(s) {unknown}")
-        return cls(**data)
 
 
 DEFAULT_OBS_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")

@@ -1,0 +1,94 @@
+"""DAgger with the scripted expert: schedules, bad input, and a weak Lift policy that improves."""
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from takeover.cli.app import run_cli
+from takeover.correction import BetaSchedule, CorrectionError
+from takeover.datasets import DemoReader
+from takeover.policies.train import TrainConfig, train
+from takeover.sim import EnvSpec
+from takeover.teleop.scripted_collection import collect_scripted
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_beta_schedules():
+    assert [BetaSchedule.parse("linear:4")(k) for k in range(6)] == [1, 0.75, 0.5, 0.25, 0, 0]
+    np.testing.assert_allclose([BetaSchedule.parse("exp:0.7")(k) for k in range(4)], [1, 0.7, 0.49, 0.343])
+    assert BetaSchedule.parse("const:0.3")(5) == 0.3
+    for bad in ("0.7", "exp:1.5", "linear:0", "cosine:3", "exp:x"):
+        with pytest.raises(CorrectionError, match="beta schedule"):
+            BetaSchedule.parse(bad)
+
+
+@pytest.fixture(scope="module")
+def lift_policy(lift_demos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dagger_policy") / "bc"
+    train(TrainConfig(data=str(lift_demos), out=str(out), head="gaussian", steps=20, eval_episodes=0, threads=1))
+    return out
+
+
+def test_bad_dagger_input_is_one_line_and_modifies_nothing(lift_demos, lift_policy, tmp_path, capsys):
+    stack = tmp_path / "stack.hdf5"
+    collect_scripted(EnvSpec(task="Stack", horizon=3), str(stack), 1, workers=1, keep_failed=True)
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "something").write_text("x")
+    before = {p: sha(p) for p in (lift_demos, stack)}
+    base = ["dagger", str(lift_demos), "--policy", str(lift_policy), "--out", str(tmp_path / "run")]
+    cases = [
+        (base + ["--rounds", "0"], "rounds must be >= 1"),
+        (base + ["--beta", "exp:2"], "beta schedule"),
+        (base + ["--expert", "oracle"], "scripted expert only"),
+        (base + ["--resume"], "nothing to resume"),
+        (["dagger", str(stack), "--policy", str(lift_policy), "--out", str(tmp_path / "run")], "task Lift, not Stack"),
+        (["dagger", str(lift_demos), "--policy", str(lift_policy), "--out", str(taken)], "exists and is not empty"),
+    ]
+    for args, message in cases:
+        capsys.readouterr()
+        assert run_cli(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, (args, err)
+    assert not (tmp_path / "run").exists()
+    assert {p: sha(p) for p in before} == before
+
+
+@pytest.mark.slow
+def test_dagger_raises_a_weak_lift_policy_and_resumes(tmp_path):
+    """2 demos and a short schedule give a weak policy; two rounds of expert labels on what it visits
+    lift it clearly on the same 20 evaluation seeds. The second round runs as a resumed run."""
+    from takeover.correction.dagger import DaggerConfig, run_dagger
+
+    spec = EnvSpec(task="Lift", horizon=100)
+    demos = tmp_path / "demos.hdf5"
+    collect_scripted(spec, str(demos), 2, workers=1)
+    digest = sha(demos)
+    train(TrainConfig(data=str(demos), out=str(tmp_path / "bc"), head="gaussian", steps=800, eval_episodes=0, threads=1))
+    cfg = DaggerConfig(data=str(demos), policy=str(tmp_path / "bc"), out=str(tmp_path / "dag"), rounds=1,
+                       episodes_per_round=8, beta="const:0.5", workers=2, eval_episodes=20,
+                       train_overrides={"steps": 800, "eval_episodes": 0, "threads": 1})
+    run_dagger(cfg)
+    cfg.rounds = 2
+    state = run_dagger(cfg, resume=True)
+    rounds = state["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    assert rounds[0]["success_rate"] <= 0.5, rounds
+    assert rounds[-1]["success_rate"] >= rounds[0]["success_rate"] + 0.25, rounds
+    assert rounds[2]["expert_labels"] > rounds[1]["expert_labels"] > rounds[0]["expert_labels"]
+    assert sha(demos) == digest  # the input is never modified
+    with DemoReader(tmp_path / "dag" / "data.hdf5") as r:
+        dagger = [d for d in r.demos if r.attrs(d).get("source") == "dagger"]
+        assert len(dagger) == 16 and sorted({r.attrs(d)["round"] for d in dagger}) == [1, 2]
+        ep = r.episode(dagger[0])
+        ran = ep.extras["expert_executed"].astype(bool)
+        # the label is the expert's action wherever it ran; the learner's proposal is kept beside it
+        np.testing.assert_allclose(ep.actions[ran], ep.extras["executed_actions"][ran], atol=1e-6)
+        assert ep.extras["policy_actions"].shape == ep.actions.shape
+    saved = json.loads((tmp_path / "dag" / "dagger.json").read_text())
+    assert len(saved["rounds"]) == 3 and (tmp_path / "dag" / "report.md").read_text().count("\n| ") >= 3
+    assert (tmp_path / "dag" / "plots" / "success_vs_labels.png").stat().st_size > 0
