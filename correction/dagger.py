@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from takeover.datasets import DemoReader, DemoWriter, EpisodeRecorder
@@ -36,42 +36,13 @@ from takeover.sim.experts import EXPERT_SUCCESS_HOLD, EXPERTS, make_expert
 from takeover.sim.rollout import RolloutPool
 
 from .beta import BetaSchedule
+from .dagger_config import DaggerConfig
 from .errors import CorrectionError
 
 log = logging.getLogger(__name__)
 
 DAGGER_SEED_START = 3_000_000
 STATE_FILE = "dagger.json"
-
-
-@dataclass
-class DaggerConfig:
-    data: str
-    policy: str  # run folder or checkpoint of the round-0 learner
-    out: str
-    rounds: int = 5
-    episodes_per_round: int = 10
-    beta: str = "exp:0.7"
-    workers: int = 2
-    eval_episodes: int = 50
-    from_scratch: bool = False
-    train_overrides: dict = field(default_factory=dict)  # TrainConfig fields for the retraining (steps, ...)
-    seed: int = 0
-
-    def check(self):
-        if self.rounds < 1:
-            raise CorrectionError(f"rounds must be >= 1, got {self.rounds}")
-        if self.episodes_per_round < 1:
-            raise CorrectionError(f"episodes per round must be >= 1, got {self.episodes_per_round}")
-        if self.eval_episodes < 1:
-            raise CorrectionError(f"evaluation episodes must be >= 1, got {self.eval_episodes}")
-        if self.workers < 0:
-            raise CorrectionError(f"workers must be >= 0, got {self.workers}")
-        BetaSchedule.parse(self.beta)
-        known = {f.name for f in fields(TrainConfig)} - {"data", "out", "init_from"}
-        unknown = sorted(set(self.train_overrides) - known)
-        if unknown:
-            raise CorrectionError(f"training option(s) {unknown} do not exist; known: {', '.join(sorted(known))}")
 
 
 @dataclass(frozen=True)
@@ -111,7 +82,6 @@ def _train_config_of(policy_path: str, ckpt: Path, policy) -> dict:
 
 class DaggerRun:
     def __init__(self, cfg: DaggerConfig, resume: bool = False):
-        cfg.check()
         self.cfg, self.out = cfg, Path(cfg.out)
         self.schedule = BetaSchedule.parse(cfg.beta)
         self.state_path = self.out / STATE_FILE

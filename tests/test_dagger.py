@@ -42,7 +42,7 @@ def test_bad_dagger_input_is_one_line_and_modifies_nothing(lift_demos, lift_poli
     before = {p: sha(p) for p in (lift_demos, stack)}
     base = ["dagger", str(lift_demos), "--policy", str(lift_policy), "--out", str(tmp_path / "run")]
     cases = [
-        (base + ["--rounds", "0"], "rounds must be >= 1"),
+        (base + ["--rounds", "0"], "must be at least 1"),
         (base + ["--beta", "exp:2"], "beta schedule"),
         (base + ["--expert", "oracle"], "scripted expert only"),
         (base + ["--resume"], "nothing to resume"),

@@ -1,0 +1,36 @@
+"""DaggerConfig: every setting of a DAgger run with its default, help and limits (the CLI's options
+are built from it). Light on purpose: the CLI imports it at start-up."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from takeover.policies.config_fields import check_limits, config_field
+from takeover.policies.train_config import TrainConfig
+
+from .beta import BetaSchedule
+from .errors import CorrectionError
+
+
+@dataclass
+class DaggerConfig:
+    data: str = config_field(help="Demonstration HDF5 file (copied into the run folder; never modified).")
+    policy: str = config_field(help="Run folder (its best checkpoint) or checkpoint of the round-0 learner.")
+    out: str = config_field(help="Run folder: data.hdf5, round_<k>/, dagger.json, report.md.")
+    rounds: int = config_field(5, help="DAgger rounds after the initial policy.", min=1)
+    episodes_per_round: int = config_field(10, help="Episodes rolled out (and labelled) per round.", min=1)
+    beta: str = config_field("exp:0.7", help="Probability the expert's action runs in round k: linear:R (1 - k/R), "
+                             "exp:P (P^k) or const:B.")
+    workers: int = config_field(2, help="Rollout worker processes (0 or 1: in this process).", min=0)
+    eval_episodes: int = config_field(50, help="Evaluation episodes per round (fixed seeds).", min=1)
+    from_scratch: bool = config_field(False, help="Retrain from random weights on the aggregate each round "
+                                      "(default: warm start from the previous round's policy).")
+    train_overrides: dict = config_field(default_factory=dict, help="TrainConfig fields for the retraining (steps, ...).")
+    seed: int = config_field(0, help="Seed of the beta coin flips and the retraining.")
+
+    def __post_init__(self):
+        check_limits(self, CorrectionError)
+        BetaSchedule.parse(self.beta)
+        known = {f.name for f in fields(TrainConfig)} - {"data", "out", "init_from"}
+        unknown = sorted(set(self.train_overrides) - known)
+        if unknown:
+            raise CorrectionError(f"training option(s) {unknown} do not exist; known: {', '.join(sorted(known))}")
