@@ -8,13 +8,15 @@ by default: see --paper-ddpm-chunks), and training samples/s at batch 256 (forwa
 AdamW step). The per-chunk CPU time of the thread is recorded beside the wall clock, since on a
 shared machine the wall clock also counts time spent waiting for a core (the load average is
 recorded too). Shapes are robosuite Lift low-dim: 19 observation values, 7-D actions, 2 observations,
-16-step chunks. DDIM-10 runs through each CPU inference path of the U-Net in alternating rounds (this
-host's speed drifts 1.5x within minutes): `native`, the default (the compiled trunk,
-policies/heads/unet1d_native.c), and its baselines in the same run, `packed` (the channels-last
-PyTorch trunk, unet1d_inference.py) and `modules` (the plain nn modules).
+16-step chunks. At 1 thread, DDIM-10 also runs through the CPU paths named by --paths in alternating
+rounds (this host's speed drifts 1.5x within minutes), each against the plain nn modules in the same
+run: `native`, the default (the compiled trunk, policies/heads/unet1d_native.c), and the maintained
+runtimes it was chosen over (ONNX Runtime, OpenVINO, torch.compile modes; not dependencies: install
+onnxruntime / openvino / onnx / onnxscript to time them).
 
     python benchmarks/diffusion_latency.py                    # writes benchmarks/results/diffusion_latency.json
-    python benchmarks/diffusion_latency.py --sizes small --threads 1 --out /tmp/x.json
+    python benchmarks/diffusion_latency.py --sizes small --threads 1 --no-train --no-ddpm \
+        --paths native onnxruntime openvino compile-default --out /tmp/x.json
 """
 from __future__ import annotations
 
@@ -32,8 +34,7 @@ import numpy as np
 import torch
 
 from takeover.policies import PolicyShapes, make_config, make_policy
-from takeover.policies.heads.unet1d_inference import PackedFiLM
-from takeover.policies.heads.unet1d_native import native_unavailable_reason
+from takeover.policies.heads.unet1d_native import PackedFiLM, native_unavailable_reason
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine as common_machine  # noqa: E402
@@ -98,9 +99,10 @@ def time_chunks(policy, history: torch.Tensor, chunks: int, warmup: int) -> dict
 
 # ----- the CPU paths of the U-Net side by side: DDIM-10 chunk, batch 1 -------------------------------
 # "modules" (plain nn modules) is the baseline; "native" is the compiled trunk. The others were evaluated
-# against it for issue 13 and are not in the package: each gets the trunk with every block's FiLM
-# precomputed per chunk (one (1, F, 1) input, computed as the compiled trunk's is) and its graph optimised.
-PATHS = ("modules", "native", "packed", "onnxruntime", "onnxruntime-torchscript", "openvino", "openvino-torchscript",
+# against it (issue 13) and are not in the package: each gets the trunk with every block's FiLM
+# precomputed per chunk (one (1, F, 1) input, computed as the compiled trunk's is) and its graph optimised;
+# "-torchscript" is the same graph through torch.onnx's older TorchScript exporter.
+PATHS = ("modules", "native", "onnxruntime", "onnxruntime-torchscript", "openvino", "openvino-torchscript",
          "compile-default", "compile-reduce-overhead", "compile-max-autotune-no-cudagraphs")
 
 
@@ -153,7 +155,7 @@ def runtime_trunk(path: str, unet, length: int, workdir: Path):
     request = compiled.create_infer_request()
 
     def run(x, f):
-        request.infer([x.numpy(), f.numpy()])
+        request.infer([x.numpy(), f.numpy()], share_inputs=True)
         return torch.from_numpy(request.get_output_tensor(0).data.copy())
     return run
 
@@ -163,7 +165,7 @@ def path_policy(size: str, path: str, workdir: Path):
     torch.manual_seed(0)
     policy = build(size).eval()
     unet = policy.denoiser
-    if path in ("modules", "native", "packed"):
+    if path in ("modules", "native"):
         unet.cpu_inference = path
         return policy
     trunk = runtime_trunk(path, unet, policy.config.action_horizon, workdir)
