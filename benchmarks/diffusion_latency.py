@@ -121,20 +121,16 @@ class FiLMInputTrunk(torch.nn.Module):
 def export_onnx(unet, length: int, path: Path, exporter: str) -> None:
     sample = torch.zeros(1, length, unet.action_dim)
     film = torch.zeros(1, sum(2 * b.out_ch for b in unet._film_blocks), 1)
+    options = {"dynamo": True, "optimize": True} if exporter == "dynamo" else {"dynamo": False, "opset_version": 18}
     with torch.no_grad():
-        if exporter == "dynamo":
-            torch.onnx.export(FiLMInputTrunk(unet).eval(), (sample, film), str(path), input_names=["sample", "film"],
-                              output_names=["eps"], dynamo=True, optimize=True, verbose=False)
-        else:
-            torch.onnx.export(FiLMInputTrunk(unet).eval(), (sample, film), str(path), input_names=["sample", "film"],
-                              output_names=["eps"], dynamo=False, opset_version=18)
+        torch.onnx.export(FiLMInputTrunk(unet).eval(), (sample, film), str(path), input_names=["sample", "film"],
+                          output_names=["eps"], **options)
 
 
 def runtime_trunk(path: str, unet, length: int, workdir: Path):
     """(sample (1, T, A), film (1, F, 1)) -> eps through one of the maintained runtimes."""
     if path.startswith("compile-"):
-        compiled = torch.compile(FiLMInputTrunk(unet).eval(), mode=path[len("compile-"):], fullgraph=True, dynamic=False)
-        return compiled
+        return torch.compile(FiLMInputTrunk(unet).eval(), mode=path[len("compile-"):], fullgraph=True, dynamic=False)
     exporter = "torchscript" if path.endswith("-torchscript") else "dynamo"
     onnx_path = workdir / f"{path}.onnx"
     export_onnx(unet, length, onnx_path, exporter)
@@ -203,10 +199,12 @@ def compare_paths(size: str, paths: list[str], rounds: int, chunks: int, warmup:
             per_round[path].append(times["wall"]["median_ms"])
             cpu_per_round[path].append(times["thread_cpu"]["median_ms"])
     medians = {path: float(np.median(ms)) for path, ms in per_round.items()}
+    cpu_medians = {path: float(np.median(ms)) for path, ms in cpu_per_round.items()}
     return {"chunks_per_round": chunks, "rounds": rounds, "setup_s": setup_s, "max_abs_diff_vs_modules": max_diff,
             "median_ms_per_round": per_round, "thread_cpu_median_ms_per_round": cpu_per_round,
-            "median_of_rounds_ms": medians,
-            "ratio_to_modules": {p: round(m / medians["modules"], 3) for p, m in medians.items()}}
+            "median_of_rounds_ms": medians, "thread_cpu_median_of_rounds_ms": cpu_medians,
+            "ratio_to_modules": {p: round(m / medians["modules"], 3) for p, m in medians.items()},
+            "thread_cpu_ratio_to_modules": {p: round(m / cpu_medians["modules"], 3) for p, m in cpu_medians.items()}}
 
 
 def throughput(size: str, batch: int, steps: int, warmup: int) -> dict:

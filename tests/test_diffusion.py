@@ -191,6 +191,8 @@ def test_compiled_trunk_refuses_a_corrupted_op_list():
             trunk(x, film[:, :-1])
         with pytest.raises(NativeTrunkError, match="float32"):
             trunk(x.double(), film)
+        with pytest.raises(NativeTrunkError, match="FiLM"):  # fewer FiLM rows than chunks
+            trunk.run(prog.ops, prog.arena_size, x.repeat(2, 1, 1), film)
         assert torch.equal(trunk.weights, weights)
         assert torch.allclose(eps(x, 0), expected, atol=1e-4, rtol=1e-4)
 

@@ -96,6 +96,7 @@ class NativeLibrary:
         lib.takeover_checksum.restype = ctypes.c_uint64
         lib.takeover_checksum.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
         lib.takeover_unet_op_name.restype = ctypes.c_char_p
+        lib.takeover_unet_op_name.argtypes = [ctypes.c_int]
         self.op_words = lib.takeover_unet_op_words()
         self.max_channels = lib.takeover_unet_max_channels()
         self.opcodes: dict[str, int] = {}
@@ -127,9 +128,9 @@ def native_library() -> NativeLibrary | None:
             if compiler is None:
                 raise RuntimeError("no C compiler (gcc or cc) on PATH")
             _library = NativeLibrary(_build(compiler))
-        except (OSError, RuntimeError, AttributeError, subprocess.SubprocessError) as e:
+        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
             _reason = str(e)
-            log.warning("compiled U-Net trunk unavailable (%s); denoising through the nn modules, ~8x slower", _reason)
+            log.warning("compiled U-Net trunk unavailable (%s); denoising through the nn modules (~10x slower)", _reason)
         _tried = True
     return _library
 
@@ -316,17 +317,17 @@ class NativeTrunk:
         return prog
 
     def __call__(self, sample: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
-        B, T, A = sample.shape
-        if sample.dtype != torch.float32 or film.dtype != torch.float32 or film.shape != (B, self.film.width, 1):
-            raise NativeTrunkError(f"the compiled trunk takes float32 (B, T, A) samples and (B, {self.film.width}, 1) "
-                                   f"FiLM, not {sample.dtype} {tuple(sample.shape)} and {film.dtype} {tuple(film.shape)}")
-        prog = self.program(T)
+        prog = self.program(sample.shape[1])
         return self.run(prog.ops, prog.arena_size, sample, film)
 
     def run(self, ops: torch.Tensor, arena_size: int, sample: torch.Tensor, film: torch.Tensor) -> torch.Tensor:
         """One op list over this thread's arena of `arena_size` floats; the C side checks it first."""
         if ops.dtype != torch.int32 or ops.dim() != 1 or ops.numel() % self.lib.op_words:
             raise NativeTrunkError(f"an op list is a flat int32 tensor of whole {self.lib.op_words}-word ops")
+        if (sample.dtype != torch.float32 or sample.dim() != 3 or film.dtype != torch.float32
+                or film.shape != (sample.shape[0], self.film.width, 1)):
+            raise NativeTrunkError(f"the compiled trunk takes float32 (B, T, A) samples and (B, {self.film.width}, 1) "
+                                   f"FiLM, not {sample.dtype} {tuple(sample.shape)} and {film.dtype} {tuple(film.shape)}")
         arenas = self._local.__dict__.setdefault("arenas", {})
         arena = arenas.get(arena_size)
         if arena is None:
