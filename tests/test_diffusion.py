@@ -197,6 +197,13 @@ def test_compiled_trunk_refuses_a_corrupted_op_list():
         assert torch.allclose(eps(x, 0), expected, atol=1e-4, rtol=1e-4)
 
 
+def test_compiled_trunk_never_reads_weights_off_the_cpu():
+    """Weights elsewhere (here the meta device, whose tensors have no memory) are refused, not read."""
+    unet = ConditionalUnet1D(action_dim=3, cond_dim=5, down_dims=(16, 32), step_embed_dim=16).to("meta")
+    with pytest.raises(NativeTrunkError, match="CPU weights"), torch.no_grad():
+        unet.conditioned(torch.randn(1, 5), torch.tensor([10]))
+
+
 def test_compiled_trunk_gives_each_thread_its_own_scratch():
     """Two threads denoising at once (ctypes releases the GIL) get what each gets alone."""
     unet = random_unet()

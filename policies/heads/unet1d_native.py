@@ -106,6 +106,8 @@ class NativeLibrary:
 
     def checksum(self, tensors: list[torch.Tensor]) -> int:
         """A checksum of what the tensors hold, in order (not of where they live)."""
+        if any(t.device.type != "cpu" for t in tensors):
+            raise NativeTrunkError("the compiled trunk reads CPU weights; move the model with .cpu() first")
         tensors = [t if t.is_contiguous() else t.contiguous() for t in tensors]  # kept alive through the call
         n = len(tensors)
         ptrs = (ctypes.c_void_p * n)(*[t.data_ptr() for t in tensors])
