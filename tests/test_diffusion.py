@@ -21,7 +21,7 @@ from takeover.policies.checkpoint import load_checkpoint, save_checkpoint
 from takeover.policies.ema import EMA
 from takeover.policies.heads.diffusion import DiffusionConfig, DiffusionPolicy
 from takeover.policies.heads.unet1d import NATIVE_MAX_BATCH, ConditionalUnet1D
-from takeover.policies.heads.unet1d_native import native_library, native_unavailable_reason
+from takeover.policies.heads.unet1d_native import NativeTrunkError, native_library, native_unavailable_reason
 from takeover.sim.spec import EnvSpec
 
 torch.set_num_threads(1)
@@ -77,17 +77,22 @@ def test_oracle_denoiser_recovers_the_clean_chunk(scheduler, steps, spacing):
 
 
 # ----- the denoiser ------------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", ["native", "packed"])
-@pytest.mark.parametrize("down_dims,length,batch", [((32, 64, 128), 16, 1), ((16, 32, 64, 160), 10, 3), ((32, 64), 16, 300)])
-def test_inference_trunk_equals_forward(down_dims, length, batch, backend):
-    """conditioned() (precomputed FiLM; the compiled or the packed channels-last trunk) is forward().
-    Four levels at length 10 pad the chunk and give a down-sampler and a block convolution the same
-    scratch shape; batch 300 is past the compiled trunk's batch limit and takes the packed one."""
+def random_unet(down_dims=(32, 64, 128), action_dim=7, cond_dim=12, step_embed_dim=32) -> ConditionalUnet1D:
     torch.manual_seed(0)
-    unet = ConditionalUnet1D(action_dim=7, cond_dim=12, down_dims=down_dims, step_embed_dim=32).eval()
-    unet.cpu_inference = backend
+    unet = ConditionalUnet1D(action_dim=action_dim, cond_dim=cond_dim, down_dims=down_dims, step_embed_dim=step_embed_dim).eval()
     for p in unet.parameters():  # FiLM and up-samplers start near zero; make every path count
         nn.init.normal_(p, std=0.2)
+    return unet
+
+
+@pytest.mark.parametrize("backend", ["native", "modules"])
+@pytest.mark.parametrize("down_dims,length,batch", [((32, 64, 128), 16, 1), ((16, 32, 64, 160), 10, 3), ((32, 64), 16, 300)])
+def test_inference_trunk_equals_forward(down_dims, length, batch, backend):
+    """conditioned() (precomputed FiLM; the compiled trunk or the modules) is forward(). Four levels at
+    length 10 pad the chunk and give a down-sampler and a block convolution the same scratch shape;
+    batch 300 is past the compiled trunk's batch limit and takes the modules."""
+    unet = random_unet(down_dims)
+    unet.cpu_inference = backend
     x, cond, steps = torch.randn(batch, length, 7), torch.randn(batch, 12), torch.tensor([99, 42, 0])
     with torch.no_grad():
         eps = unet.conditioned(cond, steps)
@@ -95,8 +100,7 @@ def test_inference_trunk_equals_forward(down_dims, length, batch, backend):
             ref = unet(x, t.expand(batch), cond)
             assert ref.shape == x.shape
             assert torch.allclose(eps(x, i), ref, atol=1e-4, rtol=1e-4)
-    used = "native" if backend == "native" and batch <= NATIVE_MAX_BATCH else "packed"
-    assert set(unet._cpu_trunks) == {used}
+    assert (unet._native is not None) == (backend == "native" and batch <= NATIVE_MAX_BATCH)
 
 
 def test_the_compiled_trunk_is_built_here():
@@ -104,34 +108,105 @@ def test_the_compiled_trunk_is_built_here():
     assert native_library() is not None, native_unavailable_reason()
 
 
-@pytest.mark.parametrize("backend", ["native", "packed"])
-def test_inference_trunk_follows_the_weights(backend):
-    """The inference trunk is rebuilt when a parameter changes in place (an optimiser or EMA step,
-    load_state_dict), and works under inference_mode and no_grad alike."""
-    torch.manual_seed(0)
+def test_compiled_trunk_follows_the_weights():
+    """The compiled trunk's copy of the weights is rebuilt whenever they change: in place under no_grad
+    or inference_mode, by an optimiser step, by load_state_dict (copying or assigning new tensors)."""
     unet = ConditionalUnet1D(action_dim=3, cond_dim=5, down_dims=(16, 32), step_embed_dim=16).eval()
-    unet.cpu_inference = backend
     x, cond, steps = torch.randn(1, 8, 3), torch.randn(1, 5), torch.tensor([50])
-    with torch.inference_mode():
-        before = unet.conditioned(cond, steps)(x, 0)
+    other = ConditionalUnet1D(action_dim=3, cond_dim=5, down_dims=(16, 32), step_embed_dim=16).state_dict()
+    last = []
+
+    def check():
+        with torch.inference_mode():
+            out = unet.conditioned(cond, steps)(x, 0)
+            assert torch.allclose(out, unet(x, steps, cond), atol=1e-5)
+        assert not last or not torch.allclose(out, last[-1], atol=1e-4), "the weights changed, the output did not"
+        last.append(out)
+
+    check()
     with torch.no_grad():
-        for p in unet.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-        after = unet.conditioned(cond, steps)(x, 0)
-        assert torch.allclose(after, unet(x, steps, cond), atol=1e-5)
-    assert not torch.allclose(before, after, atol=1e-3)
-    unet.load_state_dict(ConditionalUnet1D(action_dim=3, cond_dim=5, down_dims=(16, 32), step_embed_dim=16).state_dict())
+        unet.final[1].bias.add_(0.5)
+    check()
     with torch.inference_mode():
-        assert torch.allclose(unet.conditioned(cond, steps)(x, 0), unet(x, steps, cond), atol=1e-5)
-    assert set(unet._cpu_trunks) == {backend}
+        unet.down[0][0].block1[0].weight.mul_(-1)
+    check()
+    optimiser = torch.optim.SGD(unet.parameters(), lr=0.1)
+    unet(x, steps, cond).square().sum().backward()
+    optimiser.step()
+    check()
+    unet.load_state_dict(other)
+    check()
+    unet.load_state_dict({k: v + 0.01 for k, v in other.items()}, assign=True)
+    check()
+    assert native_library() is not None and unet._native is not None
+
+
+def corruptions(prog, lib, film_width: int):
+    """(what, op index, word, value): one bad word in an otherwise valid op list."""
+    words = prog.ops.view(-1, lib.op_words)
+    first = {}
+    for i, code in enumerate(words[:, 0].tolist()):
+        first.setdefault(lib.op_names[code], i)
+    conv, norm, film, add, concat = (first[n] for n in ("CONV", "NORM_MISH", "FILM", "ADD", "CONCAT"))
+    return [("unknown opcode", conv, 0, 99), ("negative opcode", conv, 0, -1),
+            ("conv output past the arena", conv, 2, prog.arena_size), ("conv input before the arena", conv, 1, -8),
+            ("conv rows", conv, 3, 1 << 20), ("conv weights past the buffer", conv, 7, 1 << 30),
+            ("conv bias past the buffer", conv, 8, 2**31 - 1), ("negative conv stride", conv, 6, -1),
+            ("norm channels past the stack", norm, 3, lib.max_channels + 8), ("groups not dividing channels", norm, 4, 3),
+            ("zero groups", norm, 4, 0), ("eps past the weights", norm, 7, 1 << 30),
+            ("FiLM past its row", film, 4, film_width - 1), ("add size", add, 3, prog.arena_size),
+            ("concat source", concat, 2, prog.arena_size - 1),
+            ("copy in more than a chunk", 0, 2, 10**6), ("copy out past the arena", len(words) - 1, 1, prog.arena_size)]
+
+
+def test_compiled_trunk_refuses_a_corrupted_op_list():
+    """Every bad offset or size is refused by the C side before any op runs: a clear error naming the
+    op, the weights and scratch untouched, and the next valid call still equal to forward()."""
+    unet = random_unet()
+    x, cond, steps = torch.randn(1, 16, 7), torch.randn(1, 12), torch.tensor([30])
+    with torch.no_grad():
+        eps = unet.conditioned(cond, steps)
+        expected = unet(x, steps, cond)
+        assert torch.allclose(eps(x, 0), expected, atol=1e-4, rtol=1e-4)
+        trunk = unet._native[1]
+        film = trunk.film(steps, cond)
+        prog = trunk.program(16)
+        lib = trunk.lib
+        assert set(lib.opcodes) == {"COPY_IN", "CONV", "NORM_MISH", "FILM", "ADD", "CONCAT", "COPY_OUT"}
+        weights = trunk.weights.clone()
+        for what, index, word, value in corruptions(prog, lib, trunk.film.width):
+            ops = prog.ops.clone()
+            ops[index * lib.op_words + word] = value
+            arena = trunk._local.arenas[prog.arena_size]
+            arena.fill_(7.0)
+            with pytest.raises(NativeTrunkError, match=f"refused op {index} "):
+                trunk.run(ops, prog.arena_size, x, film)
+            assert torch.equal(arena, torch.full_like(arena, 7.0)), f"{what}: the arena was written"
+            arena.zero_()  # the borders must be zero again for the valid calls
+        with pytest.raises(NativeTrunkError, match="refused op"):  # an arena too small for the program
+            trunk.run(prog.ops, prog.arena_size // 2, x, film)
+        with pytest.raises(NativeTrunkError, match="whole"):
+            trunk.run(prog.ops[:-1], prog.arena_size, x, film)
+        with pytest.raises(NativeTrunkError, match="FiLM"):
+            trunk(x, film[:, :-1])
+        with pytest.raises(NativeTrunkError, match="float32"):
+            trunk(x.double(), film)
+        with pytest.raises(NativeTrunkError, match="FiLM"):  # fewer FiLM rows than chunks
+            trunk.run(prog.ops, prog.arena_size, x.repeat(2, 1, 1), film)
+        assert torch.equal(trunk.weights, weights)
+        assert torch.allclose(eps(x, 0), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_compiled_trunk_never_reads_weights_off_the_cpu():
+    """Weights elsewhere (here the meta device, whose tensors have no memory) are refused, not read."""
+    unet = ConditionalUnet1D(action_dim=3, cond_dim=5, down_dims=(16, 32), step_embed_dim=16).to("meta")
+    with pytest.raises(NativeTrunkError, match="CPU weights"), torch.no_grad():
+        unet.conditioned(torch.randn(1, 5), torch.tensor([10]))
 
 
 def test_compiled_trunk_gives_each_thread_its_own_scratch():
     """Two threads denoising at once (ctypes releases the GIL) get what each gets alone."""
-    torch.manual_seed(0)
-    unet = ConditionalUnet1D(action_dim=7, cond_dim=12, down_dims=(32, 64, 128), step_embed_dim=32).eval()
-    for p in unet.parameters():
-        nn.init.normal_(p, std=0.2)
+    unet = random_unet()
     steps = torch.tensor([90, 40])
     inputs = [(torch.randn(1, 16, 7), torch.randn(1, 12)) for _ in range(2)]
     with torch.inference_mode():
@@ -153,30 +228,40 @@ def test_compiled_trunk_gives_each_thread_its_own_scratch():
         assert all(torch.equal(r, alone[k]) for r in results[k])
 
 
-def test_without_a_compiler_sampling_falls_back_to_the_packed_trunk(tmp_path):
-    """A failing compiler: one warning, the reason on record, and the same numbers from PyTorch."""
-    script = (
-        "import torch\n"
-        "from takeover.policies.heads.unet1d import ConditionalUnet1D\n"
-        "from takeover.policies.heads.unet1d_native import native_unavailable_reason\n"
-        "torch.manual_seed(0)\n"
-        "u = ConditionalUnet1D(3, 4, (16, 32), 16).eval()\n"
-        "x, c, t = torch.randn(1, 8, 3), torch.randn(1, 4), torch.tensor([7])\n"
-        "with torch.no_grad():\n"
-        "    assert torch.allclose(u.conditioned(c, t)(x, 0), u(x, t, c), atol=1e-5)\n"
-        "assert set(u._cpu_trunks) == {'packed'}, u._cpu_trunks\n"
-        "print('REASON', native_unavailable_reason())\n")
-    env = {**os.environ, "CC": "false", "TAKEOVER_CACHE": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+SAMPLE_SCRIPT = """
+import sys, torch
+from takeover.policies.checkpoint import load_checkpoint
+from takeover.policies.heads.unet1d_native import native_unavailable_reason
+policy = load_checkpoint(sys.argv[1])[0]
+torch.save(policy.seed(3).predict(torch.load(sys.argv[2])), sys.argv[3])
+print("REASON", native_unavailable_reason(), "NATIVE", policy.denoiser._native is not None)
+"""
+
+
+@pytest.mark.parametrize("env", [{"TAKEOVER_NATIVE": "0"}, {"CC": "false"}], ids=["TAKEOVER_NATIVE=0", "no-compiler"])
+def test_sampling_without_the_compiled_trunk_gives_the_same_chunks(tmp_path, env):
+    """The same checkpoint and seed sample the same chunks through the compiled trunk (here) and through
+    the modules in a process that may not build it: one warning, the reason on record, no library left."""
+    policy, _ = bimodal_policy()
+    save_checkpoint(tmp_path / "policy.pt", policy, EnvSpec(), step=1)
+    features = features_for(policy, bimodal(4, seed=5)[0][:, None])
+    torch.save(features, tmp_path / "features.pt")
+    native = policy.seed(3).predict(features)
+    assert policy.denoiser._native is not None
+    environ = {**os.environ, "TAKEOVER_CACHE": str(tmp_path / "cache"), **env}
+    done = subprocess.run([sys.executable, "-c", SAMPLE_SCRIPT, str(tmp_path / "policy.pt"), str(tmp_path / "features.pt"),
+                           str(tmp_path / "out.pt")], env=environ, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "REASON false failed" in done.stdout
-    assert "compiled U-Net trunk unavailable" in done.stderr
+    reason = "TAKEOVER_NATIVE=0" if "TAKEOVER_NATIVE" in env else "false failed"
+    assert f"REASON {reason}" in done.stdout and "NATIVE False" in done.stdout, done.stdout
+    assert done.stderr.count("compiled U-Net trunk unavailable") == 1, done.stderr
     assert not list(tmp_path.rglob("*.so")), "a failed build left a library behind"
+    assert torch.allclose(torch.load(tmp_path / "out.pt"), native, atol=1e-5)
 
 
 def test_the_build_lands_in_the_cache_whole(tmp_path):
     """A fresh cache gets exactly one library, no temporary files, and a second process reuses it."""
-    script = ("from takeover.policies.heads.unet1d_native import native_library, native_unavailable_reason\n"
+    script = ("from takeover.policies.heads.unet1d_native import NativeTrunkError, native_library, native_unavailable_reason\n"
               "assert native_library() is not None, native_unavailable_reason()\n")
     env = {**os.environ, "TAKEOVER_CACHE": str(tmp_path)}
     for _ in range(2):
@@ -266,6 +351,7 @@ def test_padding_is_ignored():
     obs, actions = bimodal(32, action_dim=2)
     chunks = torch.as_tensor(np.repeat(actions[:, None], TA, axis=1))
     policy = build("diffusion", obs, chunks.numpy(), **TINY)
+    torch.manual_seed(0)  # the denoiser's initial weights, whatever ran before
     policy.denoiser = PerStepDenoiser(2)
     mask = torch.ones(32, TA, dtype=torch.bool)
     mask[:16, 2:] = False  # half the windows run past the episode's end

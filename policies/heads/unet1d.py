@@ -7,9 +7,9 @@ level, stride-2 down-sampling between levels, a mirrored up path with skip conne
 
 Inference runs the same conditioning for every denoising step of one chunk; `conditioned()`
 precomputes the step embeddings and all FiLM parameters for a fixed list of timesteps in one batched
-pass, so each denoising step only runs the convolutional trunk. On the CPU that trunk is, fastest
-first: the compiled one (unet1d_native.c, one foreign call a step, up to NATIVE_MAX_BATCH chunks),
-the packed channels-last PyTorch one (unet1d_inference.py), or the plain modules below.
+pass, so each denoising step only runs the convolutional trunk. On the CPU, up to NATIVE_MAX_BATCH
+float32 chunks, that trunk is compiled code (unet1d_native.py, one foreign call a step); otherwise,
+and wherever no C compiler is found, it is the modules below.
 """
 from __future__ import annotations
 
@@ -21,12 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PolicyError
-from .unet1d_inference import PackedTrunk
 from .unet1d_native import NativeTrunk, native_library
 
-# CPU inference paths, fastest first: the compiled trunk (unet1d_native.c; up to NATIVE_MAX_BATCH chunks,
-# float32, where a C compiler is available), the packed PyTorch trunk, the plain nn modules.
-CPU_INFERENCE = ("native", "packed", "modules")
+# CPU inference paths: the compiled trunk where it can run (see conditioned()), or the nn modules.
+CPU_INFERENCE = ("native", "modules")
 # The compiled trunk runs the batch one chunk after another on one core; past a few chunks PyTorch's
 # batched GEMMs on every core win.
 NATIVE_MAX_BATCH = 8
@@ -41,6 +39,17 @@ UNET_SIZES: dict[str, tuple[int, ...]] = {
     "paper": (256, 512, 1024),
 }
 STEP_EMBED_DIMS: dict[str, int] = {"small": 64, "medium": 128, "paper": 256}
+
+
+_registrations = 0  # parameters registered (assigned) on any module so far: a cached parameter list is stale
+
+
+def _count_registration(module, name, param):
+    global _registrations
+    _registrations += 1
+
+
+torch.nn.modules.module.register_module_parameter_registration_hook(_count_registration)
 
 
 class SinusoidalStepEmbedding(nn.Module):
@@ -121,10 +130,9 @@ class ConditionalUnet1D(nn.Module):
         self.final = nn.Sequential(Conv1dBlock(down_dims[0], down_dims[0], kernel_size, n_groups),
                                    nn.Conv1d(down_dims[0], action_dim, 1))
         self._film_blocks = [m for m in self.modules() if isinstance(m, FiLMResidualBlock1d)]
-        self.cpu_inference = "native"  # one of CPU_INFERENCE: the latency benchmark's baselines set the others
-        self._param_list: list | None = None  # walking the module tree for the key costs ~0.6 ms a chunk
-        self._cpu_trunks: dict[str, PackedTrunk | NativeTrunk] = {}
-        self._cpu_trunks_key: tuple | None = None
+        self.cpu_inference = "native"  # one of CPU_INFERENCE; "modules" is the baseline of benchmarks and tests
+        self._params: tuple[int, list] | None = None  # (registration count, parameters): a tree walk costs ~0.6 ms
+        self._native: tuple[int, NativeTrunk] | None = None  # (weights' checksum, the trunk built from them)
 
     # ----- conditioning ------------------------------------------------------------------------
     def film_params(self, timestep: torch.Tensor, global_cond: torch.Tensor) -> list[torch.Tensor]:
@@ -137,36 +145,33 @@ class ConditionalUnet1D(nn.Module):
 
         For the steps `timesteps` (S,) and conditions (B, C): the step embeddings and every block's
         FiLM scale and bias in one batched pass. Returns eps(sample, i), equal to
-        forward(sample, timesteps[i], global_cond). Inference only. On the CPU each step runs the
-        compiled trunk (unet1d_native.py) or, past NATIVE_MAX_BATCH chunks, without a compiler or for
-        other dtypes, the packed one (unet1d_inference.py); either is kept until a parameter changes.
+        forward(sample, timesteps[i], global_cond). Inference only. On the CPU, for up to
+        NATIVE_MAX_BATCH float32 chunks, each step is one call of the compiled trunk (unet1d_native.py)
+        where it could be built; otherwise the modules run.
         """
         S, B = timesteps.shape[0], global_cond.shape[0]
         if self.cpu_inference not in CPU_INFERENCE:
             raise PolicyError(f"cpu_inference must be one of {CPU_INFERENCE}, not {self.cpu_inference!r}")
-        if global_cond.device.type != "cpu" or self.cpu_inference == "modules":
-            t = timesteps.to(global_cond.device).repeat_interleave(B)  # (S*B,)
-            film = self.film_params(t, global_cond.repeat(S, 1))  # per block (S*B, 2C, 1)
-            return lambda sample, i: self.trunk(sample, [f[i * B:(i + 1) * B] for f in film])
-        native = self.cpu_inference == "native" and B <= NATIVE_MAX_BATCH and global_cond.dtype == torch.float32
-        trunk = self.cpu_trunk("native" if native and native_library() is not None else "packed")
-        film = trunk.film(timesteps, global_cond)  # (S*B, all blocks' 2C, 1)
-        return lambda sample, i: trunk(sample, film[i * B:(i + 1) * B])
+        if (self.cpu_inference == "native" and global_cond.device.type == "cpu" and global_cond.dtype == torch.float32
+                and B <= NATIVE_MAX_BATCH and native_library() is not None):
+            trunk = self.native_trunk()
+            film = trunk.film(timesteps, global_cond)  # (S*B, all blocks' 2C, 1)
+            return lambda sample, i: trunk(sample, film[i * B:(i + 1) * B])
+        t = timesteps.to(global_cond.device).repeat_interleave(B)  # (S*B,)
+        film = self.film_params(t, global_cond.repeat(S, 1))  # per block (S*B, 2C, 1)
+        return lambda sample, i: self.trunk(sample, [f[i * B:(i + 1) * B] for f in film])
 
-    def cpu_trunk(self, kind: str) -> PackedTrunk | NativeTrunk:
-        """The packed ("packed") or compiled ("native") copy of the weights, kept until a parameter changes."""
-        # storage and version of every parameter: an optimiser step, EMA copy, load_state_dict or .to()
-        # changes one of them, and the copies are rebuilt
-        if self._param_list is None:
-            self._param_list = list(self.parameters())
-        key = tuple((p.data_ptr(), p._version) for p in self._param_list)
-        if self._cpu_trunks_key != key:
-            self._cpu_trunks, self._cpu_trunks_key = {}, key
-        trunk = self._cpu_trunks.get(kind)
-        if trunk is None:
+    def native_trunk(self) -> NativeTrunk:
+        """The compiled trunk's copy of the weights, rebuilt whenever a checksum of the parameters changes:
+        an optimiser or EMA step, load_state_dict, .to(), or any in-place edit, with or without grad."""
+        library = native_library()
+        if self._params is None or self._params[0] != _registrations:
+            self._params = (_registrations, list(self.parameters()))
+        key = library.checksum(self._params[1])
+        if self._native is None or self._native[0] != key:
             with torch.no_grad():
-                trunk = self._cpu_trunks[kind] = NativeTrunk(self, native_library()) if kind == "native" else PackedTrunk(self)
-        return trunk
+                self._native = (key, NativeTrunk(self, library))
+        return self._native[1]
 
     # ----- network -----------------------------------------------------------------------------
     def forward(self, sample: torch.Tensor, timestep, global_cond: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,12 @@
 /* The U-Net trunk for batch-1 CPU inference as one call: a list of ops run over one float arena.
  *
  * Built by unet1d_native.py (gcc -O3 -march=native, cached per source and CPU). The Python side lays
- * out the weights, allocates every activation in the arena and writes the op list; this file only
- * runs it. Activations are channels-last (T rows of C floats) with zero rows above and below each
+ * out the weights, allocates every activation in the arena and writes the op list; this file checks
+ * every op against the sizes of the buffers it is handed (takeover_unet_run refuses a list that
+ * reaches outside them before running any of it) and runs it. Activations are channels-last (T rows of C floats) with zero rows above and below each
  * buffer's interior, so a convolution's input windows are contiguous k*C_in runs and a convolution is
  * a GEMM (T_out x k*C_in) @ (k*C_in x C_out) with the window rows `stride * C_in` floats apart.
- * Nothing here writes outside an interior, so the border rows stay zero from the arena's allocation.
+ * A correct op list writes only interiors, so the border rows stay zero from the arena's allocation.
  */
 #include <math.h>
 #include <stdint.h>
@@ -120,7 +121,7 @@ static inline float mish1(float y) {
 
 /* GroupNorm over T rows x C channels (groups of C/G adjacent channels, statistics over time and the
  * group's channels, biased variance as torch), then Mish, in place. Two passes for the variance. */
-#define MAX_C 4096
+#define MAX_C 4096  /* widest GroupNorm (its per-channel statistics live on the stack) */
 static void group_norm_mish(float *x, int T, int C, int G, const float *gamma, const float *beta, float eps) {
     float sum[MAX_C], scale[MAX_C], shift[MAX_C];
     int cg = C / G;
@@ -157,24 +158,71 @@ static void group_norm_mish(float *x, int T, int C, int G, const float *gamma, c
     }
 }
 
-enum { OP_COPY_IN, OP_CONV, OP_NORM_MISH, OP_FILM, OP_ADD, OP_CONCAT, OP_COPY_OUT, OP_WORDS = 10 };
-
-/* Every op is OP_WORDS int32: opcode, then arguments (offsets count floats):
- *   COPY_IN   dst, n                    arena[dst + i] = x[i], i < n
+/* The op list, the one definition of the opcodes: unet1d_native.py reads the names and numbers from
+ * takeover_unet_op_name() and the op size from takeover_unet_op_words(). Every op is OP_WORDS int32:
+ * opcode, then arguments (offsets and sizes count floats):
+ *   COPY_IN   dst, n                          arena[dst + i] = x[i], i < n
  *   CONV      src, dst, M, K, N, ldx, w, b    dst (M x N) = windows of arena+src (M x K, rows ldx apart) @ w + b
  *                                             (w in gemm()'s column panels)
  *   NORM_MISH buf, T, C, G, gamma, beta, eps  (eps: a float in the weights)
- *   FILM      buf, T, C, f              buf[t][c] = buf[t][c] * film[f + c] + film[f + C + c]
+ *   FILM      buf, T, C, f                    buf[t][c] = buf[t][c] * film[f + c] + film[f + C + c]
  *   ADD       dst, src, n
- *   CONCAT    dst, a, b, T, C1, C2      dst[t] = [a[t] (C1) | b[t] (C2)]
- *   COPY_OUT  src, n                    out[i] = arena[src + i]
- * Returns 0, or 1 + the index of an op it does not know. */
-int takeover_unet_run(const int32_t *prog, int n_ops, const float *weights, float *arena, const float *x, int x_stride,
-                      float *out, const float *film, int film_stride, int batch) {
+ *   CONCAT    dst, a, b, T, C1, C2            dst[t] = [a[t] (C1) | b[t] (C2)]
+ *   COPY_OUT  src, n                          out[i] = arena[src + i] */
+#define TAKEOVER_OPS(X) X(COPY_IN) X(CONV) X(NORM_MISH) X(FILM) X(ADD) X(CONCAT) X(COPY_OUT)
+#define AS_ENUM(name) OP_##name,
+#define AS_NAME(name) #name,
+enum { TAKEOVER_OPS(AS_ENUM) N_OPS };
+static const char *const op_names[] = {TAKEOVER_OPS(AS_NAME)};
+#define OP_WORDS 10
+
+const char *takeover_unet_op_name(int code) { return code >= 0 && code < N_OPS ? op_names[code] : 0; }
+int takeover_unet_op_words(void) { return OP_WORDS; }
+int takeover_unet_max_channels(void) { return MAX_C; }
+
+/* [at, at + n) lies inside a buffer of `size` floats (64-bit: int32 products cannot overflow here). */
+static int inside(int64_t at, int64_t n, int64_t size) { return at >= 0 && n >= 0 && at + n <= size; }
+
+/* Whether op `a` reads and writes only inside the buffers it is given: the arena, the weights, one
+ * chunk's input and output (x_len floats each) and one chunk's FiLM row (film_len floats). */
+static int op_is_safe(const int32_t *a, int64_t weights_len, int64_t arena_len, int64_t x_len, int64_t film_len) {
+    switch (a[0]) {
+    case OP_COPY_IN:
+    case OP_COPY_OUT: return a[2] <= x_len && inside(a[1], a[2], arena_len);
+    case OP_CONV: {
+        int64_t M = a[3], K = a[4], N = a[5], ldx = a[6];
+        return M > 0 && K > 0 && N > 0 && ldx > 0 && inside(a[1], (M - 1) * ldx + K, arena_len) &&
+               inside(a[2], M * N, arena_len) && inside(a[7], K * N, weights_len) && inside(a[8], N, weights_len);
+    }
+    case OP_NORM_MISH: {
+        int64_t T = a[2], C = a[3], G = a[4];
+        return T > 0 && C > 0 && C <= MAX_C && G > 0 && C % G == 0 && inside(a[1], T * C, arena_len) &&
+               inside(a[5], C, weights_len) && inside(a[6], C, weights_len) && inside(a[7], 1, weights_len);
+    }
+    case OP_FILM: return a[2] >= 0 && a[3] >= 0 && inside(a[1], (int64_t)a[2] * a[3], arena_len) &&
+                         inside(a[4], 2 * (int64_t)a[3], film_len);
+    case OP_ADD: return inside(a[1], a[3], arena_len) && inside(a[2], a[3], arena_len);
+    case OP_CONCAT: {
+        int64_t T = a[4], C1 = a[5], C2 = a[6];
+        return T >= 0 && C1 >= 0 && C2 >= 0 && inside(a[1], T * (C1 + C2), arena_len) && inside(a[2], T * C1, arena_len) &&
+               inside(a[3], T * C2, arena_len);
+    }
+    default: return 0;
+    }
+}
+
+/* Runs the program on `batch` chunks, one after another. Every op is checked against the buffer sizes
+ * first; the first one that is unknown or reaches outside them stops the call before anything runs:
+ * returns 1 + its index (0: done). */
+int takeover_unet_run(const int32_t *prog, int n_ops, const float *weights, int64_t weights_len, float *arena,
+                      int64_t arena_len, const float *x, float *out, int64_t x_len, const float *film, int64_t film_len,
+                      int batch) {
+    for (int i = 0; i < n_ops; i++)
+        if (!op_is_safe(prog + (size_t)i * OP_WORDS, weights_len, arena_len, x_len, film_len)) return 1 + i;
     for (int b = 0; b < batch; b++) {
-        const float *xb = x + (size_t)b * x_stride;
-        float *ob = out + (size_t)b * x_stride;
-        const float *fb = film + (size_t)b * film_stride;
+        const float *xb = x + (size_t)b * x_len;
+        float *ob = out + (size_t)b * x_len;
+        const float *fb = film + (size_t)b * film_len;
         for (int i = 0; i < n_ops; i++) {
             const int32_t *a = prog + (size_t)i * OP_WORDS;
             switch (a[0]) {
@@ -206,11 +254,32 @@ int takeover_unet_run(const int32_t *prog, int n_ops, const float *weights, floa
                 break;
             }
             case OP_COPY_OUT: memcpy(ob, arena + a[1], sizeof(float) * a[2]); break;
-            default: return 1 + i;
             }
         }
     }
     return 0;
 }
 
-int takeover_unet_max_channels(void) { return MAX_C; }
+/* A position-sensitive checksum (Fletcher-style, 16 independent 32-bit lanes) of n byte ranges read
+ * as 32-bit words (a trailing 1-3 bytes are added on their own): the U-Net keeps its copy of the
+ * weights until this changes. Any single changed word changes its lane's first sum. */
+uint64_t takeover_checksum(const void *const *ptrs, const int64_t *nbytes, int n) {
+    uint32_t s1[16] = {0}, s2[16] = {0};
+    uint64_t h = 0x84222325cbf29ce4ull;
+    for (int k = 0; k < n; k++) {
+        const unsigned char *p = ptrs[k];
+        int64_t words = nbytes[k] / 4, i = 0;
+        for (; i + 16 <= words; i += 16) {
+            uint32_t w[16];
+            memcpy(w, p + 4 * i, sizeof w);
+            for (int l = 0; l < 16; l++) {
+                s1[l] += w[l];
+                s2[l] += s1[l];
+            }
+        }
+        for (int64_t j = 4 * i; j < nbytes[k]; j++) h = (h ^ p[j]) * 0x100000001b3ull;  /* the last < 64 bytes */
+        h = (h ^ (uint64_t)nbytes[k]) * 0x100000001b3ull;  /* where one range ends and the next begins */
+    }
+    for (int l = 0; l < 16; l++) h = (h ^ (((uint64_t)s2[l] << 32) | s1[l])) * 0x100000001b3ull;
+    return h;
+}
