@@ -30,7 +30,7 @@ def fail(message: str, code: int = 2):
 
 def run_cli(argv=None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]) and return its exit code."""
-    from takeover.sim.errors import TakeoverError
+    from takeover.errors import TakeoverError
 
     from . import commands  # noqa: F401  (registers every subcommand on `app`)
     from .usage_errors import is_click_abort, is_click_error, is_help_request, one_line

@@ -1,6 +1,6 @@
 """CorrectionError: a DAgger / DART / CCIL request that cannot run as asked (bad schedule, a policy of
 another task than the data, a task without a scripted expert, an existing run folder)."""
-from takeover.sim.errors import TakeoverError
+from takeover.errors import TakeoverError
 
 
 class CorrectionError(TakeoverError):

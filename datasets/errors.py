@@ -1,7 +1,7 @@
 """DatasetError: a demonstration file that cannot be read, written or combined as asked. The message
 names the file, the demo and the key where it can, and what was expected (the CLI prints it as one
 line and exits with code 2)."""
-from takeover.sim.errors import TakeoverError
+from takeover.errors import TakeoverError
 
 
 class DatasetError(TakeoverError):

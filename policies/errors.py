@@ -1,4 +1,4 @@
-from takeover.sim.errors import TakeoverError
+from takeover.errors import TakeoverError
 
 
 class PolicyError(TakeoverError):

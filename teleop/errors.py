@@ -1,6 +1,6 @@
 """TeleopError: a device, mapping file or session option a user can fix (the CLI prints it as one
 line and exits with code 2)."""
-from takeover.sim.errors import TakeoverError
+from takeover.errors import TakeoverError
 
 
 class TeleopError(TakeoverError):
