@@ -65,3 +65,29 @@ def test_gated_takeover_marks_teacher_steps_and_resets_the_learner_on_hand_back(
     np.testing.assert_allclose(ep.extras["policy_actions"], np.tile(LEARNER, (40, 1)), atol=1e-6)
     assert agent.handovers == 2
     assert learner.resets == 2  # the episode start and the hand-back at step 20
+
+
+class WrongBetween:
+    """Proposes the teacher's action except on steps [start, stop), where it goes the other way."""
+
+    def __init__(self, start, stop):
+        self.start, self.stop = start, stop
+
+    def reset(self, env):
+        pass
+
+    def act(self, obs, env):
+        return LEARNER.copy() if self.start <= env.t < self.stop else TEACHER.copy()
+
+
+def test_simulated_operator_takes_over_after_patience_and_hands_back_after_recovery(env):
+    from takeover.correction.operator import OperatorRule, SimulatedOperator
+
+    operator = SimulatedOperator(Constant(TEACHER), OperatorRule(threshold=0.3, patience=3, recover=5))
+    agent = GatedTakeover(operator.teacher, WrongBetween(10, 30), operator.gate)
+    ep = run_episode(env, agent, 7, max_steps=50, stop_on_success=False, record=EpisodeRecorder).episode
+    expected = np.zeros(50, np.uint8)
+    expected[12:34] = 1  # 3 disagreeing proposals (10, 11, 12), then 5 agreeing ones (30-34) hand back
+    np.testing.assert_array_equal(ep.extras["interventions"], expected)
+    np.testing.assert_allclose(ep.actions[12:34], np.tile(TEACHER, (22, 1)), atol=1e-6)
+    np.testing.assert_allclose(ep.actions[10:12], np.tile(LEARNER, (2, 1)), atol=1e-6)  # before the take-over
