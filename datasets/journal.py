@@ -1,8 +1,9 @@
 """The journal: each finished episode is first written durably as its own small HDF5 file in
-`<main>.journal/` (temp name, fsync, atomic rename, fsync of the folder), then folded into the main
-file by copy-on-write. Folding is idempotent: every demo carries a unique `takeover_episode_id`, and a
-journal episode whose id is already in the main file is skipped (a kill between the rename of the main
-file and the deletion of the journal files leaves exactly that case).
+`<main>.journal/` (temp name, fsync, atomic rename, fsync of the folder), so a save costs one episode.
+Later (writer.py says when) journal episodes are folded into the main file by copy-on-write, which
+costs a copy of the main file. Folding is idempotent: every demo carries a unique `takeover_episode_id`,
+and a journal episode whose id is already in the main file is skipped (a kill between the rename of the
+main file and the deletion of the journal files leaves exactly that case).
 
     kill before the journal rename   -> the episode was not reported saved; its temp file is removed
     kill after it, before the fold    -> the episode is in the journal; read by DemoReader, folded on recovery

@@ -29,6 +29,9 @@ CORE_ARRAYS = ("actions", "states", "rewards", "dones")
 ACTION_LIKE = ("actions", "executed_actions", "policy_actions")
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
 _RESERVED_ATTRS = {"num_samples", "model_file"}
+# camera frames: one frame per chunk (a training window reads a few frames, never a whole episode), gzip
+# because every HDF5 reader has it; rendered 84x84 frames shrink ~2.5x (benchmarks/results/save_cost.json)
+IMAGE_STORAGE = {"compression": "gzip", "compression_opts": 4}
 
 
 def is_image_key(key: str) -> bool:
@@ -87,6 +90,14 @@ def _obs_array(key: str, value) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
+def _create_obs(group, key: str, value):
+    arr = _obs_array(key, value)
+    if is_image_key(key) and arr.ndim >= 3 and len(arr):
+        group.create_dataset(key, data=arr, chunks=(1,) + arr.shape[1:], **IMAGE_STORAGE)
+    else:
+        group.create_dataset(key, data=arr)
+
+
 def write_episode(group, episode: Episode, episode_id: str | None = None):
     """Write `episode` into an empty h5py group (a demo)."""
     T = len(episode)
@@ -97,7 +108,7 @@ def write_episode(group, episode: Episode, episode_id: str | None = None):
     for prefix, obs in (("obs", episode.obs), ("next_obs", episode.next_obs)):
         sub = group.create_group(prefix)
         for key, value in obs.items():
-            sub.create_dataset(key, data=_obs_array(key, value))
+            _create_obs(sub, key, value)
     for key, value in episode.extras.items():
         group.create_dataset(key, data=np.asarray(value, KNOWN_EXTRAS.get(key)))
     for key, value in episode.attrs.items():

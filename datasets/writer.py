@@ -4,15 +4,22 @@ none that `save()` returned for.
     with DemoWriter("demos.hdf5", spec) as w:          # append=True to add to an existing file
         name = w.save(episode)                          # durable when it returns ("demo_0", ...)
 
-`save` writes the episode to the journal (journal.py) and, every `fold_every` episodes, folds the
-journal into the main file by copy-on-write; `close()` folds the rest. A larger `fold_every` makes
-scripted collection cheaper (a fold copies the whole main file) and costs no safety. The writer never
-keeps the main file open, so robomimic can read it (`swmr=True`) while we record.
+`save` writes the episode durably to the journal (journal.py), one small file per episode, so a save
+costs one episode whatever the size of the main file. Folding the journal into the main file copies
+the whole main file, so it happens when the writer closes (or opens a file a killed writer left), and in
+a background thread whenever `journal_limit` episodes wait, so that readers, who open every journal
+file, never face thousands of them; saves do not wait for it. `fold_every=N` instead folds in the
+foreground after every N saves (each such save then costs a copy of the file).
+
+DemoReader (and so training and `takeover data info`) reads journal episodes as part of the file;
+robomimic, which opens the main file only, sees them once they are folded (`fold()`, or close). The
+writer never keeps the main file open, so robomimic can read it (`swmr=True`) while we record.
 """
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 
 import h5py
@@ -42,12 +49,16 @@ def spec_conflicts(stored: EnvSpec, wanted: EnvSpec) -> list[str]:
 
 
 class DemoWriter:
-    def __init__(self, path, spec: EnvSpec, *, append: bool = False, fold_every: int = 1):
+    def __init__(self, path, spec: EnvSpec, *, append: bool = False, fold_every: int | None = None,
+                 journal_limit: int = 256):
         self.path = Path(path)
         self.spec = spec
-        self.fold_every = int(fold_every)
-        if self.fold_every < 1:
+        self.fold_every = None if fold_every is None else int(fold_every)
+        self.journal_limit = int(journal_limit)
+        if self.fold_every is not None and self.fold_every < 1:
             raise DatasetError(f"fold_every must be >= 1, got {fold_every}")
+        if self.journal_limit < 1:
+            raise DatasetError(f"journal_limit must be >= 1, got {journal_limit}")
         if self.path.exists() and not append:
             raise DatasetError(f"{self.path}: already exists; append to it (append=True, CLI --append) or choose a new file")
         if self.path.is_dir():
@@ -70,7 +81,10 @@ class DemoWriter:
         except BaseException:
             self._lock.release(remove_journal_if_empty=False)
             raise
-        self._pending = 0
+        self._unfolded: list[Path] = []  # journal files this writer saved and no fold has taken yet
+        self._folding: list[Path] = []  # the files the background fold is folding
+        self._folder: threading.Thread | None = None
+        self._fold_error: BaseException | None = None
         self._closed = False
 
     # --- setup ------------------------------------------------------------------------------------
@@ -133,7 +147,7 @@ class DemoWriter:
     @property
     def pending(self) -> int:
         """Saved episodes still in the journal (durable, not yet folded into the main file)."""
-        return self._pending
+        return len(self._unfolded) + len(self._folding)
 
     def save(self, episode: Episode) -> str:
         """Store `episode`; it is durable when this returns. Returns its demo name."""
@@ -142,25 +156,61 @@ class DemoWriter:
         name = f"demo_{self._next_index}"
         check_episode(episode, f"{self.path}, new episode {name}", self._action_dim, self._obs_keys)
         obs_keys = self._obs_keys if self._obs_keys is not None else list(episode.obs)
-        write_journal_episode(self.path, episode, name, self._next_index, obs_keys, episode.action_dim)
+        self._unfolded.append(write_journal_episode(self.path, episode, name, self._next_index, obs_keys,
+                                                    episode.action_dim))
         self._obs_keys, self._action_dim = obs_keys, episode.action_dim
         self._next_index += 1
         self._count += 1
-        self._pending += 1
         seed = episode.attrs.get("seed")
         if seed is not None and not isinstance(seed, (bool, float, str)):
             try:
                 self._max_seed = max(self._max_seed, int(seed))
             except (TypeError, ValueError):
                 pass
-        if self._pending >= self.fold_every:
-            self.fold()
+        if self.fold_every is not None:
+            if len(self._unfolded) >= self.fold_every:
+                self.fold()
+        elif len(self._unfolded) >= self.journal_limit:
+            self._fold_in_background()
         return name
 
     def fold(self):
-        """Fold the journal into the main file now."""
+        """Fold the journal into the main file now (waits for a background fold first)."""
+        self._wait_for_background_fold()
         fold(self.path)
-        self._pending = 0
+        self._unfolded = []
+
+    # --- background folding ---------------------------------------------------------------------
+    # A background fold is the same fold (copy, fsync, rename, then delete the folded journal files) on a
+    # fixed list of files; saves meanwhile add new journal files, which that fold does not touch. So a
+    # kill during it is a kill during a fold: the old main file plus the journal, or the new one.
+    def _fold_in_background(self):
+        if self._folder is not None:
+            if self._folder.is_alive():
+                return
+            self._wait_for_background_fold()
+        self._folding, self._unfolded = self._unfolded, []
+        self._folder = threading.Thread(target=self._run_fold, args=(list(self._folding),),
+                                        name=f"fold {self.path.name}")
+        self._folder.start()
+
+    def _run_fold(self, files):
+        try:
+            fold(self.path, files)
+        except BaseException as exc:  # the files stay in the journal; the next fold retries them
+            self._fold_error = exc
+
+    def _wait_for_background_fold(self):
+        if self._folder is None:
+            return
+        self._folder.join()
+        self._folder = None
+        if self._fold_error is not None:
+            log.error("%s: background fold failed (%s); its %d episode(s) stay in the journal and are folded "
+                      "later", self.path, self._fold_error, len(self._folding))
+            self._unfolded[:0] = [p for p in self._folding if p.exists()]
+            self._fold_error = None
+        self._folding = []
 
     def close(self):
         if self._closed:

@@ -188,7 +188,7 @@ def test_kill_during_fold_keeps_old_main_file_and_journal(tmp_path, monkeypatch)
         raise KeyboardInterrupt  # stands in for the kill
 
     monkeypatch.setattr(storage.os, "replace", boom)
-    w = DemoWriter(path, SPEC, append=True)
+    w = DemoWriter(path, SPEC, append=True, fold_every=1)  # the save folds
     with pytest.raises(KeyboardInterrupt):
         w.save(make_episode(1))
     w._lock.release(remove_journal_if_empty=False)
