@@ -29,9 +29,10 @@ CORE_ARRAYS = ("actions", "states", "rewards", "dones")
 ACTION_LIKE = ("actions", "executed_actions", "policy_actions")
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
 _RESERVED_ATTRS = {"num_samples", "model_file"}
-# camera frames: one frame per chunk (a training window reads a few frames, never a whole episode), gzip
-# because every HDF5 reader has it; rendered 84x84 frames shrink ~2.5x (benchmarks/results/save_cost.json)
-IMAGE_STORAGE = {"compression": "gzip", "compression_opts": 4}
+# camera frames: one frame per chunk (a training window reads a few frames, never a whole episode); gzip
+# because every HDF5 reader has it (lzf is h5py's own), level 1: rendered 84x84 frames shrink 2.3x, level
+# 4 gives 2.5x for a quarter more time (benchmarks/results/save_cost.json)
+IMAGE_STORAGE = {"compression": "gzip", "compression_opts": 1}
 
 
 def is_image_key(key: str) -> bool:
@@ -90,16 +91,42 @@ def _obs_array(key: str, value) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
-def _create_obs(group, key: str, value):
+def compressible(key: str, arr) -> bool:
+    """Whether `arr` (an array or a dataset) at `key` is a camera stream stored with IMAGE_STORAGE."""
+    return bool(IMAGE_STORAGE) and is_image_key(key) and arr.ndim >= 3 and arr.shape[0] > 0
+
+
+def _create_obs(group, key: str, value, compress: bool):
     arr = _obs_array(key, value)
-    if is_image_key(key) and arr.ndim >= 3 and len(arr):
+    if compress and compressible(key, arr):
         group.create_dataset(key, data=arr, chunks=(1,) + arr.shape[1:], **IMAGE_STORAGE)
     else:
         group.create_dataset(key, data=arr)
 
 
-def write_episode(group, episode: Episode, episode_id: str | None = None):
-    """Write `episode` into an empty h5py group (a demo)."""
+def copy_demo(src, dst_parent, name: str):
+    """Copy a stored demo group into `dst_parent` as `name`, compressing camera frames stored raw (a
+    journal episode); everything else is copied as stored, attributes with their types."""
+    dst = dst_parent.create_group(name)
+    _copy_attrs(src, dst)
+    for key, item in src.items():
+        if hasattr(item, "keys"):
+            copy_demo(item, dst, key)
+        elif item.compression is None and compressible(key, item):
+            _copy_attrs(item, dst.create_dataset(key, data=item[()], chunks=(1,) + item.shape[1:], **IMAGE_STORAGE))
+        else:
+            src.copy(item, dst, name=key)
+    return dst
+
+
+def _copy_attrs(src, dst):
+    for key in src.attrs:
+        dst.attrs.create(key, src.attrs[key], dtype=src.attrs.get_id(key).dtype)
+
+
+def write_episode(group, episode: Episode, episode_id: str | None = None, compress_images: bool = True):
+    """Write `episode` into an empty h5py group (a demo). `compress_images=False` stores camera frames raw
+    (a journal episode, written while the operator waits; folding compresses them)."""
     T = len(episode)
     group.create_dataset("actions", data=np.asarray(episode.actions, np.float32))
     group.create_dataset("states", data=np.asarray(episode.states, np.float64))
@@ -108,7 +135,7 @@ def write_episode(group, episode: Episode, episode_id: str | None = None):
     for prefix, obs in (("obs", episode.obs), ("next_obs", episode.next_obs)):
         sub = group.create_group(prefix)
         for key, value in obs.items():
-            _create_obs(sub, key, value)
+            _create_obs(sub, key, value, compress_images)
     for key, value in episode.extras.items():
         group.create_dataset(key, data=np.asarray(value, KNOWN_EXTRAS.get(key)))
     for key, value in episode.attrs.items():

@@ -4,11 +4,11 @@ none that `save()` returned for.
     with DemoWriter("demos.hdf5", spec) as w:          # append=True to add to an existing file
         name = w.save(episode)                          # durable when it returns ("demo_0", ...)
 
-`save` writes the episode durably to the journal (journal.py), one small file per episode, so a save
-costs one episode whatever the size of the main file. Folding the journal into the main file copies
-the whole main file, so it happens when the writer closes (or opens a file a killed writer left), and in
-a background thread whenever `journal_limit` episodes wait, so that readers, who open every journal
-file, never face thousands of them; saves do not wait for it. `fold_every=N` instead folds in the
+`save` writes the episode durably to the journal (journal.py), one small file per episode with camera
+frames raw, so a save costs one episode whatever the size of the main file. A background thread then
+compresses the episode's frames in the journal, and folds the journal into the main file whenever
+`journal_limit` episodes wait (a fold copies the main file; readers open every journal file, so the
+journal must not grow without bound); `close()` folds the rest. `fold_every=N` instead folds in the
 foreground after every N saves (each such save then costs a copy of the file).
 
 DemoReader (and so training and `takeover data info`) reads journal episodes as part of the file;
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from pathlib import Path
 
 import h5py
@@ -27,9 +26,10 @@ import h5py
 from takeover.sim.errors import SimError
 from takeover.sim.spec import EnvSpec
 
+from .background import SerialWorker
 from .episode import Episode
 from .errors import DatasetError
-from .journal import fold, pending_files, write_journal_episode
+from .journal import compress_journal_episode, fold, pending_files, write_journal_episode
 from .schema import ACTION_DIM_ATTR, OBS_KEYS_ATTR, check_episode, data_attrs, demo_index, from_attr
 from .storage import WriterLock, clean_temp_files, create_atomically, open_h5
 
@@ -81,10 +81,8 @@ class DemoWriter:
         except BaseException:
             self._lock.release(remove_journal_if_empty=False)
             raise
-        self._unfolded: list[Path] = []  # journal files this writer saved and no fold has taken yet
-        self._folding: list[Path] = []  # the files the background fold is folding
-        self._folder: threading.Thread | None = None
-        self._fold_error: BaseException | None = None
+        self._unfolded: list[Path] = []  # journal files saved here that no fold has been given yet
+        self._worker = SerialWorker(f"DemoWriter {self.path.name}")
         self._closed = False
 
     # --- setup ------------------------------------------------------------------------------------
@@ -147,7 +145,7 @@ class DemoWriter:
     @property
     def pending(self) -> int:
         """Saved episodes still in the journal (durable, not yet folded into the main file)."""
-        return len(self._unfolded) + len(self._folding)
+        return len(pending_files(self.path))
 
     def save(self, episode: Episode) -> str:
         """Store `episode`; it is durable when this returns. Returns its demo name."""
@@ -156,8 +154,8 @@ class DemoWriter:
         name = f"demo_{self._next_index}"
         check_episode(episode, f"{self.path}, new episode {name}", self._action_dim, self._obs_keys)
         obs_keys = self._obs_keys if self._obs_keys is not None else list(episode.obs)
-        self._unfolded.append(write_journal_episode(self.path, episode, name, self._next_index, obs_keys,
-                                                    episode.action_dim))
+        jpath = write_journal_episode(self.path, episode, name, self._next_index, obs_keys, episode.action_dim)
+        self._unfolded.append(jpath)
         self._obs_keys, self._action_dim = obs_keys, episode.action_dim
         self._next_index += 1
         self._count += 1
@@ -170,47 +168,36 @@ class DemoWriter:
         if self.fold_every is not None:
             if len(self._unfolded) >= self.fold_every:
                 self.fold()
-        elif len(self._unfolded) >= self.journal_limit:
-            self._fold_in_background()
+        else:
+            self._worker.submit(self._compress, jpath)
+            if len(self._unfolded) >= self.journal_limit:
+                self._worker.submit(self._fold_in_background, self._unfolded)
+                self._unfolded = []
         return name
 
     def fold(self):
-        """Fold the journal into the main file now (waits for a background fold first)."""
-        self._wait_for_background_fold()
+        """Fold the journal into the main file now (after the background jobs already given)."""
+        self._worker.wait()
         fold(self.path)
         self._unfolded = []
 
-    # --- background folding ---------------------------------------------------------------------
-    # A background fold is the same fold (copy, fsync, rename, then delete the folded journal files) on a
-    # fixed list of files; saves meanwhile add new journal files, which that fold does not touch. So a
-    # kill during it is a kill during a fold: the old main file plus the journal, or the new one.
-    def _fold_in_background(self):
-        if self._folder is not None:
-            if self._folder.is_alive():
-                return
-            self._wait_for_background_fold()
-        self._folding, self._unfolded = self._unfolded, []
-        self._folder = threading.Thread(target=self._run_fold, args=(list(self._folding),),
-                                        name=f"fold {self.path.name}")
-        self._folder.start()
+    # --- background jobs (SerialWorker: one at a time, in order) ------------------------------------
+    # Each is kill-safe on its own terms (journal.py): a compressed journal file replaces the raw one by
+    # rename, and a background fold is a fold of a fixed list of journal files, which saves meanwhile
+    # never touch. A failure loses nothing: the files stay in the journal until the fold at close.
+    def _compress(self, jpath: Path):
+        try:
+            compress_journal_episode(jpath)
+        except Exception as exc:
+            log.error("%s: compressing journal episode %s failed (%s); the fold compresses it", self.path,
+                      jpath.name, exc)
 
-    def _run_fold(self, files):
+    def _fold_in_background(self, files: list[Path]):
         try:
             fold(self.path, files)
-        except BaseException as exc:  # the files stay in the journal; the next fold retries them
-            self._fold_error = exc
-
-    def _wait_for_background_fold(self):
-        if self._folder is None:
-            return
-        self._folder.join()
-        self._folder = None
-        if self._fold_error is not None:
-            log.error("%s: background fold failed (%s); its %d episode(s) stay in the journal and are folded "
-                      "later", self.path, self._fold_error, len(self._folding))
-            self._unfolded[:0] = [p for p in self._folding if p.exists()]
-            self._fold_error = None
-        self._folding = []
+        except Exception as exc:
+            log.error("%s: background fold failed (%s); its %d episode(s) stay in the journal until close",
+                      self.path, exc, len(files))
 
     def close(self):
         if self._closed:
@@ -218,6 +205,7 @@ class DemoWriter:
         try:
             self.fold()
         finally:
+            self._worker.stop()
             self._closed = True
             self._lock.release()
 

@@ -181,6 +181,7 @@ def test_kill_minus_nine_at_random_moments_loses_no_saved_episode(tmp_path):
             with h5py.File(path, "r", swmr=True, libver="latest") as f:
                 assert set(reported) <= set(f["data"].keys())
                 assert f["data"].attrs["total"] == sum(f[f"data/{n}"].attrs["num_samples"] for n in f["data"])
+                assert all(f[f"data/{n}/obs/agentview_image"].compression == "gzip" for n in f["data"])
             _check_file(path, reported, kills, check)
     assert kills >= 20
     assert len(reported) >= 20, f"only {len(reported)} episodes were saved across {kills} kills"
@@ -262,7 +263,7 @@ def test_background_fold_keeps_saving_and_folds_everything(tmp_path):
             assert w.pending <= 3 + 3  # at most one fold in flight plus a full journal
             with DemoReader(path) as r:
                 assert r.demos == [f"demo_{k}" for k in range(i + 1)]
-        w._wait_for_background_fold()
+        w._worker.wait()
         with h5py.File(path, "r", swmr=True, libver="latest") as f:
             assert len(f["data"]) >= 6  # folds happened before close
     with h5py.File(path, "r", swmr=True, libver="latest") as f:
@@ -291,7 +292,7 @@ def test_failed_background_fold_leaves_episodes_in_the_journal(tmp_path, monkeyp
     with DemoWriter(path, SPEC, journal_limit=2) as w:
         w.save(make_episode(0))
         w.save(make_episode(1))  # starts the fold that fails
-        w._wait_for_background_fold()
+        w._worker.wait()
         assert w.pending == 2
         with DemoReader(path) as r:
             assert r.demos == ["demo_0", "demo_1"] and r.pending == 2

@@ -81,11 +81,23 @@ def test_camera_frames_are_compressed_one_frame_per_chunk(tmp_path):
     written = Episode(actions=np.zeros((6, 7), np.float32), states=np.zeros((6, 4)), obs=obs,
                       next_obs={k: v[::-1].copy() for k, v in obs.items()}, rewards=np.zeros(6, np.float32),
                       dones=np.eye(1, 6, 5, dtype=np.uint8)[0], attrs={"seed": 0})
+    from takeover.datasets.journal import pending_files
+
     path = tmp_path / "cam.hdf5"
     with DemoWriter(path, SPEC) as w:
         w.save(written)
+        with h5py.File(pending_files(path)[0], "r") as f:
+            assert f["demo/obs/agentview_image"].compression is None  # the save stores frames raw
+        w._worker.wait()
+        with h5py.File(pending_files(path)[0], "r") as f:
+            assert f["demo/obs/agentview_image"].compression == "gzip"  # then the journal file is rewritten
     merge([path], tmp_path / "merged.hdf5")
-    for p in (path, tmp_path / "merged.hdf5"):
+    killed = tmp_path / "killed.hdf5"  # a writer killed before compressing: recovery compresses as it folds
+    w = DemoWriter(killed, SPEC, fold_every=100)
+    w.save(written)
+    w._lock.release(remove_journal_if_empty=False)
+    assert recover(killed) == ["demo_0"]
+    for p in (path, tmp_path / "merged.hdf5", killed):
         with h5py.File(p, "r", swmr=True, libver="latest") as f:
             for prefix in ("obs", "next_obs"):
                 image = f[f"data/demo_0/{prefix}/agentview_image"]
