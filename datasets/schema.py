@@ -5,11 +5,12 @@
                                     takeover_action_dim
       demo_<i>               attrs: num_samples, model_file, source, success, seed, [round], takeover_episode_id, ...
         actions (T,A) f32, states (T,S) f64, rewards (T,) f32, dones (T,) u8
-        obs/<key>, next_obs/<key>   low-dim f32, images u8 HxWx3
+        obs/<key>, next_obs/<key>   low-dim f32, images u8 HxWx3 (gzip, one frame per chunk)
         executed_actions, policy_actions (T,A) f32, interventions (T,) u8, any other (T, ...) array
     mask/<split>             demo names as bytes
 
-Everything here reads or writes one h5py group; files, journals and atomic renames live in writer.py.
+Everything here reads or writes one h5py group; files, the journal and atomic renames live in storage.py,
+journal.py and writer.py.
 """
 from __future__ import annotations
 
@@ -30,9 +31,10 @@ ACTION_LIKE = ("actions", "executed_actions", "policy_actions")
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
 _RESERVED_ATTRS = {"num_samples", "model_file"}
 # camera frames: one frame per chunk (a training window reads a few frames, never a whole episode); gzip
-# because every HDF5 reader has it (lzf is h5py's own), level 1: rendered 84x84 frames shrink 2.3x, level
-# 4 gives 2.5x for a quarter more time (benchmarks/results/save_cost.json)
-IMAGE_STORAGE = {"compression": "gzip", "compression_opts": 1}
+# because every HDF5 reader has it (lzf is h5py's own); level 4 over 1: smaller (2.5x vs 2.3x on rendered
+# 84x84 frames) and no slower to read, and its extra write time is spent in the writer's background
+# thread (benchmarks/results/save_cost.json)
+IMAGE_STORAGE = {"compression": "gzip", "compression_opts": 4}
 
 
 def is_image_key(key: str) -> bool:
