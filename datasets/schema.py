@@ -31,10 +31,10 @@ ACTION_LIKE = ("actions", "executed_actions", "policy_actions")
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
 _RESERVED_ATTRS = {"num_samples", "model_file"}
 # camera frames: one frame per chunk (a training window reads a few frames, never a whole episode); gzip
-# because every HDF5 reader has it (lzf is h5py's own); level 4 over 1: smaller (2.5x vs 2.3x on rendered
-# 84x84 frames) and no slower to read, and its extra write time is spent in the writer's background
-# thread (benchmarks/results/save_cost.json)
-IMAGE_STORAGE = {"compression": "gzip", "compression_opts": 4}
+# because every HDF5 reader has it (lzf is h5py's own); level 1: rendered 84x84 frames shrink 2.3x (level 4:
+# 2.5x, for 1.3-2.7x the CPU, which a live session shares with the simulator and the policy); reading is
+# about as fast at either level (benchmarks/results/save_cost.json, "codecs")
+IMAGE_STORAGE = {"compression": "gzip", "compression_opts": 1}
 
 
 def is_image_key(key: str) -> bool:
