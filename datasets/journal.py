@@ -3,12 +3,14 @@
 costs one episode and little CPU. A journal episode may then be rewritten with its frames compressed
 (the same steps; the rename replaces the raw file, so the path always holds one complete version).
 Later (writer.py says when) journal episodes are folded into the main file by copy-on-write, which
-costs a copy of the main file and compresses frames still raw. Folding is idempotent: every demo carries a unique `takeover_episode_id`,
-and a journal episode whose id is already in the main file is skipped (a kill between the rename of the
-main file and the deletion of the journal files leaves exactly that case).
+costs a copy of the main file and compresses frames still raw. Folding is idempotent: every demo
+carries a unique `takeover_episode_id`, and a journal episode whose id is already in the main file is
+skipped (a kill between the rename of the main file and the deletion of the journal files leaves
+exactly that case).
 
-    kill before the journal rename   -> the episode was not reported saved; its temp file is removed
+    kill before the journal rename    -> the episode was not reported saved; its temp file is removed
     kill after it, before the fold    -> the episode is in the journal; read by DemoReader, folded on recovery
+    kill during a compression rewrite -> the raw journal file is intact (the copy is a temp file); same as above
     kill during the fold              -> the main file is the old one (the copy is a temp file); same as above
     kill after the main file's rename -> folded; the leftover journal file is deduplicated and deleted
 """

@@ -314,3 +314,35 @@ def test_save_does_not_copy_the_main_file(tmp_path, monkeypatch):
         assert (path.stat().st_ino, path.read_bytes()) == before and w.pending == 5
     with DemoReader(path) as r:
         assert r.demos == [f"demo_{k}" for k in range(6)] and r.pending == 0
+
+
+def test_kill_during_compression_rewrite_keeps_the_raw_journal_episode(tmp_path, monkeypatch):
+    """A crash between writing the compressed copy of a journal episode and renaming it over the raw one:
+    the raw file is intact and read, the temp copy is cleaned on the next open, and the fold compresses."""
+    from takeover.datasets import journal
+
+    path = tmp_path / "d.hdf5"
+    w = DemoWriter(path, SPEC, fold_every=100)  # no background work: compress by hand below
+    w.save(make_episode(0))
+    (jfile,) = journal.pending_files(path)
+    raw = jfile.read_bytes()
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt  # stands in for the kill, after the copy was written and fsynced
+
+    monkeypatch.setattr(journal.os, "unlink", lambda *a, **k: None)  # a kill also skips the temp cleanup
+    monkeypatch.setattr(journal.os, "rename", boom)
+    with pytest.raises(KeyboardInterrupt):
+        journal.compress_journal_episode(jfile)
+    monkeypatch.undo()
+    w._lock.release(remove_journal_if_empty=False)
+    assert jfile.read_bytes() == raw
+    assert [p for p in journal_dir(path).iterdir() if p.name.startswith(".")], "the compressed copy was left"
+    with DemoReader(path) as r:
+        assert r.demos == ["demo_0"] and r.pending == 1
+        _assert_same(r.episode("demo_0"), make_episode(0))
+    with DemoWriter(path, SPEC, append=True) as w:  # recovery: temp removed, episode folded, frames compressed
+        assert len(w) == 1 and w.pending == 0
+    assert not journal_dir(path).exists()
+    with h5py.File(path, "r", swmr=True, libver="latest") as f:
+        assert f["data/demo_0/obs/agentview_image"].compression == "gzip"
