@@ -27,8 +27,8 @@ import h5py
 
 from .episode import Episode
 from .errors import DatasetError
-from .schema import (ACTION_DIM_ATTR, EPISODE_ID_ATTR, OBS_KEYS_ATTR, compressible, copy_demo, demo_index,
-                     write_episode)
+from .schema import (ACTION_DIM_ATTR, EPISODE_ID_ATTR, OBS_KEYS_ATTR, compressible, copy_attrs, copy_demo,
+                     demo_index, write_episode)
 from .storage import (TMP_MARK, WriterLock, clean_temp_files, copy_on_write, fsync_dir, fsync_file, is_temp,
                       journal_dir)
 
@@ -79,8 +79,7 @@ def compress_journal_episode(jpath: Path) -> bool:
             return False
 
         def build(f):
-            for key in src.attrs:
-                f.attrs.create(key, src.attrs[key], dtype=src.attrs.get_id(key).dtype)
+            copy_attrs(src, f)
             copy_demo(src["demo"], f, "demo")
 
         _write_durably(jpath, build, "z")

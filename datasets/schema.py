@@ -110,18 +110,19 @@ def copy_demo(src, dst_parent, name: str):
     """Copy a stored demo group into `dst_parent` as `name`, compressing camera frames stored raw (a
     journal episode); everything else is copied as stored, attributes with their types."""
     dst = dst_parent.create_group(name)
-    _copy_attrs(src, dst)
+    copy_attrs(src, dst)
     for key, item in src.items():
         if hasattr(item, "keys"):
             copy_demo(item, dst, key)
         elif item.compression is None and compressible(key, item):
-            _copy_attrs(item, dst.create_dataset(key, data=item[()], chunks=(1,) + item.shape[1:], **IMAGE_STORAGE))
+            copy_attrs(item, dst.create_dataset(key, data=item[()], chunks=(1,) + item.shape[1:], **IMAGE_STORAGE))
         else:
             src.copy(item, dst, name=key)
     return dst
 
 
-def _copy_attrs(src, dst):
+def copy_attrs(src, dst):
+    """Copy every attribute of one h5py object to another, keeping each one's stored type."""
     for key in src.attrs:
         dst.attrs.create(key, src.attrs[key], dtype=src.attrs.get_id(key).dtype)
 

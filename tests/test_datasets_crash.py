@@ -260,7 +260,6 @@ def test_background_fold_keeps_saving_and_folds_everything(tmp_path):
     with DemoWriter(path, SPEC, journal_limit=3) as w:
         for i in range(10):
             assert w.save(make_episode(i)) == f"demo_{i}"
-            assert w.pending <= 3 + 3  # at most one fold in flight plus a full journal
             with DemoReader(path) as r:
                 assert r.demos == [f"demo_{k}" for k in range(i + 1)]
         w._worker.wait()
