@@ -50,8 +50,8 @@ def info_cmd(file: Path = typer.Argument(..., help="Demonstration file (HDF5).")
     table.add_column("field", style="bold")
     table.add_column("value")
     table.add_row("task", str(summary["task"]))
-    table.add_row("demos", f"{summary['demos']}" + (f" ({summary['pending_in_journal']} pending in the journal: "
-                                                    f"run `takeover data recover`)" if summary["pending_in_journal"] else ""))
+    table.add_row("demos", f"{summary['demos']}" + (f" ({summary['pending_in_journal']} in the journal: folded "
+                                                    f"when their writer closes, or by `takeover data recover`)" if summary["pending_in_journal"] else ""))
     table.add_row("steps", str(summary["total_steps"]))
     table.add_row("length min / mean / max", f"{summary['length_min']} / {summary['length_mean']:.1f} / {summary['length_max']}")
     table.add_row("successes", f"{summary['successes']} of {summary['demos']}")

@@ -1,11 +1,16 @@
 """The journal: each finished episode is first written durably as its own small HDF5 file in
-`<main>.journal/` (temp name, fsync, atomic rename, fsync of the folder), then folded into the main
-file by copy-on-write. Folding is idempotent: every demo carries a unique `takeover_episode_id`, and a
-journal episode whose id is already in the main file is skipped (a kill between the rename of the main
-file and the deletion of the journal files leaves exactly that case).
+`<main>.journal/` (temp name, fsync, atomic rename, fsync of the folder), camera frames raw, so a save
+costs one episode and little CPU. A journal episode may then be rewritten with its frames compressed
+(the same steps; the rename replaces the raw file, so the path always holds one complete version).
+Later (writer.py says when) journal episodes are folded into the main file by copy-on-write, which
+costs a copy of the main file and compresses frames still raw. Folding is idempotent: every demo
+carries a unique `takeover_episode_id`, and a journal episode whose id is already in the main file is
+skipped (a kill between the rename of the main file and the deletion of the journal files leaves
+exactly that case).
 
-    kill before the journal rename   -> the episode was not reported saved; its temp file is removed
+    kill before the journal rename    -> the episode was not reported saved; its temp file is removed
     kill after it, before the fold    -> the episode is in the journal; read by DemoReader, folded on recovery
+    kill during a compression rewrite -> the raw journal file is intact (the copy is a temp file); same as above
     kill during the fold              -> the main file is the old one (the copy is a temp file); same as above
     kill after the main file's rename -> folded; the leftover journal file is deduplicated and deleted
 """
@@ -22,7 +27,8 @@ import h5py
 
 from .episode import Episode
 from .errors import DatasetError
-from .schema import EPISODE_ID_ATTR, OBS_KEYS_ATTR, ACTION_DIM_ATTR, demo_index, write_episode
+from .schema import (ACTION_DIM_ATTR, EPISODE_ID_ATTR, OBS_KEYS_ATTR, compressible, copy_attrs, copy_demo,
+                     demo_index, write_episode)
 from .storage import (TMP_MARK, WriterLock, clean_temp_files, copy_on_write, fsync_dir, fsync_file, is_temp,
                       journal_dir)
 
@@ -45,23 +51,55 @@ def write_journal_episode(path, episode: Episode, name: str, seq: int, obs_keys,
     jdir = journal_dir(path)
     episode_id = uuid.uuid4().hex
     final = jdir / f"{seq:08d}-{episode_id}.h5"
-    tmp = jdir / f".{final.name}{TMP_MARK}{os.getpid()}"
+
+    def build(f):
+        f.attrs[NAME_ATTR] = name
+        f.attrs[SEQ_ATTR] = seq
+        f.attrs[EPISODE_ID_ATTR] = episode_id
+        f.attrs[OBS_KEYS_ATTR] = json.dumps(list(obs_keys))
+        f.attrs[ACTION_DIM_ATTR] = int(action_dim)
+        write_episode(f.create_group("demo"), episode, episode_id, compress_images=False)
+
+    _write_durably(final, build, "")
+    return final
+
+
+def compress_journal_episode(jpath: Path) -> bool:
+    """Replace a journal episode by a copy with its camera frames compressed. Returns False when the file
+    is gone (folded meanwhile) or has nothing to compress."""
+    try:
+        src = h5py.File(jpath, "r")
+    except FileNotFoundError:
+        return False
+    with src:
+        raw = []
+        src["demo"].visititems(lambda key, obj: raw.append(key) if isinstance(obj, h5py.Dataset)
+                               and obj.compression is None and compressible(key, obj) else None)
+        if not raw:
+            return False
+
+        def build(f):
+            copy_attrs(src, f)
+            copy_demo(src["demo"], f, "demo")
+
+        _write_durably(jpath, build, "z")
+    return True
+
+
+def _write_durably(final: Path, build, tag: str):
+    """Write a journal file under a temp name, fsync it, rename it to `final` (replacing any file there),
+    fsync the folder: `final` is always absent or one complete file."""
+    tmp = final.with_name(f".{final.name}{TMP_MARK}{tag}{os.getpid()}")
     try:
         with h5py.File(tmp, "w") as f:
-            f.attrs[NAME_ATTR] = name
-            f.attrs[SEQ_ATTR] = seq
-            f.attrs[EPISODE_ID_ATTR] = episode_id
-            f.attrs[OBS_KEYS_ATTR] = json.dumps(list(obs_keys))
-            f.attrs[ACTION_DIM_ATTR] = int(action_dim)
-            write_episode(f.create_group("demo"), episode, episode_id)
+            build(f)
         fsync_file(tmp)
-        os.rename(tmp, final)
-        fsync_dir(jdir)
+        os.rename(tmp, final)  # POSIX: atomically replaces a file already there
+        fsync_dir(final.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    return final
 
 
 def _free_name(data, wanted: str) -> str:
@@ -96,7 +134,7 @@ def fold(path, files: list[Path] | None = None) -> list[str]:
                     name = _free_name(data, wanted)
                     if name != wanted:
                         log.warning("%s: journal episode %s stored as %s (name taken)", path, wanted, name)
-                    j.copy(j["demo"], data, name=name)
+                    copy_demo(j["demo"], data, name)
                     ids.add(episode_id)
                     added.append(name)
                     for attr in (OBS_KEYS_ATTR, ACTION_DIM_ATTR):

@@ -4,8 +4,9 @@
         r.spec, r.demos, r.obs_keys, r.action_dim, r.splits
         ep = r.episode("demo_0")                # validated: lengths, action size, finite values
 
-Journal episodes (saved by a writer that was killed before folding them) are read too, read-only, as
-if already folded; `pending` says how many there are and `takeover data recover FILE` folds them.
+Journal episodes (saved by a writer that is still recording, or was killed before folding them) are
+read too, read-only, as if already folded; `pending` says how many there are. A writer folds them when
+it closes; `takeover data recover FILE` folds what a killed writer left.
 Opening checks the structure of every demo (metadata only); values (NaN/inf) are checked as each
 episode is loaded; `validate()` loads and checks all of them.
 """
@@ -101,8 +102,8 @@ class DemoReader:
             for attr in (OBS_KEYS_ATTR, ACTION_DIM_ATTR):
                 self.data_attrs.setdefault(attr, from_attr(j.attrs[attr]))
         if self.pending:
-            log.warning("%s: %d saved episode(s) are still in the journal (read them too); "
-                        "`takeover data recover %s` folds them into the file", self.path, self.pending, self.path)
+            log.info("%s: %d saved episode(s) are still in the journal (read them too); their writer folds them "
+                     "when it closes, `takeover data recover %s` if it was killed", self.path, self.pending, self.path)
         self.demos = sort_demos(self._groups)
         self.spec = self._read_spec()
         self.action_dim = self._read_action_dim()

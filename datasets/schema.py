@@ -5,11 +5,12 @@
                                     takeover_action_dim
       demo_<i>               attrs: num_samples, model_file, source, success, seed, [round], takeover_episode_id, ...
         actions (T,A) f32, states (T,S) f64, rewards (T,) f32, dones (T,) u8
-        obs/<key>, next_obs/<key>   low-dim f32, images u8 HxWx3
+        obs/<key>, next_obs/<key>   low-dim f32, images u8 HxWx3 (gzip, one frame per chunk)
         executed_actions, policy_actions (T,A) f32, interventions (T,) u8, any other (T, ...) array
     mask/<split>             demo names as bytes
 
-Everything here reads or writes one h5py group; files, journals and atomic renames live in writer.py.
+Everything here reads or writes one h5py group; files, the journal and atomic renames live in storage.py,
+journal.py and writer.py.
 """
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ CORE_ARRAYS = ("actions", "states", "rewards", "dones")
 ACTION_LIKE = ("actions", "executed_actions", "policy_actions")
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
 _RESERVED_ATTRS = {"num_samples", "model_file"}
+# camera frames: one frame per chunk (a training window reads a few frames, never a whole episode); gzip
+# because every HDF5 reader has it (lzf is h5py's own); level 1: rendered 84x84 frames shrink 2.3x (level 4:
+# 2.5x, for 1.3-2.7x the CPU, which a live session shares with the simulator and the policy); reading is
+# about as fast at either level (benchmarks/results/save_cost.json, "codecs")
+IMAGE_STORAGE = {"compression": "gzip", "compression_opts": 1}
 
 
 def is_image_key(key: str) -> bool:
@@ -87,8 +93,43 @@ def _obs_array(key: str, value) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
-def write_episode(group, episode: Episode, episode_id: str | None = None):
-    """Write `episode` into an empty h5py group (a demo)."""
+def compressible(key: str, arr) -> bool:
+    """Whether `arr` (an array or a dataset) at `key` is a camera stream stored with IMAGE_STORAGE."""
+    return bool(IMAGE_STORAGE) and is_image_key(key) and arr.ndim >= 3 and arr.shape[0] > 0
+
+
+def _create_obs(group, key: str, value, compress: bool):
+    arr = _obs_array(key, value)
+    if compress and compressible(key, arr):
+        group.create_dataset(key, data=arr, chunks=(1,) + arr.shape[1:], **IMAGE_STORAGE)
+    else:
+        group.create_dataset(key, data=arr)
+
+
+def copy_demo(src, dst_parent, name: str):
+    """Copy a stored demo group into `dst_parent` as `name`, compressing camera frames stored raw (a
+    journal episode); everything else is copied as stored, attributes with their types."""
+    dst = dst_parent.create_group(name)
+    copy_attrs(src, dst)
+    for key, item in src.items():
+        if hasattr(item, "keys"):
+            copy_demo(item, dst, key)
+        elif item.compression is None and compressible(key, item):
+            copy_attrs(item, dst.create_dataset(key, data=item[()], chunks=(1,) + item.shape[1:], **IMAGE_STORAGE))
+        else:
+            src.copy(item, dst, name=key)
+    return dst
+
+
+def copy_attrs(src, dst):
+    """Copy every attribute of one h5py object to another, keeping each one's stored type."""
+    for key in src.attrs:
+        dst.attrs.create(key, src.attrs[key], dtype=src.attrs.get_id(key).dtype)
+
+
+def write_episode(group, episode: Episode, episode_id: str | None = None, compress_images: bool = True):
+    """Write `episode` into an empty h5py group (a demo). `compress_images=False` stores camera frames raw
+    (a journal episode, written while the operator waits; folding compresses them)."""
     T = len(episode)
     group.create_dataset("actions", data=np.asarray(episode.actions, np.float32))
     group.create_dataset("states", data=np.asarray(episode.states, np.float64))
@@ -97,7 +138,7 @@ def write_episode(group, episode: Episode, episode_id: str | None = None):
     for prefix, obs in (("obs", episode.obs), ("next_obs", episode.next_obs)):
         sub = group.create_group(prefix)
         for key, value in obs.items():
-            sub.create_dataset(key, data=_obs_array(key, value))
+            _create_obs(sub, key, value, compress_images)
     for key, value in episode.extras.items():
         group.create_dataset(key, data=np.asarray(value, KNOWN_EXTRAS.get(key)))
     for key, value in episode.attrs.items():

@@ -4,10 +4,16 @@ none that `save()` returned for.
     with DemoWriter("demos.hdf5", spec) as w:          # append=True to add to an existing file
         name = w.save(episode)                          # durable when it returns ("demo_0", ...)
 
-`save` writes the episode to the journal (journal.py) and, every `fold_every` episodes, folds the
-journal into the main file by copy-on-write; `close()` folds the rest. A larger `fold_every` makes
-scripted collection cheaper (a fold copies the whole main file) and costs no safety. The writer never
-keeps the main file open, so robomimic can read it (`swmr=True`) while we record.
+`save` writes the episode durably to the journal (journal.py), one small file per episode with camera
+frames raw, so a save costs one episode whatever the size of the main file. A background thread then
+compresses the episode's frames in the journal, and folds the journal into the main file whenever
+`journal_limit` episodes wait (a fold copies the main file; readers open every journal file, so the
+journal must not grow without bound); `close()` folds the rest. `fold_every=N` instead folds in the
+foreground after every N saves (each such save then costs a copy of the file).
+
+DemoReader (and so training and `takeover data info`) reads journal episodes as part of the file;
+robomimic, which opens the main file only, sees them once they are folded (`fold()`, or close). The
+writer never keeps the main file open, so robomimic can read it (`swmr=True`) while we record.
 """
 from __future__ import annotations
 
@@ -20,9 +26,10 @@ import h5py
 from takeover.sim.errors import SimError
 from takeover.sim.spec import EnvSpec
 
+from .background import SerialWorker
 from .episode import Episode
 from .errors import DatasetError
-from .journal import fold, pending_files, write_journal_episode
+from .journal import compress_journal_episode, fold, pending_files, write_journal_episode
 from .schema import ACTION_DIM_ATTR, OBS_KEYS_ATTR, check_episode, data_attrs, demo_index, from_attr
 from .storage import WriterLock, clean_temp_files, create_atomically, open_h5
 
@@ -42,12 +49,16 @@ def spec_conflicts(stored: EnvSpec, wanted: EnvSpec) -> list[str]:
 
 
 class DemoWriter:
-    def __init__(self, path, spec: EnvSpec, *, append: bool = False, fold_every: int = 1):
+    def __init__(self, path, spec: EnvSpec, *, append: bool = False, fold_every: int | None = None,
+                 journal_limit: int = 256):
         self.path = Path(path)
         self.spec = spec
-        self.fold_every = int(fold_every)
-        if self.fold_every < 1:
+        self.fold_every = None if fold_every is None else int(fold_every)
+        self.journal_limit = int(journal_limit)
+        if self.fold_every is not None and self.fold_every < 1:
             raise DatasetError(f"fold_every must be >= 1, got {fold_every}")
+        if self.journal_limit < 1:
+            raise DatasetError(f"journal_limit must be >= 1, got {journal_limit}")
         if self.path.exists() and not append:
             raise DatasetError(f"{self.path}: already exists; append to it (append=True, CLI --append) or choose a new file")
         if self.path.is_dir():
@@ -70,7 +81,8 @@ class DemoWriter:
         except BaseException:
             self._lock.release(remove_journal_if_empty=False)
             raise
-        self._pending = 0
+        self._unfolded: list[Path] = []  # journal files saved here that no fold has been given yet
+        self._worker = SerialWorker(f"DemoWriter {self.path.name}")
         self._closed = False
 
     # --- setup ------------------------------------------------------------------------------------
@@ -133,7 +145,7 @@ class DemoWriter:
     @property
     def pending(self) -> int:
         """Saved episodes still in the journal (durable, not yet folded into the main file)."""
-        return self._pending
+        return len(pending_files(self.path))
 
     def save(self, episode: Episode) -> str:
         """Store `episode`; it is durable when this returns. Returns its demo name."""
@@ -142,25 +154,50 @@ class DemoWriter:
         name = f"demo_{self._next_index}"
         check_episode(episode, f"{self.path}, new episode {name}", self._action_dim, self._obs_keys)
         obs_keys = self._obs_keys if self._obs_keys is not None else list(episode.obs)
-        write_journal_episode(self.path, episode, name, self._next_index, obs_keys, episode.action_dim)
+        jpath = write_journal_episode(self.path, episode, name, self._next_index, obs_keys, episode.action_dim)
+        self._unfolded.append(jpath)
         self._obs_keys, self._action_dim = obs_keys, episode.action_dim
         self._next_index += 1
         self._count += 1
-        self._pending += 1
         seed = episode.attrs.get("seed")
         if seed is not None and not isinstance(seed, (bool, float, str)):
             try:
                 self._max_seed = max(self._max_seed, int(seed))
             except (TypeError, ValueError):
                 pass
-        if self._pending >= self.fold_every:
-            self.fold()
+        if self.fold_every is not None:
+            if len(self._unfolded) >= self.fold_every:
+                self.fold()
+        else:
+            self._worker.submit(self._compress, jpath)
+            if len(self._unfolded) >= self.journal_limit:
+                self._worker.submit(self._fold_in_background, self._unfolded)
+                self._unfolded = []
         return name
 
     def fold(self):
-        """Fold the journal into the main file now."""
+        """Fold the journal into the main file now (after the background jobs already given)."""
+        self._worker.wait()
         fold(self.path)
-        self._pending = 0
+        self._unfolded = []
+
+    # --- background jobs (SerialWorker: one at a time, in order) ------------------------------------
+    # Each is kill-safe on its own terms (journal.py): a compressed journal file replaces the raw one by
+    # rename, and a background fold is a fold of a fixed list of journal files, which saves meanwhile
+    # never touch. A failure loses nothing: the files stay in the journal until the fold at close.
+    def _compress(self, jpath: Path):
+        try:
+            compress_journal_episode(jpath)
+        except Exception as exc:
+            log.error("%s: compressing journal episode %s failed (%s); the fold compresses it", self.path,
+                      jpath.name, exc)
+
+    def _fold_in_background(self, files: list[Path]):
+        try:
+            fold(self.path, files)
+        except Exception as exc:
+            log.error("%s: background fold failed (%s); its %d episode(s) stay in the journal until close",
+                      self.path, exc, len(files))
 
     def close(self):
         if self._closed:
@@ -168,6 +205,7 @@ class DemoWriter:
         try:
             self.fold()
         finally:
+            self._worker.stop()
             self._closed = True
             self._lock.release()
 

@@ -46,13 +46,36 @@ def _writer_loop(path, report):
             report(f"{name} {i}\n")
 
 
-def _run_forked(path, delay):
+def _background_fold_loop(path, report):
+    """The default writer: saves go to the journal only, and a background fold starts every few saves
+    while saving goes on."""
+    with DemoWriter(path, SPEC, append=os.path.exists(path), journal_limit=2 + os.getpid() % 3) as w:
+        while True:
+            i = w.next_seed
+            name = w.save(make_episode(i))
+            report(f"{name} {i}\n")
+
+
+def _close_and_reopen_loop(path, report):
+    """Short writer sessions: the kill also lands in the fold at close and the recovery fold at open."""
+    while True:
+        with DemoWriter(path, SPEC, append=os.path.exists(path)) as w:
+            for _ in range(1 + os.getpid() % 3):
+                i = w.next_seed
+                name = w.save(make_episode(i))
+                report(f"{name} {i}\n")
+
+
+LOOPS = {"fold_every": _writer_loop, "background": _background_fold_loop, "reopen": _close_and_reopen_loop}
+
+
+def _run_forked(path, delay, loop="fold_every"):
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: never returns into pytest
         os.close(r)
         try:
-            _writer_loop(path, lambda line: os.write(w, line.encode()))
+            LOOPS[loop](path, lambda line: os.write(w, line.encode()))
         finally:
             os._exit(1)
     os.close(w)
@@ -133,9 +156,10 @@ def test_kill_minus_nine_at_random_moments_loses_no_saved_episode(tmp_path):
     rng = random.Random(1234)
     reported: dict[str, int] = {}
     kills = 0
-    rounds = [("subprocess", 0.3)] + [("fork", rng.uniform(0.0, 0.35)) for _ in range(24)]
+    rounds = [("subprocess", 0.3)] + [("fold_every", rng.uniform(0.0, 0.35)) for _ in range(24)]
+    rounds += [(rng.choice(["background", "reopen"]), rng.uniform(0.0, 0.35)) for _ in range(18)]
     for k, (how, delay) in enumerate(rounds):
-        out = _run_subprocess(path, tmp_path, delay) if how == "subprocess" else _run_forked(path, delay)
+        out = _run_subprocess(path, tmp_path, delay) if how == "subprocess" else _run_forked(path, delay, how)
         kills += 1
         new = []
         for line in out.splitlines():
@@ -157,6 +181,7 @@ def test_kill_minus_nine_at_random_moments_loses_no_saved_episode(tmp_path):
             with h5py.File(path, "r", swmr=True, libver="latest") as f:
                 assert set(reported) <= set(f["data"].keys())
                 assert f["data"].attrs["total"] == sum(f[f"data/{n}"].attrs["num_samples"] for n in f["data"])
+                assert all(f[f"data/{n}/obs/agentview_image"].compression == "gzip" for n in f["data"])
             _check_file(path, reported, kills, check)
     assert kills >= 20
     assert len(reported) >= 20, f"only {len(reported)} episodes were saved across {kills} kills"
@@ -188,7 +213,7 @@ def test_kill_during_fold_keeps_old_main_file_and_journal(tmp_path, monkeypatch)
         raise KeyboardInterrupt  # stands in for the kill
 
     monkeypatch.setattr(storage.os, "replace", boom)
-    w = DemoWriter(path, SPEC, append=True)
+    w = DemoWriter(path, SPEC, append=True, fold_every=1)  # the save folds
     with pytest.raises(KeyboardInterrupt):
         w.save(make_episode(1))
     w._lock.release(remove_journal_if_empty=False)
@@ -226,3 +251,97 @@ def test_leftover_journal_file_of_a_folded_episode_is_not_duplicated(tmp_path):
     assert real_fold is journal.fold
     with DemoReader(path) as r:
         assert r.demos == ["demo_0"]
+
+
+def test_background_fold_keeps_saving_and_folds_everything(tmp_path):
+    """Past journal_limit a fold runs in a thread; saves continue into the journal meanwhile, readers see
+    every episode at every moment, and close leaves the main file alone holding all of them."""
+    path = tmp_path / "d.hdf5"
+    with DemoWriter(path, SPEC, journal_limit=3) as w:
+        for i in range(10):
+            assert w.save(make_episode(i)) == f"demo_{i}"
+            with DemoReader(path) as r:
+                assert r.demos == [f"demo_{k}" for k in range(i + 1)]
+        w._worker.wait()
+        with h5py.File(path, "r", swmr=True, libver="latest") as f:
+            assert len(f["data"]) >= 6  # folds happened before close
+    with h5py.File(path, "r", swmr=True, libver="latest") as f:
+        assert sorted(f["data"].keys()) == sorted(f"demo_{k}" for k in range(10))
+        assert f["data"].attrs["total"] == sum(len(make_episode(k)) for k in range(10))
+    assert not journal_dir(path).exists()
+    with DemoReader(path) as r:
+        for k in range(10):
+            _assert_same(r.episode(f"demo_{k}"), make_episode(k))
+
+
+def test_failed_background_fold_leaves_episodes_in_the_journal(tmp_path, monkeypatch, caplog):
+    from takeover.datasets import writer as writer_module
+
+    real_fold = writer_module.fold
+    calls = []
+
+    def fold_failing_in_thread(path, files=None):
+        calls.append(files)
+        if files is not None and len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real_fold(path, files)
+
+    monkeypatch.setattr(writer_module, "fold", fold_failing_in_thread)
+    path = tmp_path / "d.hdf5"
+    with DemoWriter(path, SPEC, journal_limit=2) as w:
+        w.save(make_episode(0))
+        w.save(make_episode(1))  # starts the fold that fails
+        w._worker.wait()
+        assert w.pending == 2
+        with DemoReader(path) as r:
+            assert r.demos == ["demo_0", "demo_1"] and r.pending == 2
+        w.save(make_episode(2))
+    assert "background fold failed" in caplog.text
+    with h5py.File(path, "r", swmr=True, libver="latest") as f:
+        assert sorted(f["data"].keys()) == ["demo_0", "demo_1", "demo_2"]
+
+
+def test_save_does_not_copy_the_main_file(tmp_path, monkeypatch):
+    """The default writer's save touches the journal only: the main file is not rewritten until close."""
+    path = tmp_path / "d.hdf5"
+    with DemoWriter(path, SPEC) as w:
+        w.save(make_episode(0))
+    before = path.stat().st_ino, path.read_bytes()
+    with DemoWriter(path, SPEC, append=True) as w:
+        for i in range(1, 6):
+            w.save(make_episode(i))
+        assert (path.stat().st_ino, path.read_bytes()) == before and w.pending == 5
+    with DemoReader(path) as r:
+        assert r.demos == [f"demo_{k}" for k in range(6)] and r.pending == 0
+
+
+def test_kill_during_compression_rewrite_keeps_the_raw_journal_episode(tmp_path, monkeypatch):
+    """A crash between writing the compressed copy of a journal episode and renaming it over the raw one:
+    the raw file is intact and read, the temp copy is cleaned on the next open, and the fold compresses."""
+    from takeover.datasets import journal
+
+    path = tmp_path / "d.hdf5"
+    w = DemoWriter(path, SPEC, fold_every=100)  # no background work: compress by hand below
+    w.save(make_episode(0))
+    (jfile,) = journal.pending_files(path)
+    raw = jfile.read_bytes()
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt  # stands in for the kill, after the copy was written and fsynced
+
+    monkeypatch.setattr(journal.os, "unlink", lambda *a, **k: None)  # a kill also skips the temp cleanup
+    monkeypatch.setattr(journal.os, "rename", boom)
+    with pytest.raises(KeyboardInterrupt):
+        journal.compress_journal_episode(jfile)
+    monkeypatch.undo()
+    w._lock.release(remove_journal_if_empty=False)
+    assert jfile.read_bytes() == raw
+    assert [p for p in journal_dir(path).iterdir() if p.name.startswith(".")], "the compressed copy was left"
+    with DemoReader(path) as r:
+        assert r.demos == ["demo_0"] and r.pending == 1
+        _assert_same(r.episode("demo_0"), make_episode(0))
+    with DemoWriter(path, SPEC, append=True) as w:  # recovery: temp removed, episode folded, frames compressed
+        assert len(w) == 1 and w.pending == 0
+    assert not journal_dir(path).exists()
+    with h5py.File(path, "r", swmr=True, libver="latest") as f:
+        assert f["data/demo_0/obs/agentview_image"].compression == "gzip"

@@ -71,6 +71,42 @@ def test_round_trip_keeps_everything(tmp_path):
     assert not (tmp_path / "d.hdf5.journal").exists()
 
 
+def test_camera_frames_are_compressed_one_frame_per_chunk(tmp_path):
+    """Image observations: gzip (every HDF5 reader has it), one frame per chunk; low-dim arrays stay plain;
+    the values come back exactly, also through a merge."""
+    rng = np.random.default_rng(0)
+    frames = np.zeros((6, 16, 16, 3), np.uint8)
+    frames[:, 4:9, 4:9] = rng.integers(0, 255, (6, 5, 5, 3), dtype=np.uint8)
+    obs = {"robot0_eef_pos": rng.normal(size=(6, 3)), "agentview_image": frames}
+    written = Episode(actions=np.zeros((6, 7), np.float32), states=np.zeros((6, 4)), obs=obs,
+                      next_obs={k: v[::-1].copy() for k, v in obs.items()}, rewards=np.zeros(6, np.float32),
+                      dones=np.eye(1, 6, 5, dtype=np.uint8)[0], attrs={"seed": 0})
+    from takeover.datasets.journal import pending_files
+
+    path = tmp_path / "cam.hdf5"
+    with DemoWriter(path, SPEC) as w:
+        w.save(written)
+        with h5py.File(pending_files(path)[0], "r") as f:
+            assert f["demo/obs/agentview_image"].compression is None  # the save stores frames raw
+        w._worker.wait()
+        with h5py.File(pending_files(path)[0], "r") as f:
+            assert f["demo/obs/agentview_image"].compression == "gzip"  # then the journal file is rewritten
+    merge([path], tmp_path / "merged.hdf5")
+    killed = tmp_path / "killed.hdf5"  # a writer killed before compressing: recovery compresses as it folds
+    w = DemoWriter(killed, SPEC, fold_every=100)
+    w.save(written)
+    w._lock.release(remove_journal_if_empty=False)
+    assert recover(killed) == ["demo_0"]
+    for p in (path, tmp_path / "merged.hdf5", killed):
+        with h5py.File(p, "r", swmr=True, libver="latest") as f:
+            for prefix in ("obs", "next_obs"):
+                image = f[f"data/demo_0/{prefix}/agentview_image"]
+                assert image.compression == "gzip" and image.chunks == (1, 16, 16, 3)
+                assert f[f"data/demo_0/{prefix}/robot0_eef_pos"].compression is None
+            np.testing.assert_array_equal(f["data/demo_0/obs/agentview_image"][()], frames)
+            np.testing.assert_array_equal(f["data/demo_0/next_obs/agentview_image"][2], frames[3])
+
+
 def test_append_continues_and_refuses_other_data(tmp_path):
     path = make_file(tmp_path / "d.hdf5")
     with pytest.raises(DatasetError, match="already exists"):
