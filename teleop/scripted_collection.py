@@ -57,7 +57,7 @@ def collect_scripted(spec: EnvSpec, out: str, episodes: int, seed: int | None = 
     attrs = {"source": "expert"}
     if action_noise is not None:
         attrs["noise"] = action_noise.describe()
-    with DemoWriter(out, spec, append=append, fold_every=max(1, 4 * workers)) as writer, \
+    with DemoWriter(out, spec, append=append) as writer, \
             RolloutPool(spec, workers if workers > 1 else 0) as pool:
         next_seed = writer.next_seed if (append and seed is None) else (seed or 0)
         while saved < episodes and tried < max_attempts:
