@@ -184,6 +184,12 @@ class DemoDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{where}: the {what} gave {len(value)} values for {T} steps")
         out[start:start + T] = value
 
+    def stats_for(self, obs_features: torch.Tensor) -> dict:
+        """Normalisation statistics with these per-step observation features (N, F) in place of the
+        observations (e.g. quaternions turned into matrices); actions as in `stats`."""
+        labels = None if self.labels is None else self.labels.numpy()
+        return feature_stats(obs_features.numpy(), self.actions.numpy(), labels)
+
     def labelled_actions(self) -> torch.Tensor:
         """Raw actions (n, A) of the label steps: what heads are fitted to (Policy.prepare)."""
         return self.actions if self.labels is None else self.actions[self.labels]

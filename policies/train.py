@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from takeover.datasets import DemoDataset, feature_stats
+from takeover.datasets import DemoDataset
 from takeover.datasets.labels import DEFAULT_LABEL_RULE
 from takeover.sim.observations import ObsLayout
 from takeover.sim.rollout import RolloutPool
@@ -220,9 +220,7 @@ class Trainer:
         """Normalisation statistics of what the policy reads: the observations after ObsFeatures."""
         if not self.shapes.quat_starts:
             return self.train_ds.stats
-        ds = self.train_ds
-        features = ObsFeatures(self.shapes.obs_dim, self.shapes.quat_starts)(ds.obs)
-        return feature_stats(features.numpy(), ds.actions.numpy(), None if ds.labels is None else ds.labels.numpy())
+        return self.train_ds.stats_for(ObsFeatures(self.shapes.obs_dim, self.shapes.quat_starts)(self.train_ds.obs))
 
     def _prepare_out(self):
         if (self.out / "checkpoints" / "last.pt").exists():
