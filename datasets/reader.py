@@ -60,6 +60,9 @@ def derive_object_layout(spec: EnvSpec) -> ObsLayout:
         return object_layout(spec)
     except SimError as exc:
         raise DatasetError(f"cannot derive the object layout of a {spec.task} file ({exc})") from None
+    except ImportError as exc:
+        raise DatasetError(f"the file predates stored object layouts and deriving one needs the simulator "
+                           f"({exc.name} is not installed)") from None
 
 
 class DemoReader:
