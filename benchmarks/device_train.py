@@ -25,11 +25,12 @@ does; the Trainer's `max_minutes` stays on as a safety net. Everything ends by i
                     final loss, the probe's rate
 Training state (last.pt with the optimiser), step checkpoints and plots stay in --work.
 
-The object vector's quaternions are found by part names that only the simulator knows
-(Env.object_layout). Where robosuite is missing, pass them with --object-layout (JSON or a file);
-get them on a machine with the simulator:
-    python -c "from takeover.datasets import DemoReader; from takeover.sim import object_layout; import json; \\
-               print(json.dumps(object_layout(DemoReader('DATA.hdf5').spec).to_dict()))"
+The object vector's quaternions are found by the names of its parts, which files store when they
+are recorded (DemoReader.object_layout). A file recorded before that derives them from the simulator;
+where robosuite is missing, pass them with --object-layout (JSON or a file); get them on a machine
+with the simulator:
+    python -c "from takeover.datasets import DemoReader; import json; \\
+               print(json.dumps(DemoReader('DATA.hdf5').object_layout.to_dict()))"
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-import takeover.policies.train as train_module  # noqa: E402
+import takeover.datasets.reader as reader_module  # noqa: E402
 from common import machine  # noqa: E402
 from takeover.datasets import DemoReader  # noqa: E402
 from takeover.policies.checkpoint import load_checkpoint  # noqa: E402
@@ -114,10 +115,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def use_object_layout(text: str) -> ObsLayout:
-    """Make the Trainer use this object layout instead of building the simulator to read it."""
+    """Make files recorded without their object layout use this one instead of building the simulator."""
     data = json.loads(Path(text).read_text() if not text.lstrip().startswith("{") else text)
     layout = ObsLayout.from_dict(data)
-    train_module.object_layout = lambda spec: layout
+    reader_module.derive_object_layout = lambda spec: layout
     return layout
 
 

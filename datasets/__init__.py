@@ -6,15 +6,16 @@ from .journal import recover
 from .reader import DemoReader
 from .writer import DemoWriter
 
-__all__ = ["DemoWriter", "DemoReader", "Episode", "EpisodeRecorder", "DemoDataset", "DatasetError", "info", "split",
-           "merge", "import_robosuite", "replay_video", "replay_states", "load_demo", "recover"]
+__all__ = ["DemoWriter", "DemoReader", "Episode", "EpisodeRecorder", "DemoDataset", "Windows", "feature_stats",
+           "DatasetError", "info", "split", "merge", "import_robosuite", "replay_video", "replay_states", "load_demo",
+           "recover"]
 
 
 def __getattr__(name):
     # torch and the simulator load only when these are used
-    if name == "DemoDataset":
-        from .torch_dataset import DemoDataset
-        return DemoDataset
+    if name in ("DemoDataset", "Windows", "feature_stats"):
+        from . import torch_dataset
+        return getattr(torch_dataset, name)
     if name in ("info", "split", "merge"):
         from . import tools
         return getattr(tools, name)

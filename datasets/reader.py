@@ -1,12 +1,15 @@
 """DemoReader: read a demonstration file (ours, robomimic's) without ever modifying it.
 
     with DemoReader("demos.hdf5") as r:
-        r.spec, r.demos, r.obs_keys, r.action_dim, r.splits
+        r.spec, r.demos, r.obs_keys, r.action_dim, r.splits, r.object_layout
         ep = r.episode("demo_0")                # validated: lengths, action size, finite values
 
 Journal episodes (saved by a writer that is still recording, or was killed before folding them) are
 read too, read-only, as if already folded; `pending` says how many there are. A writer folds them when
 it closes; `takeover data recover FILE` folds what a killed writer left.
+`object_layout` names the parts of the `object` observation vector. Files store it when recorded;
+for older files it is derived from the spec's environment, built once per process (the file is not
+changed: readers never write).
 Opening checks the structure of every demo (metadata only); values (NaN/inf) are checked as each
 episode is loaded; `validate()` loads and checks all of them.
 """
@@ -19,13 +22,14 @@ from pathlib import Path
 import h5py
 
 from takeover.sim.errors import SimError
+from takeover.sim.observations import ObsLayout
 from takeover.sim.spec import EnvSpec
 
 from .episode import Episode
 from .errors import DatasetError
 from .journal import NAME_ATTR, pending_files
 from .schema import (ACTION_DIM_ATTR, EPISODE_ID_ATTR, OBS_KEYS_ATTR, check_episode, check_group_shapes, demo_index,
-                     first_bad_step, from_attr, read_attrs, read_episode, sort_demos)
+                     first_bad_step, from_attr, object_layout_from_attrs, read_attrs, read_episode, sort_demos)
 from .storage import open_h5
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,20 @@ def spec_from_env_args(env_args: dict) -> EnvSpec | None:
             except SimError:
                 return None
     return None
+
+
+def derive_object_layout(spec: EnvSpec) -> ObsLayout:
+    """The `object` part layout of a file recorded before files stored it: from the spec's environment
+    (built once per process, cached by takeover.sim)."""
+    from takeover.sim.env import object_layout
+
+    try:
+        return object_layout(spec)
+    except SimError as exc:
+        raise DatasetError(f"cannot derive the object layout of a {spec.task} file ({exc})") from None
+    except ImportError as exc:
+        raise DatasetError(f"the file predates stored object layouts and deriving one needs the simulator "
+                           f"({exc.name} is not installed)") from None
 
 
 class DemoReader:
@@ -141,6 +159,16 @@ class DemoReader:
         return []
 
     # --- API --------------------------------------------------------------------------------------
+    @property
+    def object_layout(self) -> ObsLayout | None:
+        """Names and shapes of the parts of the `object` observation; None when the file has no
+        `object` key, or no stored layout and no environment spec to derive it from."""
+        stored = object_layout_from_attrs(self.data_attrs, self.path)
+        if stored is not None or self.spec is None or "object" not in self.obs_keys:
+            return stored
+        log.info("%s: recorded without its object layout; deriving it from a %s environment", self.path, self.spec.task)
+        return derive_object_layout(self.spec)
+
     def __len__(self) -> int:
         return len(self.demos)
 

@@ -2,7 +2,8 @@
 
     data                     attrs: env_args (robomimic JSON), total, takeover_spec (EnvSpec JSON),
                                     format_version, takeover_obs_keys (JSON list, observation order),
-                                    takeover_action_dim
+                                    takeover_action_dim, takeover_object_layout (JSON: names and shapes of
+                                    the parts of the `object` vector, from the recording environment)
       demo_<i>               attrs: num_samples, model_file, source, success, seed, [round], takeover_episode_id, ...
         actions (T,A) f32, states (T,S) f64, rewards (T,) f32, dones (T,) u8
         obs/<key>, next_obs/<key>   low-dim f32, images u8 HxWx3 (gzip, one frame per chunk)
@@ -19,6 +20,8 @@ import re
 
 import numpy as np
 
+from takeover.sim.observations import ObsLayout
+
 from .episode import KNOWN_EXTRAS, Episode
 from .errors import DatasetError
 
@@ -26,6 +29,7 @@ FORMAT_VERSION = 1
 EPISODE_ID_ATTR = "takeover_episode_id"
 OBS_KEYS_ATTR = "takeover_obs_keys"
 ACTION_DIM_ATTR = "takeover_action_dim"
+OBJECT_LAYOUT_ATTR = "takeover_object_layout"
 CORE_ARRAYS = ("actions", "states", "rewards", "dones")
 ACTION_LIKE = ("actions", "executed_actions", "policy_actions")
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
@@ -83,6 +87,17 @@ def data_attrs(spec) -> dict:
     """The `data` group's attributes for a new file of `spec`."""
     return {"env_args": json.dumps(spec.robomimic_env_args(), default=str), "total": 0,
             "takeover_spec": spec.to_json(), "format_version": FORMAT_VERSION}
+
+
+def object_layout_from_attrs(attrs: dict, where) -> ObsLayout | None:
+    """The `object` part layout stored in the `data` attributes, or None for a file recorded without it."""
+    text = attrs.get(OBJECT_LAYOUT_ATTR)
+    if text is None:
+        return None
+    try:
+        return ObsLayout.from_dict(json.loads(text))
+    except (json.JSONDecodeError, TypeError, KeyError, ValueError):
+        raise DatasetError(f"{where}: data attribute {OBJECT_LAYOUT_ATTR} is not a layout ({str(text)[:80]!r})") from None
 
 
 # --- writing --------------------------------------------------------------------------------------

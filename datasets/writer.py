@@ -4,6 +4,9 @@ none that `save()` returned for.
     with DemoWriter("demos.hdf5", spec) as w:          # append=True to add to an existing file
         name = w.save(episode)                          # durable when it returns ("demo_0", ...)
 
+A new file also records the names of the parts of the `object` observation (`object_layout`, or that
+of this spec's environment when this process has built one), so training never builds a simulator.
+
 `save` writes the episode durably to the journal (journal.py), one small file per episode with camera
 frames raw, so a save costs one episode whatever the size of the main file. A background thread then
 compresses the episode's frames in the journal, and folds the journal into the main file whenever
@@ -23,14 +26,16 @@ from pathlib import Path
 
 import h5py
 
+from takeover.sim.env import known_object_layout
 from takeover.sim.errors import SimError
+from takeover.sim.observations import ObsLayout
 from takeover.sim.spec import EnvSpec
 
 from .background import SerialWorker
 from .episode import Episode
 from .errors import DatasetError
 from .journal import compress_journal_episode, fold, pending_files, write_journal_episode
-from .schema import ACTION_DIM_ATTR, OBS_KEYS_ATTR, check_episode, data_attrs, demo_index, from_attr
+from .schema import ACTION_DIM_ATTR, OBJECT_LAYOUT_ATTR, OBS_KEYS_ATTR, check_episode, data_attrs, demo_index, from_attr
 from .storage import WriterLock, clean_temp_files, create_atomically, open_h5
 
 log = logging.getLogger(__name__)
@@ -50,9 +55,10 @@ def spec_conflicts(stored: EnvSpec, wanted: EnvSpec) -> list[str]:
 
 class DemoWriter:
     def __init__(self, path, spec: EnvSpec, *, append: bool = False, fold_every: int | None = None,
-                 journal_limit: int = 256):
+                 journal_limit: int = 256, object_layout: ObsLayout | None = None):
         self.path = Path(path)
         self.spec = spec
+        self.object_layout = object_layout if object_layout is not None else known_object_layout(spec)
         self.fold_every = None if fold_every is None else int(fold_every)
         self.journal_limit = int(journal_limit)
         if self.fold_every is not None and self.fold_every < 1:
@@ -90,6 +96,9 @@ class DemoWriter:
         data = f.create_group("data")
         for key, value in data_attrs(self.spec).items():
             data.attrs[key] = value
+        # the parts of `object`, from the recording environment (files without it: DemoReader.object_layout)
+        if self.object_layout is not None:
+            data.attrs[OBJECT_LAYOUT_ATTR] = json.dumps(self.object_layout.to_dict())
 
     def _check_append_target(self):
         with open_h5(self.path) as f:

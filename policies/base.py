@@ -1,13 +1,21 @@
 """The Policy interface every head implements (DESIGN §3).
 
+Preparing: the trainer calls `policy.prepare(train_data)` once, after building the policy and
+           before loading any weights (a warm start or a resume then replaces what it set): a head
+           fits what it needs from the data (the autoregressive head places its bins); the default
+           does nothing. `train_data` is a DemoDataset; `labelled_actions()` gives the raw label
+           actions (n, A).
 Training:  `policy.loss(batch) -> {"loss": tensor, ...}` on raw (unnormalised) batches from
-           DemoDataset.get_batch: obs (B, To, D), actions (B, Ta, A), action_mask (B, Ta).
+           DemoDataset.get_batch: obs (B, To, D), actions (B, Ta, A), action_mask (B, Ta), and
+           optionally weights (B, Ta) or (B,). Every head sees the same per-step weights: the mask
+           times the weights; a step with weight 0 is never a target (it may still be an input).
 Rollout:   `policy.reset()` at episode start, then `policy.act(obs_dict) -> np.ndarray (A,)`; the
            policy keeps its own observation history and action-chunk queue (receding horizon:
            predict `action_horizon` actions, execute the first `exec_horizon`, then replan).
 
-A head implements `compute_loss(features, actions, mask)` and `predict(features, sample)` on
-normalised tensors; normalisation, history and chunk bookkeeping live here, once.
+A head implements `compute_loss(features, actions, weights)` and `predict(features, sample)` on
+normalised tensors; its loss is the weights' weighted mean over action steps, so a zero weight is the
+same as leaving the step (or the sample) out. Normalisation, history and chunk bookkeeping live here, once.
 """
 from __future__ import annotations
 
@@ -55,6 +63,18 @@ class PolicyShapes:
                    tuple(d.get("image_keys", ())), tuple(int(i) for i in d.get("quat_starts", ())))
 
 
+def step_weights(batch: dict, actions: torch.Tensor) -> torch.Tensor:
+    """(B, T) loss weight of every action step of a batch: action_mask (padding, non-labels) times the
+    optional weights, given per step (B, T) or per sample (B,)."""
+    mask = batch.get("action_mask")
+    weights = torch.ones(actions.shape[:2], device=actions.device) if mask is None else mask.to(actions.dtype)
+    extra = batch.get("weights")
+    if extra is not None:
+        extra = extra.to(actions.dtype)
+        weights = weights * (extra[:, None] if extra.dim() == 1 else extra)
+    return weights
+
+
 class Policy(nn.Module):
     config_class: ClassVar[type[HeadConfig]] = HeadConfig
 
@@ -77,20 +97,22 @@ class Policy(nn.Module):
         """= loss(batch); DistributedDataParallel synchronises gradients only through forward()."""
         return self.loss(batch)
 
+    def prepare(self, train_data) -> None:
+        """Fit whatever the head takes from the training data, once before training (see the module
+        docstring); the default needs nothing."""
+
     def loss(self, batch: dict) -> dict:
         obs = self.normalize_obs(batch["obs"])
         actions = self.normalizer.action(batch["actions"])
-        mask = batch.get("action_mask")
-        if mask is None:
-            mask = torch.ones(actions.shape[:2], dtype=torch.bool, device=actions.device)
         features = self.encoder(obs, batch.get("images"))
-        return self.compute_loss(features, actions, mask)
+        return self.compute_loss(features, actions, step_weights(batch, actions))
 
     def normalize_obs(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw flat observations (..., D) -> the normalised vector the encoder reads."""
         return self.normalizer.obs(self.obs_features(raw))
 
-    def compute_loss(self, features: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor) -> dict:
+    def compute_loss(self, features: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor) -> dict:
+        """(B, To, F) features, (B, T, A) normalised actions, (B, T) weights >= 0 -> {"loss": ...}."""
         raise NotImplementedError
 
     def predict(self, features: torch.Tensor, sample: bool = False) -> torch.Tensor:

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
+from takeover.datasets.torch_dataset import Windows
+
 from .errors import PolicyError
 
 
@@ -25,9 +27,9 @@ class HeadConfig:
             raise PolicyError(f"action_norm must be 'zscore' or 'minmax', not {self.action_norm!r}")
 
     @property
-    def sequence_length(self) -> int:
-        """>1 for recurrent heads: they train on aligned (obs_t, action_t) sequences of this length."""
-        return 0
+    def windows(self) -> Windows:
+        """The training windows this head reads (the trainer asks the dataset for these)."""
+        return Windows(obs_horizon=self.obs_horizon, action_horizon=self.action_horizon)
 
     def to_dict(self) -> dict:
         return {"head": self.head, **asdict(self)}

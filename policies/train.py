@@ -12,6 +12,11 @@ eval | done), plots/losses.png, plots/success.png, checkpoints/{step_*.pt, best.
   continues from it after a kill. Budgets: `steps` and `max_minutes` (whichever comes first).
 - Data-parallel with `torchrun --nproc-per-node N` (DDP; gloo on CPU, nccl on CUDA): each rank draws its
   own batches; rank 0 writes everything and runs the evaluations.
+- The trainer knows no head: the head config says which windows it trains on (`HeadConfig.windows`),
+  the dataset serves them with their label masks (`LABEL_RULE`: only a person's steps in take-over
+  demos) and weights, and `Policy.prepare(train_data)` lets a head fit itself to the data once.
+  Everything comes from the file; no simulator is built to train (files recorded before the object
+  layout was stored derive it once: DemoReader.object_layout).
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from pathlib import Path
 import torch
 
 from takeover.datasets import DemoDataset
-from takeover.sim import object_layout
+from takeover.datasets.labels import DEFAULT_LABEL_RULE
 from takeover.sim.observations import ObsLayout
 from takeover.sim.rollout import RolloutPool
 
@@ -43,6 +48,7 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_OBS_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")
+LABEL_RULE = DEFAULT_LABEL_RULE  # which steps are targets (datasets/labels.py)
 
 
 def pick_device(name: str) -> torch.device:
@@ -51,19 +57,6 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise PolicyError("--device cuda requested but no CUDA device is available")
     return torch.device(name)
-
-
-def sequence_batch(ds: DemoDataset, idx: torch.Tensor, length: int) -> dict:
-    """Aligned (obs_t, action_t) sequences of `length` steps starting at idx, padded at episode ends
-    (recurrent heads train on these)."""
-    steps = idx[:, None] + torch.arange(length)
-    end = ds.ep_end[idx][:, None]
-    mask = steps <= end
-    steps = torch.minimum(steps, end)
-    batch = {"obs": ds.obs[steps], "actions": ds.actions[steps], "action_mask": mask}
-    if ds.images:
-        batch["images"] = {k: v[steps] for k, v in ds.images.items()}
-    return batch
 
 
 class _Distributed:
@@ -129,12 +122,10 @@ class Trainer:
             self.head_config = make_config(cfg.head, **{**{k: v for k, v in saved.items() if k != "head"}, **cfg.head_options})
         else:
             self.head_config = make_config(cfg.head, **cfg.head_options)
-        self.seq_len = self.head_config.sequence_length
         self._load_data()
         torch.manual_seed(cfg.seed)
         self.policy = make_policy(self.head_config, self.shapes, self._feature_stats()).to(self.device)
-        if hasattr(self.policy, "fit_bins"):
-            self.policy.fit_bins(self.policy.normalizer.action(self.train_ds.actions.to(self.device)))
+        self.policy.prepare(self.train_ds)
         if init is not None:
             self._warm_start(init)
         self.model = self.policy
@@ -165,12 +156,13 @@ class Trainer:
                 raise PolicyError(f"{cfg.data}: file has no environment spec; import it with `takeover data import-robosuite`")
             available = reader.obs_keys
             obs_keys = list(cfg.obs_keys) if cfg.obs_keys else [k for k in DEFAULT_OBS_KEYS if k in available] or None
-            horizon = dict(obs_horizon=1 if self.seq_len else hc.obs_horizon,
-                           action_horizon=1 if self.seq_len else hc.action_horizon)
+            windows = dict(asdict(hc.windows), labels=LABEL_RULE)
             train_split = "train" if "train" in splits else None
-            self.train_ds = DemoDataset(reader, obs_keys=obs_keys, split=train_split, **horizon)
-            self.valid_ds = DemoDataset(reader, obs_keys=obs_keys, split="valid", **horizon) if "valid" in splits else None
+            self.train_ds = DemoDataset(reader, obs_keys=obs_keys, split=train_split, **windows)
+            self.valid_ds = DemoDataset(reader, obs_keys=obs_keys, split="valid", **windows) if "valid" in splits else None
             first = reader.episode(self.train_ds.demos[0], check=False)
+            quaternions_in_object = cfg.quaternions == "matrix" and "object" in self.train_ds.obs_keys
+            parts = reader.object_layout if quaternions_in_object else None
         self.spec = spec
         layout_shapes = [tuple(first.obs[k].shape[1:]) for k in self.train_ds.obs_keys]
         layout = ObsLayout(tuple(self.train_ds.obs_keys), tuple(layout_shapes))
@@ -178,7 +170,7 @@ class Trainer:
         if cfg.quaternions not in ("matrix", "raw"):
             raise PolicyError(f"quaternions must be 'matrix' or 'raw', not {cfg.quaternions!r}")
         if cfg.quaternions == "matrix":
-            quat_starts = quaternion_starts(layout, object_layout(spec) if "object" in layout.keys else None)
+            quat_starts = quaternion_starts(layout, parts)
         self.shapes = PolicyShapes(layout.keys, layout.shapes, self.train_ds.action_dim,
                                    tuple(self.train_ds.image_keys), quat_starts)
         if self.train_ds.action_dim != 7 and spec.controller == "OSC_POSE":
@@ -188,8 +180,7 @@ class Trainer:
         """Normalisation statistics of what the policy reads: the observations after ObsFeatures."""
         if not self.shapes.quat_starts:
             return self.train_ds.stats
-        features = ObsFeatures(self.shapes.obs_dim, self.shapes.quat_starts)(self.train_ds.obs)
-        return DemoDataset._stats(features.numpy(), self.train_ds.actions.numpy())
+        return self.train_ds.stats_for(ObsFeatures(self.shapes.obs_dim, self.shapes.quat_starts)(self.train_ds.obs))
 
     def _prepare_out(self):
         if (self.out / "checkpoints" / "last.pt").exists():
@@ -258,7 +249,7 @@ class Trainer:
 
     # ----- the loop ------------------------------------------------------------------------------------
     def _batch(self, ds: DemoDataset, idx: torch.Tensor) -> dict:
-        batch = sequence_batch(ds, idx, self.seq_len) if self.seq_len else ds.get_batch(idx)
+        batch = ds.get_batch(idx)
         out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if k != "images"}
         if "images" in batch:
             out["images"] = {k: v.to(self.device, non_blocking=True) for k, v in batch["images"].items()}

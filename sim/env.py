@@ -47,6 +47,7 @@ class Env:
         low, high = self.raw.action_spec
         self.action_low, self.action_high = np.asarray(low, np.float32), np.asarray(high, np.float32)
         self.t = 0
+        _SEEN_LAYOUTS.setdefault(_layout_key(spec), self.object_layout())
 
     def _order_observables_by_dependency(self):
         """Evaluate relative sensors (`cube_to_eef_pos`, `world_pose_in_gripper` users) after the
@@ -179,9 +180,24 @@ class Env:
 MODEL_SEED = 0
 
 
+# `object` part layouts of the specs whose environment this process has built (the layout does not
+# depend on cameras or the model seed): a recorder asks for it without building another environment
+_SEEN_LAYOUTS: dict[str, ObsLayout] = {}
+
+
+def _layout_key(spec: EnvSpec) -> str:
+    return dataclasses.replace(spec, camera_names=()).to_json()
+
+
+def known_object_layout(spec: EnvSpec) -> ObsLayout | None:
+    """The parts of a task's `object` vector if this process has built its environment; never builds one."""
+    return _SEEN_LAYOUTS.get(_layout_key(spec))
+
+
 def object_layout(spec: EnvSpec) -> ObsLayout:
-    """The parts of a task's `object` vector, from a camera-less build of the task (about a second)."""
-    return _object_layout(dataclasses.replace(spec, camera_names=()).to_json())
+    """The parts of a task's `object` vector, from a camera-less build of the task (about a second)
+    unless this process has built its environment already."""
+    return known_object_layout(spec) or _object_layout(_layout_key(spec))
 
 
 @functools.lru_cache(maxsize=8)

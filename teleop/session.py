@@ -84,22 +84,26 @@ class RecordingSession:
         self.config = config
         self.device = device
         spec = config.env_spec()
-        # the writer first: a file of another task is refused before any window opens
-        self.writer = writer if writer is not None else DemoWriter(config.output, spec, append=config.append)
         self._own_writer = writer is None
         self._own_window = window is None
         self._resume_state = READY
+        self.writer = None
+        # the simulator before the writer, so a new file records the `object` part layout; both before
+        # the window, so a file of another task is refused before any window opens
+        self.env = env if env is not None else make_env(spec, seed=config.seed)
         try:
-            self.env = env if env is not None else make_env(spec, seed=config.seed)
             if config.noise is not None and config.noise.action_dim != self.env.action_dim:
                 from .errors import TeleopError
                 raise TeleopError(f"noise is {config.noise.action_dim}-dimensional; {spec.task} actions have "
                                   f"{self.env.action_dim} dimensions")
+            self.writer = writer if writer is not None else DemoWriter(config.output, spec, append=config.append)
             self.window = window if window is not None else Window(
                 config.window_size, config.title or f"takeover record - {spec.task} ({device.name})")
         except BaseException:
-            if self._own_writer:
+            if self._own_writer and self.writer is not None:
                 self.writer.close()
+            if env is None:
+                self.env.close()
             raise
         self.agent = DeviceAgent(device, config.gains)
         self.episode_run = EpisodeRun(self.env, self.agent, max_steps=self.env.max_steps, recorder=EpisodeRecorder,

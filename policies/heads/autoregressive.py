@@ -8,8 +8,8 @@ the earlier values), one shared hidden layer, then its own output layer. Trainin
 dimensions in one pass (the running sum is a cumsum); rollout runs D cheap steps after one trunk call.
 
 Bins are given by their centres (D, n_bins), assigned by nearest centre. They start uniform over
-the normalised action range of the statistics; `fit_bins(normalised_actions)` re-places them from
-data ("quantile": centres at the (i + ½)/n quantiles, so dense regions get fine bins and a
+the normalised action range of the statistics; `prepare(train_data)` calls
+`fit_bins(normalised_actions)`, which re-places them from data ("quantile": centres at the (i + ½)/n quantiles, so dense regions get fine bins and a
 two-valued gripper gets exact centres; "uniform": even over the data's range). The centres are
 buffers, so they travel in the checkpoint.
 """
@@ -90,6 +90,11 @@ class AutoregressivePolicy(Policy):
         steps = (torch.arange(nb, dtype=torch.float32) + 0.5) / nb
         return lo[:, None] + (hi - lo)[:, None] * steps, (hi - lo) / nb
 
+    def prepare(self, train_data):
+        """Place the bins on the training data's label actions (normalised)."""
+        actions = train_data.labelled_actions().to(self.normalizer.action_mean.device)
+        self.fit_bins(self.normalizer.action(actions))
+
     @torch.no_grad()
     def fit_bins(self, actions: torch.Tensor, seed: int = 0):
         """Place the bins from NORMALISED training actions (..., A), per action dimension."""
@@ -119,14 +124,16 @@ class AutoregressivePolicy(Policy):
         nb = self.config.n_bins
         return (out[..., :nb], out[..., nb:]) if self.config.offsets else (out, None)
 
-    def compute_loss(self, features, actions, mask):
+    def compute_loss(self, features, actions, weights):
         if self.config.binning == "quantile" and not bool(self.bins_fitted) and not self._warned:
-            log.warning("autoregressive head: fit_bins() was never called; training with uniform bins")
+            log.warning("autoregressive head: prepare() / fit_bins() was never called; training with uniform bins")
             self._warned = True
         target = actions.flatten(1)  # (B, D)
-        weights = mask.float().repeat_interleave(self.action_dim, dim=1)
+        weights = weights.repeat_interleave(self.action_dim, dim=1)
         h = self.trunk(features.flatten(1))
-        contrib = target[..., None] * self.prev_weight  # (B, D, H)
+        # teacher forcing feeds the earlier dimensions' values; a non-target step's (padding, not a
+        # label) feeds zero rather than a value the head must never imitate
+        contrib = (target * (weights > 0))[..., None] * self.prev_weight  # (B, D, H)
         earlier = contrib.cumsum(1) - contrib  # sum over j < d
         x = self.hidden(F.relu(h[:, None] + self.dim_embed + earlier))
         out = torch.einsum("bdh,dho->bdo", x, self.out_weight) + self.out_bias

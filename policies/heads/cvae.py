@@ -48,30 +48,30 @@ class CVAEPolicy(Policy):
         super().__init__(config, shapes, stats)
         self.chunk_dim = config.action_horizon * self.action_dim
         obs_in = self.feature_dim * config.obs_horizon
-        # the encoder sees the chunk with padding zeroed plus the step mask, so padding carries no signal
+        # the encoder sees the chunk with non-target steps (padding, non-labels) zeroed plus the step mask
         self.encoder_net = mlp(obs_in + self.chunk_dim + config.action_horizon, config.hidden_dims, 2 * config.latent_dim)
         self.decoder_net = mlp(obs_in + config.latent_dim, config.hidden_dims, self.chunk_dim)
 
     def _decode(self, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.decoder_net(torch.cat([obs, z], dim=-1))
 
-    def compute_loss(self, features, actions, mask):
+    def compute_loss(self, features, actions, weights):
         obs = features.flatten(1)
-        maskf = mask.float()
-        weights = maskf.repeat_interleave(self.action_dim, dim=1)
-        target = actions.flatten(1) * weights
-        mu, log_var = self.encoder_net(torch.cat([obs, target, maskf], dim=-1)).chunk(2, dim=-1)
+        present = (weights > 0).to(weights.dtype)  # steps that are targets
+        sample_weight = weights.sum(1) / present.sum(1).clamp(min=1)  # KL counts once per sample, at this weight
+        weights = weights.repeat_interleave(self.action_dim, dim=1)
+        target = actions.flatten(1) * present.repeat_interleave(self.action_dim, dim=1)
+        mu, log_var = self.encoder_net(torch.cat([obs, target, present], dim=-1)).chunk(2, dim=-1)
         log_var = log_var.clamp(-12.0, 6.0)
         z = mu + (0.5 * log_var).exp() * torch.randn_like(mu)
         recon = self._decode(obs, z)
         err = (recon - target).abs() if self.config.reconstruction == "l1" else 0.5 * (recon - target) ** 2
         kl = 0.5 * (mu ** 2 + log_var.exp() - 1.0 - log_var).sum(-1)  # KL(q || N(0, I)) per sample
-        has_data = mask.any(dim=1).float()
         n_dims = weights.sum().clamp(min=1)
         recon_loss = (err * weights).sum() / n_dims
-        kl_loss = (kl * has_data).sum() / n_dims
+        kl_loss = (kl * sample_weight).sum() / n_dims
         return {"loss": recon_loss + self.config.kl_weight * kl_loss, "recon": recon_loss.detach(),
-                "kl": ((kl * has_data).sum() / has_data.sum().clamp(min=1)).detach()}
+                "kl": ((kl * sample_weight).sum() / sample_weight.sum().clamp(min=1e-12)).detach()}
 
     def predict(self, features, sample=False):
         obs = features.flatten(1)

@@ -154,7 +154,7 @@ class DiffusionPolicy(Policy):
         return self._generator
 
     # ----- training ----------------------------------------------------------------------------
-    def compute_loss(self, features, actions, mask):
+    def compute_loss(self, features, actions, weights):
         B = actions.shape[0]
         noise = torch.randn_like(actions)
         t = torch.randint(0, self.config.num_train_timesteps, (B,), device=actions.device)
@@ -167,7 +167,8 @@ class DiffusionPolicy(Policy):
             target = actions
         else:
             target = a.sqrt() * noise - (1 - a).sqrt() * actions
-        w = mask.to(pred.dtype)[..., None]  # (B, Ta, 1): padding carries no loss
+        # (B, Ta, 1): padding and non-label steps carry no loss; their actions stay in the noised chunk
+        w = weights.to(pred.dtype)[..., None]
         err = ((pred - target) ** 2 * w).sum() / (w.sum() * actions.shape[-1]).clamp(min=1)
         return {"loss": err, "mse": err.detach()}
 

@@ -68,7 +68,12 @@ class GaussianMixture:
         return mean + std * torch.randn_like(mean)
 
 
-def masked_mean_nll(dist: GaussianMixture, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood per valid action dimension: sum over samples / number of valid dims,
-    so a sample that is all padding adds nothing to either side."""
-    return -dist.log_prob(target, weights).sum() / weights.sum().clamp(min=1)
+def weighted_mean_nll(dist: GaussianMixture, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood per weighted action dimension. `weights` (…, D) >= 0: dimensions of
+    weight 0 are marginalised out of the (joint) likelihood; each sample's NLL counts with the mean
+    weight of its other dimensions, and the sum is divided by the sum of the weights. With 0/1
+    weights that is the NLL per valid dimension; a sample of weight 0 adds nothing to either side."""
+    present = (weights > 0).to(weights.dtype)
+    sample_weight = weights.sum(-1) / present.sum(-1).clamp(min=1)
+    nll = -dist.log_prob(target, present)
+    return (sample_weight * nll).sum() / weights.sum().clamp(min=1)

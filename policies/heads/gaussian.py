@@ -37,11 +37,11 @@ class GaussianPolicy(Policy):
         std = log_std.clamp(math.log(c.min_std), math.log(c.max_std)).exp()
         return mean, std
 
-    def compute_loss(self, features, actions, mask):
+    def compute_loss(self, features, actions, weights):
         mean, std = self._distribution(features)
         target = actions.flatten(1)
         nll = -torch.distributions.Normal(mean, std).log_prob(target)  # (B, Ta*A)
-        weights = mask.float().repeat_interleave(self.action_dim, dim=1)
+        weights = weights.repeat_interleave(self.action_dim, dim=1)
         loss = (nll * weights).sum() / weights.sum().clamp(min=1)
         mse = (((mean - target) ** 2) * weights).sum() / weights.sum().clamp(min=1)
         return {"loss": loss, "mse": mse.detach(), "std": std.mean().detach()}

@@ -14,7 +14,7 @@ from ..config import HeadConfig
 from ..encoders import mlp
 from ..errors import PolicyError
 from ..registry import register_head
-from .distributions import MixtureParams, masked_mean_nll
+from .distributions import MixtureParams, weighted_mean_nll
 
 
 @dataclass
@@ -50,11 +50,11 @@ class GMMPolicy(Policy):
     def _distribution(self, features):
         return self.params(self.net(features.flatten(1)))
 
-    def compute_loss(self, features, actions, mask):
+    def compute_loss(self, features, actions, weights):
         dist = self._distribution(features)
         target = actions.flatten(1)
-        weights = mask.float().repeat_interleave(self.action_dim, dim=1)
-        loss = masked_mean_nll(dist, target, weights)
+        weights = weights.repeat_interleave(self.action_dim, dim=1)
+        loss = weighted_mean_nll(dist, target, weights)
         mse = (((dist.mode() - target) ** 2) * weights).sum() / weights.sum().clamp(min=1)
         return {"loss": loss, "mse": mse.detach(), "std": dist.stds.mean().detach()}
 

@@ -1,9 +1,10 @@
 """Recurrent head (robomimic BC-RNN): an LSTM over the observation sequence, then a GMM (default) or
 a diagonal Gaussian over the current action, both from `distributions` (a Gaussian is one mode).
 
-Training uses aligned sequences (`sequence_length` = `seq_len`): features (B, L, F), actions
-(B, L, A) with actions[:, t] taken at observation t, mask (B, L); every window starts from a zero
-hidden state and the loss covers every valid step.
+Training uses aligned sequences (`windows`: sequence_length = `seq_len`): features (B, L, F), actions
+(B, L, A) with actions[:, t] taken at observation t, weights (B, L); every window starts from a zero
+hidden state and the loss covers every step with weight > 0. A step that is no label (weight 0) still
+feeds the LSTM as input, so later steps keep their history.
 
 Rollout carries the hidden state from step to step and clears it at `reset()`. By default it is
 also cleared every `seq_len` steps (robomimic's `rnn_horizon`): training never shows the network a
@@ -19,12 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from takeover.datasets.torch_dataset import Windows
+
 from ..base import Policy
 from ..config import HeadConfig
 from ..encoders import mlp
 from ..errors import PolicyError
 from ..registry import register_head
-from .distributions import MixtureParams, masked_mean_nll
+from .distributions import MixtureParams, weighted_mean_nll
 
 
 @dataclass
@@ -52,8 +55,8 @@ class LSTMConfig(HeadConfig):
             raise PolicyError(f"lstm needs seq_len >= 1 and reset_every >= 0 (got {self.seq_len}, {self.reset_every})")
 
     @property
-    def sequence_length(self) -> int:
-        return self.seq_len
+    def windows(self) -> Windows:
+        return Windows(sequence_length=self.seq_len)
 
     @property
     def rollout_reset_every(self) -> int:
@@ -78,10 +81,10 @@ class LSTMPolicy(Policy):
         out, hidden = self.rnn(features, hidden)
         return self.params(self.net(out)), hidden
 
-    def compute_loss(self, features, actions, mask):
-        dist, _ = self._distribution(features)
-        weights = mask.float()[..., None].expand_as(actions)
-        loss = masked_mean_nll(dist, actions, weights)
+    def compute_loss(self, features, actions, weights):
+        dist, _ = self._distribution(features)  # every step is an input, labels or not
+        weights = weights[..., None].expand_as(actions)
+        loss = weighted_mean_nll(dist, actions, weights)
         mse = (((dist.mode() - actions) ** 2) * weights).sum() / weights.sum().clamp(min=1)
         return {"loss": loss, "mse": mse.detach(), "std": dist.stds.mean().detach()}
 

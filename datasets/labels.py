@@ -1,0 +1,43 @@
+"""Which steps of a demonstration are training labels, and how much each one counts.
+
+A label rule looks at one stored demo and says which of its steps are labels:
+
+    rule(demo, attrs) -> bool array (T,), or None when every step is a label
+
+`demo` maps array names to arrays (an h5py group: `"interventions" in demo`, `demo["interventions"][()]`),
+`attrs` holds the demo's attributes (source, success, round, ...). A step that is not a label is never
+a training target, but its observation stays in the data as history (DESIGN §8: HG-DAgger labels only
+the steps a person drove). A weight rule has the same form and returns float weights (T,) or None
+(all 1); the dataset multiplies them into every batch as `weights`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DatasetError
+
+
+def every_step(demo, attrs) -> None:
+    """Every step of every demo is a label (plain behaviour cloning)."""
+    return None
+
+
+def intervention_steps(demo, attrs) -> np.ndarray | None:
+    """In a demo that carries per-step `interventions`, only the steps with 1 (a person drove) are
+    labels; every step of a demo without them is one."""
+    if "interventions" not in demo:
+        return None
+    return np.asarray(demo["interventions"][()]).reshape(-1) != 0
+
+
+LABEL_RULES = {"all": every_step, "interventions": intervention_steps}
+DEFAULT_LABEL_RULE = "interventions"  # the trainer's
+
+
+def label_rule(name_or_rule):
+    """A rule from its name in LABEL_RULES, or the callable itself."""
+    if callable(name_or_rule):
+        return name_or_rule
+    if name_or_rule not in LABEL_RULES:
+        raise DatasetError(f"unknown label rule {name_or_rule!r}; known: {', '.join(sorted(LABEL_RULES))}")
+    return LABEL_RULES[name_or_rule]
