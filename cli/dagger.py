@@ -18,7 +18,11 @@ def dagger(
     data: Path = config_argument(DaggerConfig, "data"),
     policy: Path = config_option(DaggerConfig, "policy", "--policy"),
     out: Path = config_option(DaggerConfig, "out", "--out", "-o"),
-    expert: str = typer.Option("scripted", help="Who labels: 'scripted' (the task's scripted expert)."),
+    expert: str = typer.Option("scripted", help="Who labels: 'scripted' (the task's scripted expert labels every "
+                               "visited state) or 'human' (HG-DAgger: takes over where the policy strays)."),
+    device: str = typer.Option("scripted-operator", help="With --expert human: who is at the take-over control; "
+                               "'scripted-operator' (the scripted expert playing a person, headless)."),
+    operator_threshold: float = config_option(DaggerConfig, "operator_threshold"),
     rounds: int = config_option(DaggerConfig, "rounds"),
     episodes_per_round: int = config_option(DaggerConfig, "episodes_per_round"),
     beta: str = config_option(DaggerConfig, "beta"),
@@ -34,11 +38,15 @@ def dagger(
     aggregate, retrain, evaluate; one folder per round and a report."""
     from takeover.correction.dagger import run_dagger
 
-    if expert != "scripted":
-        fail(f"--expert {expert!r}: this version labels with the scripted expert only (--expert scripted)")
+    if expert not in ("scripted", "human"):
+        fail(f"--expert {expert!r}: expected 'scripted' or 'human'")
+    if expert == "human" and device != "scripted-operator":
+        fail(f"--device {device!r}: live take-over with a gamepad or keyboard is not in this version; "
+             f"--device scripted-operator runs HG-DAgger with the simulated operator")
     cfg = DaggerConfig(data=str(data), policy=str(policy), out=str(out), rounds=rounds,
                        episodes_per_round=episodes_per_round, beta=beta, workers=workers, eval_episodes=eval_episodes,
                        from_scratch=from_scratch, seed=seed,
+                       labeller="operator" if expert == "human" else "scripted", operator_threshold=operator_threshold,
                        train_overrides={"steps": train_steps} if train_steps is not None else {})
     state = run_dagger(cfg, resume=resume, say=lambda line: typer.echo(line, err=True))
     for r in state["rounds"]:

@@ -1,5 +1,8 @@
 """DAgger with a scripted expert: the learner drives (mixed with the expert by beta), the expert labels
-every visited state, the labels join the data, the learner retrains, repeat.
+every visited state, the labels join the data, the learner retrains, repeat. With `labeller="operator"`
+it is HG-DAgger: the learner drives and a simulated operator (the scripted expert playing a person,
+`operator.py`) takes over where it strays; only the operator's steps (`interventions` = 1) are labels,
+the rest stay in the file as observation history.
 
     run_dagger(DaggerConfig(data="demos.hdf5", policy="runs/bc", out="runs/dagger", rounds=5))
 
@@ -31,13 +34,14 @@ from takeover.datasets.tools import add_to_split, merge
 from takeover.policies.checkpoint import check_compatible, load_checkpoint
 from takeover.policies.evaluate import CheckpointAgent, EVAL_SEED_START, evaluate, eval_seeds, resolve_checkpoint
 from takeover.policies.train import TrainConfig, Trainer
-from takeover.sim.agents import BetaMixture
+from takeover.sim.agents import BetaMixture, GatedTakeover
 from takeover.sim.experts import EXPERT_SUCCESS_HOLD, EXPERTS, make_expert
 from takeover.sim.rollout import RolloutPool
 
 from .beta import BetaSchedule
 from .dagger_config import DaggerConfig
 from .errors import CorrectionError
+from .operator import OperatorRule, SimulatedOperator
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,26 @@ class DaggerAgent:
     def __call__(self):
         return BetaMixture(make_expert(self.task, seed=self.seed), CheckpointAgent(self.checkpoint)(), self.beta,
                            seed=self.seed)
+
+
+@dataclass(frozen=True)
+class OperatorAgent:
+    """Picklable factory: the learner drives, the simulated operator takes over (GatedTakeover)."""
+
+    task: str
+    checkpoint: str
+    threshold: float
+    seed: int = 0
+
+    def __call__(self):
+        operator = SimulatedOperator(make_expert(self.task, seed=self.seed), OperatorRule(threshold=self.threshold))
+        return GatedTakeover(operator.teacher, CheckpointAgent(self.checkpoint)(), operator.gate)
+
+
+def labels_in(episode) -> int:
+    """Expert labels an episode adds: every step, or the operator's steps in a take-over episode."""
+    flags = episode.extras.get("interventions")
+    return len(episode) if flags is None else int((flags != 0).sum())
 
 
 def round_seeds(cfg: DaggerConfig, k: int) -> list[int]:
@@ -90,8 +114,8 @@ class DaggerRun:
                 raise CorrectionError(f"{self.out}: nothing to resume (no {STATE_FILE})")
             self.state = json.loads(self.state_path.read_text())
             saved = self.state["config"]
-            for key in ("data", "episodes_per_round", "beta", "from_scratch", "seed"):
-                if saved[key] != getattr(cfg, key):
+            for key in ("data", "episodes_per_round", "beta", "from_scratch", "seed", "labeller"):
+                if saved.get(key, getattr(cfg, key)) != getattr(cfg, key):
                     raise CorrectionError(f"{self.out}: run was started with {key}={saved[key]!r}; resume with the same")
             self.state["config"]["rounds"] = cfg.rounds
         else:
@@ -150,9 +174,10 @@ class DaggerRun:
                 self._record_round(0, pool, beta=1.0, episodes=0, new_labels=0)
             while len(self.state["rounds"]) <= self.cfg.rounds:
                 k = len(self.state["rounds"])
-                beta = self.schedule(k)
+                beta = self.schedule(k) if self.cfg.labeller == "scripted" else 0.0
                 learner = self.state["checkpoints"][-1]
-                say(f"round {k}: beta {beta:.3f}, {self.cfg.episodes_per_round} episodes with {Path(learner).name}")
+                who = f"beta {beta:.3f}" if self.cfg.labeller == "scripted" else "simulated operator"
+                say(f"round {k}: {who}, {self.cfg.episodes_per_round} episodes with {Path(learner).name}")
                 new_labels = self._collect(k, beta, learner, data, pool)
                 best = self._retrain(k, learner, data)
                 self.state["checkpoints"].append(str(best.resolve()))
@@ -171,16 +196,23 @@ class DaggerRun:
         if len(todo) < len(seeds):
             log.info("round %d: %d of %d episodes already saved", k, len(seeds) - len(todo), len(seeds))
         names = list(done.values())
+        with DemoReader(data) as reader:
+            labels = sum(labels_in(reader.episode(n, check=False)) for n in names)
         if todo:
-            agent = DaggerAgent(self.spec.task, learner, beta, self.cfg.seed)
-            attrs = {"source": "dagger", "round": k, "beta": beta}
+            if self.cfg.labeller == "operator":
+                agent = OperatorAgent(self.spec.task, learner, self.cfg.operator_threshold, self.cfg.seed)
+            else:
+                agent = DaggerAgent(self.spec.task, learner, beta, self.cfg.seed)
+            attrs = {"source": "dagger", "round": k, "labeller": self.cfg.labeller}
+            if self.cfg.labeller == "scripted":
+                attrs["beta"] = beta
             with DemoWriter(data, self.spec, append=True) as writer:
                 for res in pool.run(agent, todo, record=EpisodeRecorder, success_hold=EXPERT_SUCCESS_HOLD,
                                     episode_attrs=attrs):
                     names.append(writer.save(res.episode))
+                    labels += labels_in(res.episode)
         add_to_split(data, "train", names)
-        with DemoReader(data) as reader:
-            return sum(reader.num_samples(n) for n in names)
+        return labels
 
     def _retrain(self, k: int, learner: str, data: Path) -> Path:
         run_dir = self.out / f"round_{k}" / "train"
@@ -213,7 +245,8 @@ class DaggerRun:
     # ----- report ------------------------------------------------------------------------------------
     def _report(self):
         rounds = self.state["rounds"]
-        lines = [f"# DAgger (scripted expert) on {self.state['task']}", "",
+        kind = "scripted expert" if self.cfg.labeller == "scripted" else "HG-DAgger, simulated operator"
+        lines = [f"# DAgger ({kind}) on {self.state['task']}", "",
                  f"Data: `{self.cfg.data}` ({self.state['initial_labels']} expert labels), initial policy "
                  f"`{self.state['checkpoints'][0]}`, beta `{self.cfg.beta}`, {self.cfg.episodes_per_round} episodes "
                  f"per round, {'retrained from scratch' if self.cfg.from_scratch else 'warm-started'} each round.",

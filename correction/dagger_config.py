@@ -18,6 +18,12 @@ class DaggerConfig:
     out: str = config_field(help="Run folder: data.hdf5, round_<k>/, dagger.json, report.md.")
     rounds: int = config_field(5, help="DAgger rounds after the initial policy.", min=1)
     episodes_per_round: int = config_field(10, help="Episodes rolled out (and labelled) per round.", min=1)
+    labeller: str = config_field("scripted", help="Who labels: 'scripted' (the expert labels every visited state; "
+                                 "the beta-mixture drives) or 'operator' (HG-DAgger: the scripted expert plays a person "
+                                 "who takes over when the policy strays; only its steps are labels).",
+                                 choices=("scripted", "operator"))
+    operator_threshold: float = config_field(0.5, help="Operator: take over when the policy's arm action differs from "
+                                             "the expert's by more than this (L2, action units).", above=0)
     beta: str = config_field("exp:0.7", help="Probability the expert's action runs in round k: linear:R (1 - k/R), "
                              "exp:P (P^k) or const:B.")
     workers: int = config_field(2, help="Rollout worker processes (0 or 1: in this process).", min=0)

@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch

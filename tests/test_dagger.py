@@ -44,7 +44,8 @@ def test_bad_dagger_input_is_one_line_and_modifies_nothing(lift_demos, lift_poli
     cases = [
         (base + ["--rounds", "0"], "must be at least 1"),
         (base + ["--beta", "exp:2"], "beta schedule"),
-        (base + ["--expert", "oracle"], "scripted expert only"),
+        (base + ["--expert", "oracle"], "expected 'scripted' or 'human'"),
+        (base + ["--expert", "human", "--device", "gamepad"], "not in this version"),
         (base + ["--resume"], "nothing to resume"),
         (["dagger", str(stack), "--policy", str(lift_policy), "--out", str(tmp_path / "run")], "task Lift, not Stack"),
         (["dagger", str(lift_demos), "--policy", str(lift_policy), "--out", str(taken)], "exists and is not empty"),
@@ -92,3 +93,26 @@ def test_dagger_raises_a_weak_lift_policy_and_resumes(tmp_path):
     saved = json.loads((tmp_path / "dag" / "dagger.json").read_text())
     assert len(saved["rounds"]) == 3 and (tmp_path / "dag" / "report.md").read_text().count("\n| ") >= 3
     assert (tmp_path / "dag" / "plots" / "success_vs_labels.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_operator_dagger_stores_take_overs_and_counts_only_operator_steps(tmp_path):
+    """HG-DAgger headless: a barely trained policy drives, the simulated operator takes over; episodes
+    carry interventions and the policy's proposals, and only the operator's steps count as labels."""
+    from takeover.correction.dagger import DaggerConfig, run_dagger
+
+    demos = tmp_path / "demos.hdf5"
+    collect_scripted(EnvSpec(task="Lift", horizon=60), str(demos), 2, workers=1)
+    train(TrainConfig(data=str(demos), out=str(tmp_path / "bc"), head="gaussian", steps=30, eval_episodes=0, threads=1))
+    cfg = DaggerConfig(data=str(demos), policy=str(tmp_path / "bc"), out=str(tmp_path / "hg"), rounds=1,
+                       episodes_per_round=3, labeller="operator", workers=0, eval_episodes=2,
+                       train_overrides={"steps": 30, "eval_episodes": 0, "threads": 1})
+    state = run_dagger(cfg)
+    with DemoReader(tmp_path / "hg" / "data.hdf5") as r:
+        takeovers = [r.episode(d) for d in r.demos if r.attrs(d).get("source") == "dagger"]
+        initial = sum(r.num_samples(d) for d in r.demos if r.attrs(d).get("source") == "expert")
+    assert len(takeovers) == 3
+    flags = np.concatenate([ep.extras["interventions"] for ep in takeovers])
+    assert 0 < flags.sum() < len(flags)  # the operator drove some steps, the policy others
+    assert all(ep.extras["policy_actions"].shape == ep.actions.shape for ep in takeovers)
+    assert state["rounds"][1]["expert_labels"] == initial + int(flags.sum())

@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from ..base import Policy
 from ..config import HeadConfig
