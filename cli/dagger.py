@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from takeover.correction.dagger_config import DaggerConfig
+from takeover.policies.train_config import TrainConfig
 
 from .app import app, fail
 from .options import config_argument, config_option, limits
@@ -28,6 +29,7 @@ def dagger(
     beta: str = config_option(DaggerConfig, "beta"),
     train_steps: Optional[int] = typer.Option(None, callback=limits(min=1),
                                               help="Gradient steps per retraining (default: the learner's run)."),
+    weighting: str = config_option(TrainConfig, "weighting"),
     from_scratch: bool = config_option(DaggerConfig, "from_scratch", "--from-scratch"),
     eval_episodes: int = config_option(DaggerConfig, "eval_episodes"),
     workers: int = config_option(DaggerConfig, "workers"),
@@ -47,7 +49,7 @@ def dagger(
                        episodes_per_round=episodes_per_round, beta=beta, workers=workers, eval_episodes=eval_episodes,
                        from_scratch=from_scratch, seed=seed,
                        labeller="operator" if expert == "human" else "scripted", operator_threshold=operator_threshold,
-                       train_overrides={"steps": train_steps} if train_steps is not None else {})
+                       train_overrides={"weighting": weighting, **({"steps": train_steps} if train_steps else {})})
     state = run_dagger(cfg, resume=resume, say=lambda line: typer.echo(line, err=True))
     for r in state["rounds"]:
         typer.echo(f"round {r['round']}: beta {r['beta']:.3f}, {r['expert_labels']} expert labels, "

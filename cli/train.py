@@ -51,6 +51,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.pt."),
     init_from: Optional[Path] = config_option(TrainConfig, "init_from"),
     quaternions: str = config_option(TrainConfig, "quaternions"),
+    weighting: str = config_option(TrainConfig, "weighting"),
 ):
     """Train a policy; the best checkpoint (by rollout success) lands in OUT/checkpoints/best.pt."""
     import os
@@ -65,7 +66,8 @@ def train(
                       obs_keys=list(obs_key) if obs_key else None, steps=steps, max_minutes=max_minutes,
                       batch_size=batch_size, lr=lr, ema_decay=ema or None, eval_every=eval_every,
                       eval_episodes=eval_episodes, eval_workers=eval_workers, seed=seed, device=device, threads=threads,
-                      init_from=str(init_from) if init_from else None, quaternions=quaternions)
+                      init_from=str(init_from) if init_from else None, quaternions=quaternions,
+                      weighting=weighting)
     trainer = Trainer(cfg, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         trainer.run()

@@ -41,3 +41,31 @@ def label_rule(name_or_rule):
     if name_or_rule not in LABEL_RULES:
         raise DatasetError(f"unknown label rule {name_or_rule!r}; known: {', '.join(sorted(LABEL_RULES))}")
     return LABEL_RULES[name_or_rule]
+
+
+# Sirius (Liu et al. 2022) classes of a take-over episode's steps and their loss weights: the robot's
+# own steps count as they are, the person's are up-weighted, and the robot's steps just before a
+# take-over (what made the person step in) are dropped. Demos without `interventions` weigh 1.
+SIRIUS_PRE_INTERVENTION_STEPS = 15
+SIRIUS_WEIGHTS = {"robot": 1.0, "intervention": 2.0, "pre_intervention": 0.0}
+
+
+def sirius_weights(demo, attrs) -> np.ndarray | None:
+    """Per-step Sirius weights of a take-over episode (None for a demo without `interventions`)."""
+    if "interventions" not in demo:
+        return None
+    human = np.asarray(demo["interventions"][()]).reshape(-1) != 0
+    weights = np.where(human, SIRIUS_WEIGHTS["intervention"], SIRIUS_WEIGHTS["robot"]).astype(np.float32)
+    starts = np.flatnonzero(human & ~np.concatenate([[False], human[:-1]]))  # first step of each take-over
+    for s in starts:
+        before = slice(max(0, s - SIRIUS_PRE_INTERVENTION_STEPS), s)
+        weights[before] = np.where(human[before], weights[before], SIRIUS_WEIGHTS["pre_intervention"])
+    return weights
+
+
+# --weighting: (label rule, weight rule, balance interventions to half of each batch)
+#   none:   only a person's steps are labels in take-over episodes, all weigh 1
+#   iwr:    the same labels; intervention steps make up half of every batch (Mandlekar et al. 2020)
+#   sirius: every step is a label, weighted by sirius_weights
+WEIGHTINGS = {"none": ("interventions", None, False), "iwr": ("interventions", None, True),
+              "sirius": ("all", sirius_weights, False)}

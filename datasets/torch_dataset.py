@@ -116,12 +116,15 @@ class DemoDataset(torch.utils.data.Dataset):
         images = {k: np.empty((N,) + tuple(first["obs"][k].shape[1:]), np.uint8) for k in self.image_keys}
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         labels = np.ones(N, bool)
+        interventions = np.zeros(N, bool)
         weights = np.ones(N, np.float32) if weights_of is not None else None
         for name, s, T in zip(names, starts, lengths):
             g = reader._group(name)
             where = f"{reader.path}, {name}"
             try:
                 self._step_values(labels, s, T, labels_of, g, where, "label rule")
+                if "interventions" in g:
+                    interventions[s:s + T] = np.asarray(g["interventions"][()]).reshape(-1) != 0
                 if weights_of is not None:
                     self._step_values(weights, s, T, weights_of, g, where, "weight rule")
                 actions[s:s + T] = g["actions"][()]
@@ -169,6 +172,7 @@ class DemoDataset(torch.utils.data.Dataset):
         # None where every step is a label / weighs 1: batches then skip the gather
         self.labels = None if labels.all() else torch.from_numpy(labels)
         self.step_weights = None if weights is None else torch.from_numpy(weights)
+        self.interventions = torch.from_numpy(interventions)  # a person drove this step (take-over episodes)
         self.stats = feature_stats(obs, actions, None if labels.all() else labels)
         log.info("%s: loaded %d demos, %d steps (%d labels), obs dim %d, action dim %d", reader.path, len(names), N,
                  int(labels.sum()), self.obs_dim, self.action_dim)
@@ -201,6 +205,21 @@ class DemoDataset(torch.utils.data.Dataset):
     @property
     def num_steps(self) -> int:
         return len(self)
+
+    def sample_indices(self, n: int, generator: torch.Generator, balance_interventions: bool = False) -> torch.Tensor:
+        """`n` window indices drawn uniformly, or (balance_interventions, IWR) half of them from the
+        windows that start on an intervention step and half from the rest, when both exist."""
+        if balance_interventions:
+            flagged = torch.nonzero(self.interventions).reshape(-1)
+            rest = torch.nonzero(~self.interventions).reshape(-1)
+            if len(flagged) and len(rest):
+                half = n // 2
+                pick = lambda pool, k: pool[torch.randint(len(pool), (k,), generator=generator)]  # noqa: E731
+                return torch.cat([pick(flagged, half), pick(rest, n - half)])
+            if not getattr(self, "_warned_balance", False):
+                log.warning("%s: no intervention steps (or nothing else) to balance; sampling uniformly", self.path)
+                self._warned_balance = True
+        return torch.randint(len(self), (n,), generator=generator)
 
     def get_batch(self, index) -> dict:
         idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)

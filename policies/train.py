@@ -13,7 +13,7 @@ eval | done), plots/losses.png, plots/success.png, checkpoints/{step_*.pt, best.
 - Data-parallel with `torchrun --nproc-per-node N` (DDP; gloo on CPU, nccl on CUDA): each rank draws its
   own batches; rank 0 writes everything and runs the evaluations.
 - The trainer knows no head: the head config says which windows it trains on (`HeadConfig.windows`),
-  the dataset serves them with their label masks (`LABEL_RULE`: only a person's steps in take-over
+  the dataset serves them with their label masks (`TrainConfig.weighting`, datasets/labels.py: only a person's steps in take-over
   demos) and weights, and `Policy.prepare(train_data)` lets a head fit itself to the data once.
   Everything comes from the file; no simulator is built to train (files recorded before the object
   layout was stored derive it once: DemoReader.object_layout).
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from takeover.datasets import DemoDataset
-from takeover.datasets.labels import DEFAULT_LABEL_RULE
+from takeover.datasets.labels import WEIGHTINGS
 from takeover.sim.observations import ObsLayout
 from takeover.sim.rollout import RolloutPool
 
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_OBS_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")
-LABEL_RULE = DEFAULT_LABEL_RULE  # which steps are targets (datasets/labels.py)
 
 
 def pick_device(name: str) -> torch.device:
@@ -157,7 +156,8 @@ class Trainer:
                 raise PolicyError(f"{cfg.data}: file has no environment spec; import it with `takeover data import-robosuite`")
             available = reader.obs_keys
             obs_keys = list(cfg.obs_keys) if cfg.obs_keys else [k for k in DEFAULT_OBS_KEYS if k in available] or None
-            windows = dict(asdict(hc.windows), labels=LABEL_RULE)
+            label_rule, weight_rule, _ = WEIGHTINGS[cfg.weighting]
+            windows = dict(asdict(hc.windows), labels=label_rule, weights=weight_rule)
             train_split = "train" if "train" in splits else None
             self.train_ds = DemoDataset(reader, obs_keys=obs_keys, split=train_split, **windows)
             self.valid_ds = DemoDataset(reader, obs_keys=obs_keys, split="valid", **windows) if "valid" in splits else None
@@ -318,7 +318,8 @@ class Trainer:
         t_last, samples = time.time(), 0
         try:
             while self.step < cfg.steps:
-                idx = torch.randint(len(self.train_ds), (cfg.batch_size,), generator=self.generator)
+                idx = self.train_ds.sample_indices(cfg.batch_size, self.generator,
+                                                   balance_interventions=WEIGHTINGS[cfg.weighting][2])
                 out = self.model(self._batch(self.train_ds, idx))
                 loss = out["loss"]
                 if not torch.isfinite(loss):

@@ -40,6 +40,10 @@ class TrainConfig:
     threads: int | None = config_field(None, help="torch CPU threads (default: torch's).", min=1)
     init_from: str | None = config_field(None, help="Warm start from this checkpoint's weights and normalisation "
                                                     "(same head and keys), with a fresh optimiser and schedule.")
+    weighting: str = config_field("none", choices=("none", "iwr", "sirius"),
+                                  help="Take-over episodes: none (only a person's steps are labels), iwr (the same, "
+                                       "and intervention steps make up half of each batch) or sirius (every step a "
+                                       "label; interventions x2, the 15 robot steps before a take-over x0).")
     quaternions: str = config_field("matrix", choices=("matrix", "raw"),
                                     help="matrix: quaternion observations enter as rotation matrices (sign-free; "
                                          "robosuite flips q to -q near w=0); raw: as stored.")

@@ -115,7 +115,7 @@ def test_masked_steps_are_never_targets(head, labels, takeover_file, tmp_path, m
     """Trained with the robot's steps masked, the policy does at those states what the labels do
     elsewhere (REAL), never the absurd action it was shown there; with the mask off (the control) it
     learns the absurd action, so the check can fail."""
-    monkeypatch.setattr(train_module, "LABEL_RULE", labels)
+    monkeypatch.setitem(train_module.WEIGHTINGS, "none", (labels, None, False))
     torch.manual_seed(0)
     trainer = _train(head, takeover_file, tmp_path / head, steps=STEPS.get(head, 250))
     policy = trainer.policy.eval()
@@ -220,3 +220,37 @@ def test_older_files_derive_the_object_layout_from_their_spec(tmp_path, monkeypa
         del f["data"].attrs["takeover_object_layout"]
     with DemoReader(path) as r:
         assert r.object_layout == layout and calls == [EnvSpec(task="Lift")]
+
+
+def test_sirius_weights_and_iwr_batches(tmp_path):
+    """Sirius: the person's steps x2, the 15 robot steps before each take-over x0, other robot steps
+    x1. IWR: half of every batch starts on an intervention step, however few there are."""
+    from takeover.datasets import DemoDataset, DemoWriter, EpisodeRecorder
+    from takeover.datasets.labels import sirius_weights
+    from takeover.sim import EnvSpec
+
+    flags = np.array([0] * 20 + [1] * 5 + [0] * 10 + [1] * 3 + [0] * 2, np.uint8)
+    w = sirius_weights({"interventions": np.asarray(flags)}, {})
+    expected = np.ones(40, np.float32)
+    expected[5:20] = 0  # the 15 robot steps before the first take-over
+    expected[20:25] = 2
+    expected[25:35] = 0  # robot steps within 15 of the second take-over
+    expected[35:38] = 2
+    np.testing.assert_array_equal(w, expected)
+    assert sirius_weights({}, {}) is None
+
+    path = tmp_path / "iwr.hdf5"
+    rng = np.random.default_rng(0)
+    with DemoWriter(path, EnvSpec(task="Lift")) as writer:
+        for i in range(4):
+            rec = EpisodeRecorder()
+            for t in range(50):
+                rec.add({"state": rng.normal(size=3)}, rng.uniform(-1, 1, 7), 0.0, {"state": rng.normal(size=3)},
+                        False, np.zeros(5), interventions=int(i == 3 and t < 10))  # 10 of 200 steps
+            writer.save(rec.finish(source="dagger", seed=i))
+    ds = DemoDataset(path, labels="interventions")
+    g = torch.Generator().manual_seed(0)
+    idx = ds.sample_indices(2000, g, balance_interventions=True)
+    assert abs(ds.interventions[idx].float().mean().item() - 0.5) < 0.01
+    uniform = ds.sample_indices(2000, g)
+    assert ds.interventions[uniform].float().mean().item() < 0.1
