@@ -38,8 +38,9 @@ class TrainConfig:
     seed: int = config_field(0, help="Seed of the weights and of the batches.", min=0)
     device: str = config_field("auto", help="auto (CUDA when present), cpu, cuda, cuda:1.")
     threads: int | None = config_field(None, help="torch CPU threads (default: torch's).", min=1)
-    init_from: str | None = config_field(None, help="Warm start from this checkpoint's weights and normalisation "
-                                                    "(same head and keys), with a fresh optimiser and schedule.")
+    init_from: str | None = config_field(None, help="Warm start from this checkpoint's weights (same head and keys), "
+                                                    "with a fresh optimiser and schedule; the normalisation is fitted to "
+                                                    "this run's data.")
     quaternions: str = config_field("matrix", choices=("matrix", "raw"),
                                     help="matrix: quaternion observations enter as rotation matrices (sign-free; "
                                          "robosuite flips q to -q near w=0); raw: as stored.")
