@@ -133,10 +133,10 @@ class Trainer:
         self._load_data()
         torch.manual_seed(cfg.seed)
         self.policy = make_policy(self.head_config, self.shapes, self._feature_stats()).to(self.device)
-        if hasattr(self.policy, "fit_bins"):
-            self.policy.fit_bins(self.policy.normalizer.action(self.train_ds.actions.to(self.device)))
         if init is not None:
             self._warm_start(init)
+        if hasattr(self.policy, "fit_bins"):  # after a warm start too: bins follow this data's normalisation
+            self.policy.fit_bins(self.policy.normalizer.action(self.train_ds.actions.to(self.device)))
         self.model = self.policy
         if self.dist.enabled:
             self.model = torch.nn.parallel.DistributedDataParallel(

@@ -221,6 +221,15 @@ def test_init_from_warm_starts_and_refuses_other_heads(lift_demos, tmp_path):
         source = expected if name.startswith("normalizer.") else saved
         assert torch.equal(value, source[name]), name
     assert not torch.equal(expected["normalizer.obs_mean"], saved["normalizer.obs_mean"])
+    # a binned head's bins are placed on the normalised actions, so they follow the new data as well
+    binned = tmp_path / "binned"
+    train(TrainConfig(data=str(lift_demos), out=str(binned), head="autoregressive", steps=5, eval_episodes=0, threads=1))
+    small = dict(head="autoregressive", steps=5, eval_episodes=0, threads=1)
+    fresh = Trainer(TrainConfig(data=str(other), out=str(tmp_path / "binned_fresh"), **small)).policy.state_dict()
+    warm = Trainer(TrainConfig(data=str(other), out=str(tmp_path / "binned_warm"), init_from=str(binned / "checkpoints" / "best.pt"),
+                               **small)).policy.state_dict()
+    assert torch.equal(warm["bin_centers"], fresh["bin_centers"]) and torch.equal(warm["normalizer.action_std"],
+                                                                                  fresh["normalizer.action_std"])
     with pytest.raises(PolicyError, match="gaussian checkpoint"):
         Trainer(TrainConfig(data=str(lift_demos), out=str(tmp_path / "third"), head="gmm", steps=10,
                             eval_episodes=0, threads=1, init_from=str(ckpt)))
