@@ -1,7 +1,7 @@
 """The Policy interface every head implements (DESIGN §3).
 
-Preparing: the trainer calls `policy.prepare(train_data)` once, after building the policy and
-           before loading any weights (a warm start or a resume then replaces what it set): a head
+Preparing: the trainer calls `policy.prepare(train_data)` once, after building the policy and any
+           warm start (whose normalisation is this data's), before a resume (which replaces it): a head
            fits what it needs from the data (the autoregressive head places its bins); the default
            does nothing. `train_data` is a DemoDataset; `labelled_actions()` gives the raw label
            actions (n, A).

@@ -125,9 +125,9 @@ class Trainer:
         self._load_data()
         torch.manual_seed(cfg.seed)
         self.policy = make_policy(self.head_config, self.shapes, self._feature_stats()).to(self.device)
-        self.policy.prepare(self.train_ds)
         if init is not None:
             self._warm_start(init)
+        self.policy.prepare(self.train_ds)  # after a warm start too: e.g. bins follow this data's normalisation
         self.model = self.policy
         if self.dist.enabled:
             self.model = torch.nn.parallel.DistributedDataParallel(
@@ -211,7 +211,13 @@ class Trainer:
         os.replace(tmp, path)
 
     def _warm_start(self, payload: dict):
-        """Start from a checkpoint's weights (and its normalisation, which they were trained with)."""
+        """Start from a checkpoint's weights; the normalisation stays the one fitted to this run's data.
+
+        A warm start is how DAgger and fine-tuning continue on more (and different) data than the
+        checkpoint saw. Its statistics come from that older data: after 2 Lift demos the aggregate of a
+        DAgger round sat up to ~58 std out on some inputs and the new labels ~5 std out on some action
+        dimensions, and warm-started rounds barely improved. Refitting costs a short re-adaptation of
+        the first and last layers, which the retraining does anyway."""
         shapes = PolicyShapes.from_dict(json.loads(payload["shapes"]))
         if bool(shapes.quat_starts) != bool(self.shapes.quat_starts) and shapes.obs_keys == self.shapes.obs_keys:
             was = "matrix" if shapes.quat_starts else "raw"
@@ -219,8 +225,10 @@ class Trainer:
         if shapes != self.shapes:
             raise PolicyError(f"{self.cfg.init_from}: trained on {list(shapes.obs_keys)} -> {shapes.action_dim} actions; "
                               f"this data gives {list(self.shapes.obs_keys)} -> {self.shapes.action_dim}")
-        self.policy.load_state_dict(payload["state_dict"])
-        log.info("warm start from %s (step %d)", self.cfg.init_from, payload["step"])
+        fitted = {k: v for k, v in self.policy.state_dict().items() if k.startswith("normalizer.")}
+        self.policy.load_state_dict({**payload["state_dict"], **fitted})
+        log.info("warm start from %s (step %d), normalisation refitted to %s", self.cfg.init_from, payload["step"],
+                 self.cfg.data)
 
     def _resume(self):
         path = self.out / "checkpoints" / "last.pt"

@@ -38,8 +38,9 @@ class TrainConfig:
     seed: int = config_field(0, help="Seed of the weights and of the batches.", min=0)
     device: str = config_field("auto", help="auto (CUDA when present), cpu, cuda, cuda:1.")
     threads: int | None = config_field(None, help="torch CPU threads (default: torch's).", min=1)
-    init_from: str | None = config_field(None, help="Warm start from this checkpoint's weights and normalisation "
-                                                    "(same head and keys), with a fresh optimiser and schedule.")
+    init_from: str | None = config_field(None, help="Warm start from this checkpoint's weights (same head and keys), "
+                                                    "with a fresh optimiser and schedule; the normalisation is fitted to "
+                                                    "this run's data.")
     weighting: str = config_field("none", choices=("none", "iwr", "sirius"),
                                   help="Take-over episodes: none (only a person's steps are labels), iwr (the same, "
                                        "and intervention steps make up half of each batch) or sirius (every step a "

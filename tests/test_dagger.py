@@ -62,16 +62,23 @@ def test_bad_dagger_input_is_one_line_and_modifies_nothing(lift_demos, lift_poli
 @pytest.mark.slow
 def test_dagger_raises_a_weak_lift_policy_and_resumes(tmp_path):
     """2 demos and a short schedule give a weak policy; two rounds of expert labels on what it visits
-    lift it clearly on the same 20 evaluation seeds. The second round runs as a resumed run."""
+    lift it clearly on the same 20 evaluation seeds. The second round runs as a resumed run.
+
+    Measured round 0/1/2 success (3 seeds of demos and DAgger): 0.1/0.85/0.85, 0.0/0.95/0.95,
+    0.4/0.9/0.95; ~1 minute. At beta 0.5 (0.1/0.15/0.3) most rollouts stall near the cube until the
+    horizon (the learner averages the expert's steep hover-or-descend and yaw labels to ~0) and ~80%
+    of a round's labels come from those stalls. A Gaussian head at beta 0.7 gave 0.2/0.8/0.55; a warm
+    start that kept the 2-demo normalisation gave 0.1/0.15/0.15 (see Trainer._warm_start).
+    """
     from takeover.correction.dagger import DaggerConfig, run_dagger
 
     spec = EnvSpec(task="Lift", horizon=100)
     demos = tmp_path / "demos.hdf5"
     collect_scripted(spec, str(demos), 2, workers=1)
     digest = sha(demos)
-    train(TrainConfig(data=str(demos), out=str(tmp_path / "bc"), head="gaussian", steps=800, eval_episodes=0, threads=1))
+    train(TrainConfig(data=str(demos), out=str(tmp_path / "bc"), head="gmm", steps=800, eval_episodes=0, threads=1))
     cfg = DaggerConfig(data=str(demos), policy=str(tmp_path / "bc"), out=str(tmp_path / "dag"), rounds=1,
-                       episodes_per_round=8, beta="const:0.5", workers=2, eval_episodes=20,
+                       episodes_per_round=8, beta="const:0.7", workers=2, eval_episodes=20,
                        train_overrides={"steps": 800, "eval_episodes": 0, "threads": 1})
     run_dagger(cfg)
     cfg.rounds = 2
@@ -79,7 +86,7 @@ def test_dagger_raises_a_weak_lift_policy_and_resumes(tmp_path):
     rounds = state["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2]
     assert rounds[0]["success_rate"] <= 0.5, rounds
-    assert rounds[-1]["success_rate"] >= rounds[0]["success_rate"] + 0.25, rounds
+    assert min(r["success_rate"] for r in rounds[1:]) >= rounds[0]["success_rate"] + 0.3, rounds
     assert rounds[2]["expert_labels"] > rounds[1]["expert_labels"] > rounds[0]["expert_labels"]
     assert sha(demos) == digest  # the input is never modified
     with DemoReader(tmp_path / "dag" / "data.hdf5") as r:

@@ -205,6 +205,31 @@ def test_init_from_warm_starts_and_refuses_other_heads(lift_demos, tmp_path):
     for name, value in trainer.policy.state_dict().items():
         assert torch.equal(value, saved[name]), name
     assert trainer.step == 0  # fresh schedule
+    # on other data (DAgger's aggregate, fine-tuning) the weights come from the checkpoint and the
+    # normalisation from the new data: the checkpoint's statistics would put new states far out
+    from takeover.sim import EnvSpec
+    from takeover.teleop.scripted_collection import collect_scripted
+
+    other = tmp_path / "other.hdf5"
+    collect_scripted(EnvSpec(task="Lift"), str(other), 2, seed=500, workers=1)
+    fresh = Trainer(TrainConfig(data=str(other), out=str(tmp_path / "fresh"), head="gaussian", steps=10,
+                                eval_episodes=0, threads=1))
+    warm = Trainer(TrainConfig(data=str(other), out=str(tmp_path / "warm"), head="gaussian", steps=10,
+                               eval_episodes=0, threads=1, init_from=str(ckpt)))
+    expected = fresh.policy.state_dict()
+    for name, value in warm.policy.state_dict().items():
+        source = expected if name.startswith("normalizer.") else saved
+        assert torch.equal(value, source[name]), name
+    assert not torch.equal(expected["normalizer.obs_mean"], saved["normalizer.obs_mean"])
+    # a binned head's bins are placed on the normalised actions, so they follow the new data as well
+    binned = tmp_path / "binned"
+    train(TrainConfig(data=str(lift_demos), out=str(binned), head="autoregressive", steps=5, eval_episodes=0, threads=1))
+    small = dict(head="autoregressive", steps=5, eval_episodes=0, threads=1)
+    fresh = Trainer(TrainConfig(data=str(other), out=str(tmp_path / "binned_fresh"), **small)).policy.state_dict()
+    warm = Trainer(TrainConfig(data=str(other), out=str(tmp_path / "binned_warm"), init_from=str(binned / "checkpoints" / "best.pt"),
+                               **small)).policy.state_dict()
+    assert torch.equal(warm["bin_centers"], fresh["bin_centers"]) and torch.equal(warm["normalizer.action_std"],
+                                                                                  fresh["normalizer.action_std"])
     with pytest.raises(PolicyError, match="gaussian checkpoint"):
         Trainer(TrainConfig(data=str(lift_demos), out=str(tmp_path / "third"), head="gmm", steps=10,
                             eval_episodes=0, threads=1, init_from=str(ckpt)))
