@@ -207,10 +207,14 @@ class DaggerRun:
             if self.cfg.labeller == "scripted":
                 attrs["beta"] = beta
             with DemoWriter(data, self.spec, append=True) as writer:
-                for res in pool.run(agent, todo, record=EpisodeRecorder, success_hold=EXPERT_SUCCESS_HOLD,
-                                    episode_attrs=attrs):
+
+                def save(res):  # as each episode finishes: a kill loses only episodes still running
+                    nonlocal labels
                     names.append(writer.save(res.episode))
                     labels += labels_in(res.episode)
+
+                pool.run(agent, todo, record=EpisodeRecorder, success_hold=EXPERT_SUCCESS_HOLD, episode_attrs=attrs,
+                         progress=save)
         add_to_split(data, "train", names)
         return labels
 
