@@ -8,7 +8,9 @@ From N scripted demonstrations, train the initial BC policy, then per training s
   bc         the same numbers of labels as more scripted demonstrations: for every cumulative label
              count a DAgger round of this seed reached (both kinds), demos are added (same seed
              stream as the first N) until the file has at least that many steps, and BC is trained
-             from scratch on them with the same --steps.
+             from scratch on them with the same --steps;
+  bc-long    (optional, --methods) the same data as bc, trained with as many gradient steps as the
+             DAgger policy it matches has had in all, (round + 1) x --steps.
 Every point is evaluated on the same fixed evaluation seeds: success with its Wilson 95% interval,
 the expert labels it cost (steps of expert-controlled data in its training file) and wall time.
 
@@ -50,9 +52,10 @@ from takeover.policies.train import TrainConfig, Trainer  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
 from takeover.teleop.scripted_collection import collect_scripted  # noqa: E402
 
-METHODS = ("dagger", "hg-dagger", "bc")
+METHODS = ("dagger", "hg-dagger", "bc", "bc-long")
+DEFAULT_METHODS = ("dagger", "hg-dagger", "bc")
 DAGGER_METHODS = {"dagger": "scripted", "hg-dagger": "operator"}
-COLOURS = {"dagger": "tab:blue", "hg-dagger": "tab:orange", "bc": "tab:green"}
+COLOURS = {"dagger": "tab:blue", "hg-dagger": "tab:orange", "bc": "tab:green", "bc-long": "tab:olive"}
 DEMO_SEED_STRIDE = 100_000  # training seed s collects demos from seed s * stride (disjoint streams)
 # Settings that make two runs comparable; a JSON made with other values is not continued.
 COMPARED = ("task", "horizon", "demos", "rounds", "episodes_per_round", "steps", "head", "beta",
@@ -74,7 +77,9 @@ def parse_args():
     ap.add_argument("--eval-episodes", type=int, default=50, help="evaluation episodes per point (fixed seeds)")
     ap.add_argument("--selection-episodes", type=int, default=0,
                     help="rollouts per checkpoint-selection evaluation during training (0: last weights)")
-    ap.add_argument("--methods", default=",".join(METHODS), help="subset of " + ",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                    help="any of " + ",".join(METHODS) + " (bc-long: bc with the gradient steps of the DAgger "
+                         "policy it matches, (round + 1) x --steps, a control for the warm starts)")
     ap.add_argument("--workers", type=int, default=2, help="rollout worker processes")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the training")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/dagger_<task>.json)")
@@ -82,6 +87,8 @@ def parse_args():
     unknown = set(args.methods.split(",")) - set(METHODS)
     if unknown:
         ap.error(f"unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
+    if args.seeds * DEMO_SEED_STRIDE > eval_seeds(1)[0]:
+        ap.error(f"at most {eval_seeds(1)[0] // DEMO_SEED_STRIDE} seeds: more would collect demos on evaluation seeds")
     return args
 
 
@@ -100,7 +107,8 @@ def load_results(path: Path, settings: dict) -> dict:
     if not path.exists():
         return {"settings": settings, "entries": {}}
     results = json.loads(path.read_text())
-    changed = {k: (results["settings"].get(k), settings[k]) for k in COMPARED if results["settings"].get(k) != settings[k]}
+    saved = results["settings"]
+    changed = {k: (saved.get(k), settings[k]) for k in COMPARED if saved.get(k) != settings[k]}
     if changed:
         raise SystemExit(f"{path} was made with other settings {changed} (saved, now); "
                          "pass another --out or move the file away")
@@ -153,14 +161,15 @@ def demos_with_labels(spec: EnvSpec, folder: Path, start: Path, budget: int, wor
     return path
 
 
-def train_bc(data: Path, out: Path, args, seed: int) -> Path:
+def train_bc(data: Path, out: Path, args, seed: int, steps: int | None = None) -> Path:
     done = out / "checkpoints" / "best.pt"
     if done.is_file():
         return done
     if out.exists():
         shutil.rmtree(out)
-    Trainer(TrainConfig(data=str(data), out=str(out), head=args.head, steps=args.steps, seed=seed,
-                        eval_episodes=args.selection_episodes, eval_every=max(1, args.steps // 2),
+    steps = steps or args.steps
+    Trainer(TrainConfig(data=str(data), out=str(out), head=args.head, steps=steps, seed=seed,
+                        eval_episodes=args.selection_episodes, eval_every=max(1, steps // 2),
                         eval_workers=args.workers, threads=args.threads)).run()
     return done
 
@@ -222,34 +231,40 @@ def run_dagger_method(method: str, initial: dict, work: Path, args, seed: int) -
                     "evaluation (round 1 also the re-evaluation of round 0)"}
 
 
-def run_bc(spec, initial: dict, budgets: list[tuple[int, str]], work: Path, args, seed: int) -> dict:
-    """BC at every label budget the seed's DAgger rounds reached, on more scripted demos."""
-    folder = work / f"seed{seed}" / "bc"
+def run_bc(method: str, spec, initial: dict, budgets: list[tuple[int, str, int]], work: Path, args,
+           seed: int) -> dict:
+    """BC at every label budget the seed's DAgger rounds reached, on more scripted demos (bc-long: with
+    the matched DAgger policy's total gradient steps)."""
+    folder = work / f"seed{seed}" / "bc"  # the demo files, shared by bc and bc-long
     folder.mkdir(parents=True, exist_ok=True)
     points = [dict(initial["point"], matches="initial")]
-    for budget, matches in budgets:
+    for budget, matches, round_ in budgets:
         t0 = time.time()
         data = demos_with_labels(spec, folder, Path(initial["demos"]), budget, args.workers)
-        ckpt = train_bc(data, folder / f"run_{budget}", args, seed)
+        steps = args.steps * (round_ + 1) if method == "bc-long" else args.steps
+        runs = folder if method == "bc" else work / f"seed{seed}" / method
+        ckpt = train_bc(data, runs / f"run_{budget}", args, seed, steps=steps)
         report = evaluate_cached(ckpt, args)
         with DemoReader(data) as reader:
             n = len(reader)
-        points.append(point(report, labels_of(data), time.time() - t0, demos=n, budget=budget, matches=matches))
-        print(f"  bc seed {seed}: {n} demos, {points[-1]['expert_labels']} labels -> "
+        points.append(point(report, labels_of(data), time.time() - t0, demos=n, budget=budget, matches=matches,
+                            train_steps=steps))
+        print(f"  {method} seed {seed}: {n} demos, {points[-1]['expert_labels']} labels -> "
               f"{report['success_rate']:.2f}", flush=True)
-    return {"method": "bc", "seed": seed, "points": points, "wall_s": round(sum(p["wall_s"] for p in points[1:]), 1),
+    return {"method": method, "seed": seed, "points": points, "wall_s": round(sum(p["wall_s"] for p in points[1:]), 1),
             "note": "point 0 is the initial policy; each later point is trained from scratch; wall time covers "
                     "collecting the extra demos, training and evaluation"}
 
 
-def bc_budgets(results: dict, seed: int) -> list[tuple[int, str]]:
-    """(labels, which DAgger point) for every DAgger round > 0 of this seed, smallest first, no repeats."""
+def bc_budgets(results: dict, seed: int) -> list[tuple[int, str, int]]:
+    """(labels, which DAgger point, its round) for every DAgger round > 0 of this seed, smallest first,
+    no repeats."""
     budgets = {}
     for method in DAGGER_METHODS:
         entry = results["entries"].get(f"{method}/{seed}")
         for p in (entry or {}).get("points", [])[1:]:
-            budgets.setdefault(p["expert_labels"], f"{method} round {p['round']}")
-    return sorted(budgets.items())
+            budgets.setdefault(p["expert_labels"], (f"{method} round {p['round']}", p["round"]))
+    return [(labels, matches, round_) for labels, (matches, round_) in sorted(budgets.items())]
 
 
 # ----- plot --------------------------------------------------------------------------------------------
@@ -303,12 +318,12 @@ def main():
               f"{initial['point']['success_rate']:.2f}", flush=True)
         for method in todo:
             t0 = time.time()
-            if method == "bc":
+            if method.startswith("bc"):
                 budgets = bc_budgets(results, seed)
                 if not budgets:
-                    print(f"seed {seed}: bc skipped (no DAgger entry of this seed to match)", flush=True)
+                    print(f"seed {seed}: {method} skipped (no DAgger entry of this seed to match)", flush=True)
                     continue
-                entry = run_bc(spec, initial, budgets, work, args, seed)
+                entry = run_bc(method, spec, initial, budgets, work, args, seed)
             else:
                 entry = run_dagger_method(method, initial, work, args, seed)
             results["entries"][f"{method}/{seed}"] = entry
