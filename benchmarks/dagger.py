@@ -332,7 +332,9 @@ def main():
                                                         for p in entry["points"])
                   + f" ({time.time() - t0:.0f} s)", flush=True)
             plot(results, out.with_suffix(".png"))
-    results["wall_s_this_session"] = round(time.time() - started, 1)
+    session = {"methods": methods, "seeds": args.seeds, "date": time.strftime("%Y-%m-%d %H:%M"),
+               "wall_s": round(time.time() - started, 1)}
+    results.setdefault("sessions", []).append(session)
     save_results(out, results)
     plot(results, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}", flush=True)
