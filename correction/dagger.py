@@ -16,7 +16,7 @@ Run folder:
                            success rate with its Wilson 95% interval; the resume point
     report.md, plots/success_vs_labels.png
 
-Seeds: round k rolls out on DAGGER_SEED_START + (k-1) * episodes_per_round ..., disjoint from the
+Seeds: round k rolls out on DAGGER_SEED_START + seed * SEED_BLOCK + (k-1) * episodes_per_round ..., disjoint from the
 collection (0...), evaluation (1,000,000...) and checkpoint-selection (2,000,000...) seeds. A killed
 run resumes (`resume=True`) in the round it was in: episodes already saved (by seed) are not rolled
 out again, an interrupted training run resumes from its last state.
@@ -39,13 +39,12 @@ from takeover.sim.experts import EXPERT_SUCCESS_HOLD, EXPERTS, make_expert
 from takeover.sim.rollout import RolloutPool
 
 from .beta import BetaSchedule
-from .dagger_config import DaggerConfig
+from .dagger_config import DAGGER_SEED_START, SEED_BLOCK, DaggerConfig
 from .errors import CorrectionError
 from .operator import OperatorRule, SimulatedOperator
 
 log = logging.getLogger(__name__)
 
-DAGGER_SEED_START = 3_000_000
 STATE_FILE = "dagger.json"
 
 
@@ -85,7 +84,9 @@ def labels_in(episode) -> int:
 
 
 def round_seeds(cfg: DaggerConfig, k: int) -> list[int]:
-    start = DAGGER_SEED_START + (k - 1) * cfg.episodes_per_round
+    """Rollout seeds of round k: each run seed has its own block, so runs with different seeds
+    (a benchmark's replicates) explore different starts."""
+    start = DAGGER_SEED_START + cfg.seed * SEED_BLOCK + (k - 1) * cfg.episodes_per_round
     return list(range(start, start + cfg.episodes_per_round))
 
 

@@ -10,6 +10,9 @@ from takeover.policies.train_config import TrainConfig
 from .beta import BetaSchedule
 from .errors import CorrectionError
 
+DAGGER_SEED_START = 3_000_000  # after collection (0...), evaluation (1,000,000...), selection (2,000,000...)
+SEED_BLOCK = 100_000  # rollout starts per run seed: DAGGER_SEED_START + seed * SEED_BLOCK + ...
+
 
 @dataclass
 class DaggerConfig:
@@ -31,11 +34,15 @@ class DaggerConfig:
     from_scratch: bool = config_field(False, help="Retrain from random weights on the aggregate each round "
                                       "(default: warm start from the previous round's policy).")
     train_overrides: dict = config_field(default_factory=dict, help="TrainConfig fields for the retraining (steps, ...).")
-    seed: int = config_field(0, help="Seed of the beta coin flips and the retraining.")
+    seed: int = config_field(0, help="Seed of the beta coin flips, the retraining and the block of rollout starts "
+                             "(seed s rolls out from 3,000,000 + s * 100,000).", min=0, max=9)
 
     def __post_init__(self):
         check_limits(self, CorrectionError)
         BetaSchedule.parse(self.beta)
+        if self.rounds * self.episodes_per_round > SEED_BLOCK:
+            raise CorrectionError(f"{self.rounds} rounds of {self.episodes_per_round} episodes exceed the {SEED_BLOCK} "
+                                  f"rollout seeds of one run")
         known = {f.name for f in fields(TrainConfig)} - {"data", "out", "init_from"}
         unknown = sorted(set(self.train_overrides) - known)
         if unknown:
