@@ -173,6 +173,7 @@ class DemoDataset(torch.utils.data.Dataset):
         self.labels = None if labels.all() else torch.from_numpy(labels)
         self.step_weights = None if weights is None else torch.from_numpy(weights)
         self.interventions = torch.from_numpy(interventions)  # a person drove this step (take-over episodes)
+        self._warned_balance = False
         self.stats = feature_stats(obs, actions, None if labels.all() else labels)
         log.info("%s: loaded %d demos, %d steps (%d labels), obs dim %d, action dim %d", reader.path, len(names), N,
                  int(labels.sum()), self.obs_dim, self.action_dim)
@@ -216,7 +217,7 @@ class DemoDataset(torch.utils.data.Dataset):
                 half = n // 2
                 pick = lambda pool, k: pool[torch.randint(len(pool), (k,), generator=generator)]  # noqa: E731
                 return torch.cat([pick(flagged, half), pick(rest, n - half)])
-            if not getattr(self, "_warned_balance", False):
+            if not self._warned_balance:
                 log.warning("%s: no intervention steps (or nothing else) to balance; sampling uniformly", self.path)
                 self._warned_balance = True
         return torch.randint(len(self), (n,), generator=generator)

@@ -71,8 +71,8 @@ class GatedTakeover:
     is 1 on teacher-driven steps, and only those are labels for training (the others keep the
     executed action so the file stays a faithful record)."""
 
-    def __init__(self, teacher, learner, gate: Callable, on_switch: Callable | None = None):
-        self.teacher, self.learner, self.gate, self.on_switch = teacher, learner, gate, on_switch
+    def __init__(self, teacher, learner, gate: Callable):
+        self.teacher, self.learner, self.gate = teacher, learner, gate
         self.teacher_driving = False
         self.handovers = 0
 
@@ -89,8 +89,6 @@ class GatedTakeover:
             if not drive:
                 self.learner.reset(env)  # back to the learner: drop its queue and history
                 proposal = as_decision(self.learner.act(obs, env)).action
-            if self.on_switch is not None:
-                self.on_switch(drive)
         self.teacher_driving = drive
         action = as_decision(self.teacher.act(obs, env)).action if drive else proposal
         return Decision(action, action, {"interventions": np.uint8(drive), "policy_actions": proposal.astype(np.float32)})
