@@ -1,5 +1,6 @@
 """`takeover dagger`: DAgger rounds on a demonstration file (the scripted expert labels what the
-learner visits). Options, defaults and help come from `DaggerConfig`."""
+learner visits), HG-DAgger with the simulated operator, or live take-over in the window
+(`--expert human --device gamepad|keyboard`). Options, defaults and help come from `DaggerConfig`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +14,8 @@ from takeover.policies.train_config import TrainConfig
 from .app import app, fail
 from .options import config_argument, config_option, limits
 
+LIVE_DEVICES = ("gamepad", "keyboard")
+
 
 @app.command()
 def dagger(
@@ -22,7 +25,22 @@ def dagger(
     expert: str = typer.Option("scripted", help="Who labels: 'scripted' (the task's scripted expert labels every "
                                "visited state) or 'human' (HG-DAgger: takes over where the policy strays)."),
     device: str = typer.Option("scripted-operator", help="With --expert human: who is at the take-over control; "
-                               "'scripted-operator' (the scripted expert playing a person, headless)."),
+                               "'scripted-operator' (the scripted expert playing a person, headless), 'gamepad' or "
+                               "'keyboard' (live in a window: hold the take-over control to drive, let go to hand back)."),
+    retrain_every: int = config_option(DaggerConfig, "retrain_every"),
+    stick_takeover: Optional[bool] = typer.Option(None, "--stick-takeover/--no-stick-takeover",
+                                                  help="Live: pushing a stick (any motion) past the deadzone takes over "
+                                                       "too (default: on for the gamepad, off for the keyboard)."),
+    camera: str = typer.Option("agentview", help="Live: main camera (the camera control cycles the views)."),
+    size: str = typer.Option("512", help="Live: window view size, N or WxH."),
+    render_size: int = typer.Option(256, help="Live: camera render resolution.", callback=limits(min=8)),
+    mapping: Optional[Path] = typer.Option(None, "--mapping", help="Live: extra gamepad mapping JSON."),
+    gripper: Optional[str] = typer.Option(None, help="Live: gripper control, toggle or hold (default: toggle on the "
+                                                     "keyboard, hold on a gamepad)."),
+    episodes: int = typer.Option(0, help="Live: stop after this many saved episodes (0: until quit).",
+                                 callback=limits(min=0)),
+    realtime: bool = typer.Option(True, "--realtime/--no-realtime", hidden=True),
+    max_frames: Optional[int] = typer.Option(None, hidden=True),
     operator_threshold: float = config_option(DaggerConfig, "operator_threshold"),
     rounds: int = config_option(DaggerConfig, "rounds"),
     episodes_per_round: int = config_option(DaggerConfig, "episodes_per_round"),
@@ -42,16 +60,51 @@ def dagger(
 
     if expert not in ("scripted", "human"):
         fail(f"--expert {expert!r}: expected 'scripted' or 'human'")
-    if expert == "human" and device != "scripted-operator":
-        fail(f"--device {device!r}: live take-over with a gamepad or keyboard is not in this version; "
-             f"--device scripted-operator runs HG-DAgger with the simulated operator")
+    live = expert == "human" and device in LIVE_DEVICES
+    if expert == "human" and device != "scripted-operator" and not live:
+        fail(f"--device {device!r}: expected scripted-operator, gamepad or keyboard")
+    if expert != "human" and device != "scripted-operator":
+        fail(f"--device {device!r} needs --expert human")
+    labeller = ("human" if live else "operator") if expert == "human" else "scripted"
     cfg = DaggerConfig(data=str(data), policy=str(policy), out=str(out), rounds=rounds,
                        episodes_per_round=episodes_per_round, beta=beta, workers=workers, eval_episodes=eval_episodes,
-                       from_scratch=from_scratch, seed=seed,
-                       labeller="operator" if expert == "human" else "scripted", operator_threshold=operator_threshold,
+                       from_scratch=from_scratch, seed=seed, labeller=labeller, operator_threshold=operator_threshold,
+                       retrain_every=retrain_every,
                        train_overrides={"weighting": weighting, **({"steps": train_steps} if train_steps else {})})
-    state = run_dagger(cfg, resume=resume, say=lambda line: typer.echo(line, err=True))
+    say = lambda line: typer.echo(line, err=True)  # noqa: E731
+    if live:
+        _live(cfg, resume, device, stick_takeover, camera, size, render_size, mapping, gripper, episodes, realtime,
+              max_frames, say)
+        typer.echo(f"wrote {out / 'report.md'}; continue with --resume")
+        return
+    state = run_dagger(cfg, resume=resume, say=say)
     for r in state["rounds"]:
         typer.echo(f"round {r['round']}: beta {r['beta']:.3f}, {r['expert_labels']} expert labels, "
                    f"success {r['success_rate']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]")
     typer.echo(f"wrote {out / 'report.md'}")
+
+
+def _live(cfg, resume, device, stick_takeover, camera, size, render_size, mapping, gripper, episodes, realtime,
+          max_frames, say):
+    """Checks everything (run folder, inputs, the device) before anything is written, then opens the window."""
+    from takeover.correction.dagger import DaggerRun
+    from takeover.correction.live import run_live
+    from takeover.teleop.action import ActionGains
+    from takeover.teleop.session import SessionConfig
+
+    from .record import _parse_size
+
+    run = DaggerRun(cfg, resume=resume)
+    if device == "gamepad":
+        from takeover.teleop.gamepad import GamepadDevice
+        dev = GamepadDevice(mapping_file=mapping)  # no controller: one line, nothing written
+    else:
+        from takeover.teleop.keyboard import KeyboardDevice
+        dev = KeyboardDevice()
+    gains = ActionGains(gripper_mode=gripper or ("hold" if device == "gamepad" else "toggle"))
+    session = SessionConfig(camera=camera, window_size=_parse_size(size), render_size=render_size, gains=gains,
+                            episodes=episodes, realtime=realtime, max_frames=max_frames)
+    state = run_live(run, dev, session, stick_takeover=stick_takeover, say=say)
+    live = state.get("live") or {}
+    typer.echo(f"{live.get('saved', 0)} live episode(s) saved in {cfg.out}; round {len(state['checkpoints'])} "
+               f"policy {state['checkpoints'][-1]}")

@@ -135,7 +135,7 @@ class DaggerRun:
             self.initial_labels = sum(reader.num_samples(d) for d in reader.demos)
         if spec is None:
             raise CorrectionError(f"{cfg.data}: has no environment spec; import it first (takeover data import-robosuite)")
-        if spec.task not in EXPERTS:
+        if spec.task not in EXPERTS and cfg.labeller != "human":
             raise CorrectionError(f"{spec.task} has no scripted expert (tasks with one: {', '.join(EXPERTS)}); "
                                   f"use --expert human")
         ckpt = resolve_checkpoint(self.state["checkpoints"][-1] if self.state else cfg.policy)
@@ -219,15 +219,20 @@ class DaggerRun:
         add_to_split(data, "train", names)
         return labels
 
-    def _retrain(self, k: int, learner: str, data: Path) -> Path:
+    def retrain_config(self, k: int, learner: str, data: Path, **defaults) -> tuple[TrainConfig, bool]:
+        """Round k's training: the learner's options (`defaults` under the run's overrides), on `data`,
+        warm-started from `learner` unless from scratch; resume=True when a killed one left its state."""
         run_dir = self.out / f"round_{k}" / "train"
-        options = {**self.train_base, **self.cfg.train_overrides, "data": str(data), "out": str(run_dir),
+        options = {**self.train_base, **defaults, **self.cfg.train_overrides, "data": str(data), "out": str(run_dir),
                    "init_from": None if self.cfg.from_scratch else learner}
         options["seed"] = self.cfg.seed * 1000 + k
         cfg = TrainConfig.from_dict({key: v for key, v in options.items() if key in {f.name for f in fields(TrainConfig)}})
-        resume = (run_dir / "checkpoints" / "last.pt").is_file()
+        return cfg, (run_dir / "checkpoints" / "last.pt").is_file()
+
+    def _retrain(self, k: int, learner: str, data: Path) -> Path:
+        cfg, resume = self.retrain_config(k, learner, data)
         result = Trainer(cfg, resume=resume).run()
-        best = run_dir / "checkpoints" / "best.pt"
+        best = Path(cfg.out) / "checkpoints" / "best.pt"
         log.info("round %d: trained %d steps, best %s", k, result["step"], result.get("best"))
         return best
 
@@ -250,7 +255,8 @@ class DaggerRun:
     # ----- report ------------------------------------------------------------------------------------
     def _report(self):
         rounds = self.state["rounds"]
-        kind = "scripted expert" if self.cfg.labeller == "scripted" else "HG-DAgger, simulated operator"
+        kind = {"scripted": "scripted expert", "operator": "HG-DAgger, simulated operator",
+                "human": "HG-DAgger, live human take-over"}[self.cfg.labeller]
         lines = [f"# DAgger ({kind}) on {self.state['task']}", "",
                  f"Data: `{self.cfg.data}` ({self.state['initial_labels']} expert labels), initial policy "
                  f"`{self.state['checkpoints'][0]}`, beta `{self.cfg.beta}`, {self.cfg.episodes_per_round} episodes "
@@ -259,9 +265,22 @@ class DaggerRun:
                  "Wilson 95% interval.", "",
                  "| round | beta | expert labels | success | 95% CI | mean length |", "|---|---|---|---|---|---|"]
         for r in rounds:
+            if r.get("success_rate") is None:  # a live round: not evaluated (the person's attempts are in `session`)
+                lines.append(f"| {r['round']} | {r['beta']:.3f} | {r['expert_labels']} | - | - | - |")
+                continue
             lines.append(f"| {r['round']} | {r['beta']:.3f} | {r['expert_labels']} | {r['success_rate']:.2f} | "
                          f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {r['mean_length']:.0f} |")
-        plot = self._plot(rounds)
+        live = [r for r in rounds if "session" in r]
+        if live:
+            lines += ["", "Live rounds (attempts with the round's policy; 'policy alone' = attempts without a take-over):",
+                      "", "| round | attempts | successes | policy alone: successes / attempts | labels |",
+                      "|---|---|---|---|---|"]
+            for r in live:
+                s = r["session"]
+                lines.append(f"| {r['round']} | {s['attempts']} | {s['successes']} | {s['alone_successes']} / "
+                             f"{s['alone_attempts']} | {r['new_labels']} |")
+        rounds = [r for r in rounds if r.get("success_rate") is not None]
+        plot = self._plot(rounds) if rounds else None
         if plot:
             lines += ["", f"![success against expert labels]({plot.relative_to(self.out)})"]
         (self.out / "report.md").write_text("\n".join(lines) + "\n")

@@ -22,9 +22,10 @@ class DaggerConfig:
     rounds: int = config_field(5, help="DAgger rounds after the initial policy.", min=1)
     episodes_per_round: int = config_field(10, help="Episodes rolled out (and labelled) per round.", min=1)
     labeller: str = config_field("scripted", help="Who labels: 'scripted' (the expert labels every visited state; "
-                                 "the beta-mixture drives) or 'operator' (HG-DAgger: the scripted expert plays a person "
-                                 "who takes over when the policy strays; only its steps are labels).",
-                                 choices=("scripted", "operator"))
+                                 "the beta-mixture drives), 'operator' (HG-DAgger: the scripted expert plays a person "
+                                 "who takes over when the policy strays; only its steps are labels) or 'human' (live "
+                                 "HG-DAgger in the window: a person takes over with a gamepad or the keyboard).",
+                                 choices=("scripted", "operator", "human"))
     operator_threshold: float = config_field(0.5, help="Operator: take over when the policy's arm action differs from "
                                              "the expert's by more than this (L2, action units).", above=0)
     beta: str = config_field("exp:0.7", help="Probability the expert's action runs in round k: linear:R (1 - k/R), "
@@ -34,6 +35,9 @@ class DaggerConfig:
     from_scratch: bool = config_field(False, help="Retrain from random weights on the aggregate each round "
                                       "(default: warm start from the previous round's policy).")
     train_overrides: dict = config_field(default_factory=dict, help="TrainConfig fields for the retraining (steps, ...).")
+    retrain_every: int = config_field(0, help="Live take-over: retrain on the aggregate in a background process after "
+                                      "every N saved episodes and swap the new policy in between episodes (0: never).",
+                                      min=0)
     seed: int = config_field(0, help="Seed of the beta coin flips, the retraining and the block of rollout starts "
                              "(seed s rolls out from 3,000,000 + s * 100,000).", min=0, max=9)
 

@@ -125,7 +125,7 @@ class GamepadDevice:
         v = {c: self._value(c) for c in ANALOG}
         return DeviceState((v["x"], v["y"], v["z"]), (v["roll"], v["pitch"], v["yaw"]), max(0.0, v["gripper"]),
                            self._pressed("precision"), frozenset(names), True,
-                           f"{self.joystick.get_name()} [{self.mapping.name}]")
+                           f"{self.joystick.get_name()} [{self.mapping.name}]", self._pressed("take_over"))
 
     def help_lines(self) -> list[str]:
         if self.mapping is None:
@@ -143,7 +143,8 @@ class GamepadDevice:
                 f"gripper {src('gripper')}",
                 f"precision {src('precision')}",
                 f"start {src('start')}  save {src('save')}",
-                f"discard {src('discard')}  reset {src('reset')}"]
+                f"discard {src('discard')}  reset {src('reset')}",
+                f"take over {src('take_over')}  camera {src('camera')}"]
 
     def close(self) -> None:
         self.joystick = None

@@ -33,7 +33,9 @@ EVENT_KEYS: dict[int, str] = {
     pygame.K_t: "take_over",
     pygame.K_ESCAPE: "quit",
     pygame.K_h: "help",
+    pygame.K_c: "camera",
 }
+TAKEOVER_KEY = pygame.K_t
 HELP = [
     "W/S  away from / toward camera",
     "A/D  left / right    R/F  up / down",
@@ -43,7 +45,8 @@ HELP = [
     "Enter  start     Y  save",
     "N  discard (retry same start)",
     "Backspace  reset (next start)",
-    "T  take over   H  help   Esc  quit",
+    "T (hold)  take over    C  camera",
+    "H  help    Esc  quit",
 ]
 
 
@@ -91,7 +94,7 @@ class KeyboardDevice:
         gripper = 1.0 if (pressed[GRIPPER_KEY] or gripper_tapped) else 0.0
         precision = bool(pygame.key.get_mods() & pygame.KMOD_SHIFT)
         return DeviceState(tuple(values[:3]), tuple(values[3:]), gripper, precision, frozenset(names),
-                           status="keyboard")
+                           status="keyboard", takeover_held=bool(pressed[TAKEOVER_KEY]))
 
     def help_lines(self) -> list[str]:
         return list(HELP)

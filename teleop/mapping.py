@@ -16,7 +16,7 @@ from .errors import TeleopError
 
 ANALOG = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
 HELD = ("precision",)
-EVENT_COMMANDS = ("start", "save", "discard", "reset", "take_over", "quit", "help")
+EVENT_COMMANDS = ("start", "save", "discard", "reset", "take_over", "quit", "help", "camera")
 COMMANDS = ANALOG + HELD + EVENT_COMMANDS
 BUILTIN = "gamepad_mappings.json"
 _SOURCE = re.compile(r"^(?P<sign>-?)(?:(?P<kind>axis|trigger|button)(?P<index>\d+)|hat(?P<hat>\d+)(?P<comp>[xy]))$")

@@ -10,6 +10,10 @@ Episode flow: READY (scene shown, the simulator waits) -> start (the start contr
 episode (PAUSED) and it resumes, with every step kept, when the device comes back. `--auto-save S`
 saves once success has held for S seconds.
 
+Views: the main camera fills the view and a second camera (a side view by default: the gripper's
+height over the object is hard to judge from the front) is inset in its corner; the camera control
+(C, or the pad's right-stick click) cycles the main camera through `cameras`, the inset showing the next.
+
 Per step the recorder stores the label `actions` (the operator's clean command), `executed_actions`
 when noise is injected, and the input log (`device_input`, `device_events`; see input_log.py).
 """
@@ -51,6 +55,8 @@ class SessionConfig:
     episodes: int = 0  # stop after this many saved episodes; 0 = until quit
     seed: int = 0  # episode k starts from seed + k (a discard retries the same seed)
     camera: str = "agentview"
+    cameras: tuple[str, ...] = ("sideview", "robot0_eye_in_hand")  # more views; the camera control cycles them
+    inset: bool = True  # show the next view in a corner of the main one
     render_size: int = 256
     window_size: tuple[int, int] = (512, 512)
     auto_save: float | None = None  # seconds of continuous success before saving by itself
@@ -106,7 +112,10 @@ class RecordingSession:
                 self.env.close()
             raise
         self.agent = DeviceAgent(device, config.gains)
-        self.episode_run = EpisodeRun(self.env, self.agent, max_steps=self.env.max_steps, recorder=EpisodeRecorder,
+        self.views = self._available_views([config.camera, *config.cameras])
+        self.view = 0
+        self.episode_run = EpisodeRun(self.env, self._episode_agent(), max_steps=self.env.max_steps,
+                                      recorder=EpisodeRecorder,
                               action_noise=config.noise.apply if config.noise is not None else None)
         self.result = SessionResult()
         self.period = 1.0 / self.env.spec.control_freq
@@ -115,6 +124,19 @@ class RecordingSession:
         self.attempt = 0  # seed offset of the current episode
         self.finished = False
         self._new_episode(advance=False)
+
+    def _episode_agent(self):
+        """What drives the episode: the person (a take-over session mixes in a policy)."""
+        return self.agent
+
+    def _available_views(self, names) -> list[str]:
+        model = self.env.raw.sim.model
+        known = {model.camera_id2name(i) for i in range(model.ncam)}
+        views = list(dict.fromkeys(n for n in names if n in known))
+        missing = [n for n in names if n not in known]
+        if missing:
+            logger.warning("no camera(s) %s in %s; views: %s", missing, self.env.spec.task, views or [names[0]])
+        return views or [names[0]]  # an unknown main camera still fails with the list at the first render
 
     # --- episode control ----------------------------------------------------------------------
     @property
@@ -189,13 +211,16 @@ class RecordingSession:
             return
         if ds.has("help"):
             self.show_help = not self.show_help
+        if ds.has("camera") and len(self.views) > 1:
+            self.view = (self.view + 1) % len(self.views)
+            self._frame = None
         if ds.has("save") and self.state in (RECORDING, DONE, PAUSED):
             self._save()
         elif ds.has("discard"):
             self._discard(advance=False)
         elif ds.has("reset"):
             self._discard(advance=True)
-        elif self.state == READY and (ds.has("start") or ds.moving or ds.gripper > 0.5):
+        elif self.state == READY and (ds.has("start") or ds.moving or ds.gripper > 0.5 or ds.takeover_held):
             self.state = RECORDING
             logger.info("recording episode (seed %d)", self.seed)
 
@@ -238,11 +263,24 @@ class RecordingSession:
             self.finished = True
         return ds
 
+    @property
+    def main_camera(self) -> str:
+        return self.views[self.view]
+
+    @property
+    def inset_camera(self) -> str | None:
+        if not self.config.inset or len(self.views) < 2:
+            return None
+        return self.views[(self.view + 1) % len(self.views)]
+
     def _draw(self, ds: DeviceState):
         if self._frame is None:  # the scene changes only when the simulator steps or resets
             size = self.config.render_size
-            self._frame = self.env.render(size, size, self.config.camera)
-        self.window.draw(self._frame, self._hud(ds), *self._banner(ds))
+            inset = self.inset_camera
+            self._frame = (self.env.render(size, size, self.main_camera),
+                           self.env.render(max(8, size // 2), max(8, size // 2), inset) if inset else None)
+        main, inset = self._frame
+        self.window.draw(main, self._hud(ds), *self._banner(ds), inset=inset, inset_label=self.inset_camera or "")
 
     def _banner(self, ds: DeviceState):
         if self.state == PAUSED:
@@ -269,6 +307,7 @@ class RecordingSession:
              f"{'   PRECISION' if ds.precision else ''}", FG),
             (f"device {ds.status or self.device.name}", FG if ds.connected else RED),
             (f"noise std {np.round(self.config.noise.std, 3).tolist()}" if self.config.noise is not None else "", DIM),
+            (f"view {self.main_camera}" + (f" + {self.inset_camera}" if self.inset_camera else ""), DIM),
             (f"frame {frame_ms:.0f} ms", DIM),
             ("", FG),
         ]

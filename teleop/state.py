@@ -12,7 +12,7 @@ from typing import Iterable, Protocol, runtime_checkable
 import numpy as np
 
 # every event a device may report; the order fixes the bit of each in a stored input log
-EVENTS: tuple[str, ...] = ("start", "save", "discard", "reset", "take_over", "quit", "help")
+EVENTS: tuple[str, ...] = ("start", "save", "discard", "reset", "take_over", "quit", "help", "camera")
 _EVENT_BIT = {name: 1 << i for i, name in enumerate(EVENTS)}
 
 ZERO3 = (0.0, 0.0, 0.0)
@@ -27,6 +27,7 @@ class DeviceState:
     events: frozenset[str] = field(default_factory=frozenset)
     connected: bool = True  # False: the device is gone (unplugged); the session pauses
     status: str = ""  # one line for the HUD (device name, mapping, "unplugged")
+    takeover_held: bool = False  # the take-over control is held down now (live take-over: the person drives)
 
     def __post_init__(self):
         unknown = set(self.events) - set(EVENTS)
@@ -43,7 +44,7 @@ class DeviceState:
 
     def with_events(self, events: Iterable[str]) -> DeviceState:
         return DeviceState(self.translation, self.rotation, self.gripper, self.precision,
-                           frozenset(self.events) | frozenset(events), self.connected, self.status)
+                           frozenset(self.events) | frozenset(events), self.connected, self.status, self.takeover_held)
 
     # --- input log encoding: one float row + one event bitmask per step ---------------------
     def to_row(self) -> np.ndarray:

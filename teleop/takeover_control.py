@@ -1,0 +1,66 @@
+"""The person's half of a live take-over (HG-DAgger), for `takeover.sim.agents.GatedTakeover`:
+
+- `gate`: the person drives while the take-over control is held, or (`stick_takeover`, the gamepad's
+  default) while any motion axis is pushed past the deadzone; letting go hands control back.
+- `teacher`: the person's action through the one mapping (`DeviceAgent`), started seamlessly: the
+  first step of a take-over holds the pose (zero arm action), the arm command then ramps up to the
+  person's over `ramp_steps` steps, and the gripper keeps the command that was executing (a policy
+  holding the cube does not drop it because the person's latch started open).
+
+The learner's side of a seamless hand-back (queue and history reset) is GatedTakeover's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .action import GripperLatch, PRESS_THRESHOLD
+from .device_agent import DeviceAgent
+
+
+class HumanTakeover:
+    def __init__(self, device_agent: DeviceAgent, stick_takeover: bool = True, ramp_steps: int = 3):
+        self.device_agent = device_agent
+        self.stick_takeover = bool(stick_takeover)
+        self.ramp_steps = max(1, int(ramp_steps))
+        self.teacher = _HumanTeacher(self)
+        self.reset()
+
+    def reset(self):
+        self.driving = False
+        self.takeovers = 0
+        self.last_gripper = -1.0  # robosuite starts with the gripper open
+        self.step_in_takeover = 0
+
+    def wants_control(self, ds) -> bool:
+        return bool(ds.connected and (ds.takeover_held or (self.stick_takeover and ds.moving)))
+
+    def gate(self, obs, env, proposal) -> bool:
+        want = self.wants_control(self.device_agent.state)
+        if want and not self.driving:
+            held = self.device_agent.state.gripper > PRESS_THRESHOLD
+            self.device_agent.latch = GripperLatch(command=self.last_gripper, pressed=held)
+            self.step_in_takeover = 0
+            self.takeovers += 1
+        if not want:  # the learner's proposal is what runs this step
+            self.last_gripper = 1.0 if float(proposal[6]) > 0 else -1.0
+        self.driving = want
+        return want
+
+    def person_action(self, obs, env) -> np.ndarray:
+        action = np.array(self.device_agent.act(obs, env), dtype=np.float64)
+        action[:6] *= min(1.0, self.step_in_takeover / self.ramp_steps)
+        self.step_in_takeover += 1
+        self.last_gripper = 1.0 if action[6] > 0 else -1.0
+        return action
+
+
+class _HumanTeacher:
+    def __init__(self, owner: HumanTakeover):
+        self.owner = owner
+
+    def reset(self, env):
+        self.owner.device_agent.reset(env)
+        self.owner.reset()
+
+    def act(self, obs, env):
+        return self.owner.person_action(obs, env)
