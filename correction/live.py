@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,7 +197,8 @@ class LiveDagger:
         self.retrain_defaults = {"eval_episodes": 0, **(retrain_defaults or {})}
         self.counts = SessionCounts()
         self.retrain = BackgroundRetrain()
-        self.ready = None  # a finished retrain waiting for the end of the attempt
+        self.ready = None  # a finished retrain waiting for the end of the attempt: (checkpoint, Future of its policy)
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-loader")
         self.loaded_at = self.loaded_wall = None
         self.last_error = ""
         self.planner = BackgroundPlanner(self._load(self.state["checkpoints"][-1]))
@@ -251,7 +253,7 @@ class LiveDagger:
         if message is None:
             return
         if message[0] == "ok":
-            self.ready = message[1]
+            self.ready = (message[1], self._loader.submit(self._load, message[1]))  # loads off the frame thread
             log.info("retrained policy ready (%d steps): %s; it takes over after this attempt", message[2], message[1])
         else:
             self.last_error = message[1]
@@ -262,10 +264,18 @@ class LiveDagger:
     def between_episodes(self, session=None):
         """Swap in a finished retrain (the window calls this only between attempts)."""
         self.poll()
-        if self.ready is None:
+        if self.ready is None or not self.ready[1].done():
             return
-        best, self.ready = self.ready, None
-        self.planner.set_policy(self._load(best))
+        (best, loading), self.ready = self.ready, None
+        try:
+            policy = loading.result()
+        except Exception as exc:  # noqa: BLE001  (a bad checkpoint leaves the current policy driving)
+            self.last_error = f"{Path(best).name}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
+            log.error("cannot load the retrained policy: %s", self.last_error)
+            self.state["live"]["training"] = None
+            self.run._write_state()
+            return
+        self.planner.set_policy(policy)
         k = self.round
         rounds = self.state["rounds"]
         labels = (rounds[-1]["expert_labels"] if rounds else self.state["initial_labels"])
@@ -314,6 +324,7 @@ class LiveDagger:
 
     def close(self):
         self.retrain.stop()
+        self._loader.shutdown(wait=True)
         self.planner.close()
 
 
