@@ -166,7 +166,7 @@ class LiveTakeoverSession(RecordingSession):
         lines = [
             (f"{spec.task} HG-DAgger  round {k}  seed {self.seed}", FG),
             (f"driving: {who[0]}   step {self.steps}/{spec.max_steps}", who[1]),
-            (f"labels this round {counts.round_labels.get(k, 0) + self.episode_labels}"
+            (f"labels this round {live.round_labels(k) + self.episode_labels}"
              f"  (this attempt {self.episode_labels})", FG),
             (f"success {counts.successes}/{counts.attempts}   policy alone "
              f"{counts.alone_successes}/{counts.alone_attempts}", FG),
@@ -279,7 +279,7 @@ class LiveDagger:
         k = self.round
         rounds = self.state["rounds"]
         labels = (rounds[-1]["expert_labels"] if rounds else self.state["initial_labels"])
-        new = self.counts.round_labels.get(k, 0) + self._labels_before_session(k)
+        new = self.round_labels(k)
         self.state["checkpoints"].append(str(Path(best).resolve()))
         rounds.append({"round": k, "beta": 0.0, "episodes": self.counts.round_episodes.get(k, 0) + self._episodes_before(k),
                        "new_labels": new, "expert_labels": labels + new, "checkpoint": str(Path(best).resolve()),
@@ -313,8 +313,13 @@ class LiveDagger:
                 if attrs.get("source") == "dagger":
                     k = int(attrs.get("round", 0))
                     labels, episodes = self._before.get(k, (0, 0))
-                    flags = reader.episode(d, check=False).extras.get("interventions")
+                    group = reader._group(d)
+                    flags = group["interventions"][()] if "interventions" in group else None
                     self._before[k] = (labels + int(np.sum(flags != 0)) if flags is not None else labels, episodes + 1)
+
+    def round_labels(self, k) -> int:
+        """The person's steps saved in round k, earlier sessions included."""
+        return self.counts.round_labels.get(k, 0) + self._labels_before_session(k)
 
     def _labels_before_session(self, k):
         return getattr(self, "_before", {}).get(k, (0, 0))[0]
