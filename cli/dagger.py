@@ -55,7 +55,11 @@ def dagger(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
 ):
     """Roll out the beta-mixture of expert and learner, label every visited state with the expert,
-    aggregate, retrain, evaluate; one folder per round and a report."""
+    aggregate, retrain, evaluate; one folder per round and a report.
+
+    Live take-over (--expert human --device gamepad|keyboard): the policy drives in a window; hold the
+    take-over control (pad: or push a stick) to drive, let go to hand back. Each attempt is saved;
+    only your steps are labels. --retrain-every N retrains in the background; quit any time, --resume."""
     from takeover.correction.dagger import run_dagger
 
     if expert not in ("scripted", "human"):

@@ -49,8 +49,8 @@ from .retrain import BackgroundRetrain
 log = logging.getLogger(__name__)
 
 LOADED_NOTICE_S = 8.0  # the HUD highlights a freshly loaded policy this long
-TAKEOVER_HELP = ["hold take-over (or push a stick on a pad): you drive; let go: the policy drives",
-                 "save: keep the attempt now   discard: retry it   reset: keep it, next start"]
+TAKEOVER_HELP = ["take over: hold it (pad: or push a stick)", "let go: the policy drives again",
+                 "save/reset: keep the attempt; discard: retry"]
 
 
 @dataclass
@@ -215,7 +215,10 @@ class LiveDagger:
     @property
     def policy_name(self) -> str:
         path = Path(self.state["checkpoints"][-1])
-        return f"{path.parent.parent.parent.name}/{path.name}" if path.parent.name == "checkpoints" else path.name
+        if path.parent.name != "checkpoints":
+            return path.name
+        run = path.parent.parent  # a run folder; a DAgger round's is round_<k>/train
+        return f"{run.parent.name if run.name == 'train' else run.name}/{path.name}"
 
     def _load(self, checkpoint: str):
         policy, _, _ = load_checkpoint(checkpoint, overrides=self.overrides)
