@@ -32,6 +32,8 @@ def dagger(
                                                   help="Live: pushing a stick (any motion) past the deadzone takes over "
                                                        "too (default: on for the gamepad, off for the keyboard)."),
     camera: str = typer.Option("agentview", help="Live: main camera (the camera control cycles the views)."),
+    inset: bool = typer.Option(False, "--inset/--no-inset", help="Live: start with a side view inset (a second "
+                                                                   "render per step)."),
     size: str = typer.Option("512", help="Live: window view size, N or WxH."),
     render_size: int = typer.Option(256, help="Live: camera render resolution.", callback=limits(min=8)),
     mapping: Optional[Path] = typer.Option(None, "--mapping", help="Live: extra gamepad mapping JSON."),
@@ -77,7 +79,7 @@ def dagger(
                        train_overrides={"weighting": weighting, **({"steps": train_steps} if train_steps else {})})
     say = lambda line: typer.echo(line, err=True)  # noqa: E731
     if live:
-        _live(cfg, resume, device, stick_takeover, camera, size, render_size, mapping, gripper, episodes, realtime,
+        _live(cfg, resume, device, stick_takeover, (camera, inset), size, render_size, mapping, gripper, episodes, realtime,
               max_frames, say)
         typer.echo(f"wrote {out / 'report.md'}; continue with --resume")
         return
@@ -106,7 +108,8 @@ def _live(cfg, resume, device, stick_takeover, camera, size, render_size, mappin
         from takeover.teleop.keyboard import KeyboardDevice
         dev = KeyboardDevice()
     gains = ActionGains(gripper_mode=gripper or ("hold" if device == "gamepad" else "toggle"))
-    session = SessionConfig(camera=camera, window_size=_parse_size(size), render_size=render_size, gains=gains,
+    camera, inset = camera
+    session = SessionConfig(camera=camera, inset=inset, window_size=_parse_size(size), render_size=render_size, gains=gains,
                             episodes=episodes, realtime=realtime, max_frames=max_frames)
     state = run_live(run, dev, session, stick_takeover=stick_takeover, say=say)
     live = state.get("live") or {}

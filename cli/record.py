@@ -41,7 +41,10 @@ def record(
     episodes: int = typer.Option(0, help="Stop after this many saved episodes (0: until quit).",
                                  callback=limits(min=0)),
     seed: int = typer.Option(0, help="Seed of the first episode; episode k starts from seed + k."),
-    camera: str = typer.Option("agentview", help="Camera shown in the window."),
+    camera: str = typer.Option("agentview", help="Camera shown in the window (the camera control, C or the pad's "
+                                                 "right-stick click, cycles views: side view inset, side, eye-in-hand)."),
+    inset: bool = typer.Option(False, "--inset/--no-inset", help="Start with a side view inset in the main view "
+                                                                   "(costs a second render per step)."),
     size: str = typer.Option("512", help="Window view size: N or WxH (the HUD panel is added on the right)."),
     render_size: int = typer.Option(256, help="Render resolution of the camera (square); scaled to --size.",
                                     callback=limits(min=8)),
@@ -78,7 +81,7 @@ def record(
     base = ActionGains(translation=1.0, rotation=1.0) if device == "scripted" else ActionGains()
     gains = ActionGains(min(1.0, base.translation * speed), min(1.0, base.rotation * speed), base.precision_scale, gripper)
     action_noise = ActionNoise.from_option(noise, 7, seed=noise_seed) if noise is not None else None
-    config = SessionConfig(task=task, output=output, append=append, episodes=episodes, seed=seed, camera=camera,
+    config = SessionConfig(task=task, output=output, append=append, episodes=episodes, seed=seed, camera=camera, inset=inset,
                            render_size=render_size, window_size=_parse_size(size), auto_save=auto_save,
                            realtime=realtime, gains=gains, noise=action_noise, max_frames=max_frames, spec=spec)
     env = None

@@ -175,7 +175,7 @@ class LiveTakeoverSession(RecordingSession):
             (f"now: success {'YES' if self.success else 'no'}   gripper "
              f"{'closed' if self.latch.command > 0 else 'open'}", GREEN if self.success else DIM),
             (f"device {ds.status or self.device.name}", FG if ds.connected else RED),
-            (f"view {self.main_camera}" + (f" + {self.inset_camera}" if self.inset_camera else "")
+            (f"view {self.main_camera}" + (f" + {self.inset_camera}" if self.inset_camera else " (camera: more)")
              + f"   frame {self.result.frame_ms[-1] if self.result.frame_ms else 0.0:.0f} ms", DIM),
             ("", FG),
         ]

@@ -10,9 +10,12 @@ Episode flow: READY (scene shown, the simulator waits) -> start (the start contr
 episode (PAUSED) and it resumes, with every step kept, when the device comes back. `--auto-save S`
 saves once success has held for S seconds.
 
-Views: the main camera fills the view and a second camera (a side view by default: the gripper's
-height over the object is hard to judge from the front) is inset in its corner; the camera control
-(C, or the pad's right-stick click) cycles the main camera through `cameras`, the inset showing the next.
+Views: the camera control (C, or the pad's right-stick click) cycles the layouts: the main camera
+alone; the main camera with a second one (a side view by default: the gripper's height over the
+object is hard to judge from the front) inset in its corner; each other camera as the main view with
+the first inset. A layout with an inset renders twice per step (llvmpipe's cost per render is mostly
+the scene's geometry, so a small inset costs nearly a full render): the single view is the default, so
+the recording loop keeps its frame-time bar, and `inset=True` starts with the inset.
 
 Per step the recorder stores the label `actions` (the operator's clean command), `executed_actions`
 when noise is injected, and the input log (`device_input`, `device_events`; see input_log.py).
@@ -56,7 +59,7 @@ class SessionConfig:
     seed: int = 0  # episode k starts from seed + k (a discard retries the same seed)
     camera: str = "agentview"
     cameras: tuple[str, ...] = ("sideview", "robot0_eye_in_hand")  # more views; the camera control cycles them
-    inset: bool = True  # show the next view in a corner of the main one
+    inset: bool = False  # start with the second view inset in a corner of the main one
     render_size: int = 256
     window_size: tuple[int, int] = (512, 512)
     auto_save: float | None = None  # seconds of continuous success before saving by itself
@@ -112,8 +115,8 @@ class RecordingSession:
                 self.env.close()
             raise
         self.agent = DeviceAgent(device, config.gains)
-        self.views = self._available_views([config.camera, *config.cameras])
-        self.view = 0
+        self.views = self._layouts(self._available_views([config.camera, *config.cameras]))
+        self.view = 1 if config.inset and len(self.views) > 1 else 0
         self.episode_run = EpisodeRun(self.env, self._episode_agent(), max_steps=self.env.max_steps,
                                       recorder=EpisodeRecorder,
                               action_noise=config.noise.apply if config.noise is not None else None)
@@ -137,6 +140,14 @@ class RecordingSession:
         if missing:
             logger.warning("no camera(s) %s in %s; views: %s", missing, self.env.spec.task, views or [names[0]])
         return views or [names[0]]  # an unknown main camera still fails with the list at the first render
+
+    @staticmethod
+    def _layouts(cameras) -> list[tuple[str, str | None]]:
+        """(main, inset) pairs the camera control cycles through."""
+        main, others = cameras[0], cameras[1:]
+        if not others:
+            return [(main, None)]
+        return [(main, None), (main, others[0])] + [(c, main) for c in others]
 
     # --- episode control ----------------------------------------------------------------------
     @property
@@ -265,13 +276,11 @@ class RecordingSession:
 
     @property
     def main_camera(self) -> str:
-        return self.views[self.view]
+        return self.views[self.view][0]
 
     @property
     def inset_camera(self) -> str | None:
-        if not self.config.inset or len(self.views) < 2:
-            return None
-        return self.views[(self.view + 1) % len(self.views)]
+        return self.views[self.view][1]
 
     def _draw(self, ds: DeviceState):
         if self._frame is None:  # the scene changes only when the simulator steps or resets
@@ -307,7 +316,7 @@ class RecordingSession:
              f"{'   PRECISION' if ds.precision else ''}", FG),
             (f"device {ds.status or self.device.name}", FG if ds.connected else RED),
             (f"noise std {np.round(self.config.noise.std, 3).tolist()}" if self.config.noise is not None else "", DIM),
-            (f"view {self.main_camera}" + (f" + {self.inset_camera}" if self.inset_camera else ""), DIM),
+            (f"view {self.main_camera}" + (f" + {self.inset_camera}" if self.inset_camera else "  (camera: more)"), DIM),
             (f"frame {frame_ms:.0f} ms", DIM),
             ("", FG),
         ]

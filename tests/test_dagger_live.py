@@ -113,7 +113,7 @@ def test_live_takeover_with_a_virtual_pad(small_lift, tmp_path, headless):
     assert seen["policy"] == "policy" and seen["stick"] == "person"
     assert seen["paused"] == ("paused", 40)
     assert seen["released"] == "policy" and seen["held"] == "person"
-    assert seen["views"] == ("sideview", "robot0_eye_in_hand")
+    assert seen["views"] == ("agentview", "sideview")  # one press of the camera control: a side view inset
     window = Window((512, 512), "fit")  # the default window: every line of the take-over HUD, help included, fits
     fitted = window.fit_lines(seen["hud"])
     assert all(window.font.size(t)[0] <= window.text_width for t, _ in fitted), fitted
@@ -171,7 +171,13 @@ def test_every_hud_and_help_line_fits_the_panel(headless, tmp_path):
         fitted = window.fit_lines(recording._hud(DeviceState(status=long_status)))
         assert all(window.font.size(t)[0] <= window.text_width for t, _ in fitted), fitted
         assert PANEL_MARGIN + len(fitted) * LINE_HEIGHT <= 512, len(fitted)
-        assert recording.inset_camera == "sideview"  # a second view by default
+        assert recording.main_camera == "agentview" and recording.inset_camera is None
+        views = [(recording.main_camera, recording.inset_camera)]
+        for _ in range(4):  # the camera control cycles the views, back to the first
+            recording._handle_events(DeviceState(events={"camera"}))
+            views.append((recording.main_camera, recording.inset_camera))
+        assert views == [("agentview", None), ("agentview", "sideview"), ("sideview", "agentview"),
+                         ("robot0_eye_in_hand", "agentview"), ("agentview", None)]
     finally:
         recording.close()
     window = Window((512, 512), "fit")
