@@ -173,7 +173,7 @@ class LiveTakeoverSession(RecordingSession):
             (policy_line, GREEN if loaded_ago is not None and loaded_ago < LOADED_NOTICE_S else FG),
             (live.retrain_status(), DIM),
             (f"now: success {'YES' if self.success else 'no'}   gripper "
-             f"{'closed' if self.latch.command > 0 else 'open'}", GREEN if self.success else DIM),
+             f"{'closed' if self.human.last_gripper > 0 else 'open'}", GREEN if self.success else DIM),
             (f"device {ds.status or self.device.name}", FG if ds.connected else RED),
             (f"view {self.main_camera}" + (f" + {self.inset_camera}" if self.inset_camera else " (camera: more)")
              + f"   frame {self.result.frame_ms[-1] if self.result.frame_ms else 0.0:.0f} ms", DIM),

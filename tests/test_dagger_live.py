@@ -150,6 +150,8 @@ def test_live_takeover_with_a_virtual_pad(small_lift, tmp_path, headless):
     # no jump at either hand-over: the hand's step at each switch is no bigger than its typical steps
     steps = eef_steps(ep)
     typical = np.percentile(steps, 90)
+    print(f"\nhand step (mm) at the switches 10/22/30/36: {[round(1000 * steps[i], 2) for i in (10, 22, 30, 36)]}, "
+          f"typical (p90) {1000 * typical:.2f}, max {1000 * steps.max():.2f}")
     for switch in (10, 22, 30, 36):
         assert steps[switch] <= 1.2 * typical, (switch, steps[switch], typical, steps.round(4))
     if split is not None:
