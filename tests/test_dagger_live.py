@@ -195,26 +195,34 @@ def test_every_hud_and_help_line_fits_the_panel(headless, tmp_path):
     window.close()
 
 
-def test_background_planner_gives_the_synchronous_actions(small_lift):
-    """Every head's next action computed on the thread equals the synchronous policy's (a chunked
-    head re-plans every 4 steps; the queue and history reset with the episode)."""
-    from takeover.policies.background import BackgroundPlanner
-    from takeover.policies.checkpoint import load_checkpoint
-    from takeover.policies.evaluate import resolve_checkpoint
+@pytest.mark.parametrize("head, options", [("gaussian", {}), ("autoregressive", {"action_horizon": 8, "exec_horizon": 4}),
+                                           ("lstm", {}), ("cvae", {"action_horizon": 6, "exec_horizon": 3})])
+def test_background_planner_gives_the_synchronous_actions(head, options):
+    """For every kind of head (single step, chunked, recurrent) the actions computed on the thread are
+    the synchronous policy's, a reset in the middle included, and every one came from a prefetch."""
+    import copy
 
-    _, run = small_lift
-    reference, _, _ = load_checkpoint(resolve_checkpoint(run))
-    threaded, _, _ = load_checkpoint(resolve_checkpoint(run))
-    planner = BackgroundPlanner(threaded)
-    rng = np.random.default_rng(0)
-    obs_seq = [{k: rng.normal(size=s).astype(np.float32) for k, s in
-                zip(reference.shapes.obs_keys, reference.shapes.obs_shapes)} for _ in range(12)]
+    import torch
+
+    from takeover.policies.background import BackgroundPlanner
+    from synthetic import bimodal, build
+
+    obs, actions = bimodal(64, action_dim=7)
+    torch.manual_seed(0)
+    reference = build(head, obs, actions, **options).eval()
+    planner = BackgroundPlanner(copy.deepcopy(reference))
+    rng = np.random.default_rng(1)
     reference.reset()
     planner.reset()
-    for obs in obs_seq:
-        planner.prefetch(obs)
-        np.testing.assert_allclose(planner.act(obs), reference.act(obs), atol=1e-6)
-    assert planner.prefetched == 12 and planner.synchronous == 0
+    for i in range(14):
+        if i == 7:  # a hand-back: both start over
+            reference.reset()
+            planner.reset()
+        o = rng.normal(size=3).astype(np.float32)
+        planner.prefetch(o)
+        threaded = planner.act(o)
+        np.testing.assert_allclose(threaded, reference.act(o), atol=1e-6)
+    assert planner.prefetched == 14 and planner.synchronous == 0
     planner.close()
 
 
