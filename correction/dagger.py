@@ -2,7 +2,8 @@
 every visited state, the labels join the data, the learner retrains, repeat. With `labeller="operator"`
 it is HG-DAgger: the learner drives and a simulated operator (the scripted expert playing a person,
 `operator.py`) takes over where it strays; only the operator's steps (`interventions` = 1) are labels,
-the rest stay in the file as observation history.
+the rest stay in the file as observation history. With `labeller="human"` a person takes over live in
+the window (`live.py`, `run_live(DaggerRun(cfg), device)`): same run folder, data file, state and resume.
 
     run_dagger(DaggerConfig(data="demos.hdf5", policy="runs/bc", out="runs/dagger", rounds=5))
 
