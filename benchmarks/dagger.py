@@ -103,12 +103,12 @@ def settings_of(args) -> dict:
             "dagger_training": "warm start from the previous round, --steps steps on the aggregate"}
 
 
-def load_results(path: Path, settings: dict) -> dict:
+def load_results(path: Path, settings: dict, compared=COMPARED) -> dict:
     if not path.exists():
         return {"settings": settings, "entries": {}}
     results = json.loads(path.read_text())
     saved = results["settings"]
-    changed = {k: (saved.get(k), settings[k]) for k in COMPARED if saved.get(k) != settings[k]}
+    changed = {k: (saved.get(k), settings[k]) for k in compared if saved.get(k) != settings[k]}
     if changed:
         raise SystemExit(f"{path} was made with other settings {changed} (saved, now); "
                          "pass another --out or move the file away")
@@ -135,21 +135,26 @@ def labels_of(path: Path) -> int:
         return sum(reader.num_samples(d) for d in reader.demos)
 
 
-def demos_with_labels(spec: EnvSpec, folder: Path, start: Path, budget: int, workers: int) -> Path:
+def demos_with_labels(spec: EnvSpec, folder: Path, start: Path | None, budget: int, workers: int,
+                      first_seed: int = 0, **collect_options) -> Path:
     """The first demos of the seed's stream (`start`, then the next scripted demos) holding >= `budget`
     steps: what one would collect, stopping as soon as the budget is met. The stream grows in
-    folder/pool.hdf5, so later budgets reuse the demos collected for earlier ones."""
+    folder/pool.hdf5, so later budgets reuse the demos collected for earlier ones. Without `start` the
+    stream begins at `first_seed`; `collect_options` (action_noise, keep_failed) go to collect_scripted."""
     path = folder / f"bc_{budget}.hdf5"
     if path.exists() and labels_of(path) >= budget:
         return path
+    folder.mkdir(parents=True, exist_ok=True)
     pool = folder / "pool.hdf5"
-    if not pool.exists():
+    if not pool.exists() and start is not None:
         merge([start], pool)  # a copy: the initial demos are never modified
+    if not pool.exists():
+        collect_scripted(spec, str(pool), 1, seed=first_seed, workers=1, **collect_options)
     while (have := labels_of(pool)) < budget:
         with DemoReader(pool) as reader:
             mean_length = have / len(reader)
         collect_scripted(spec, str(pool), max(1, math.ceil((budget - have) / mean_length)), workers=workers,
-                         append=True)  # seeds after the file's largest
+                         append=True, **collect_options)  # seeds after the file's largest
     path.unlink(missing_ok=True)
     with DemoReader(pool) as reader, DemoWriter(path, reader.spec, object_layout=reader.object_layout) as writer:
         total = 0

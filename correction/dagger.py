@@ -78,6 +78,15 @@ class OperatorAgent:
         return GatedTakeover(operator.teacher, CheckpointAgent(self.checkpoint)(), operator.gate)
 
 
+def write_atomic(path: Path, text: str):
+    """Write a small text file so that a kill leaves either the old file or the whole new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def labels_in(episode) -> int:
     """Expert labels an episode adds: every step, or the operator's steps in a take-over episode."""
     flags = episode.extras.get("interventions")
@@ -159,11 +168,7 @@ class DaggerRun:
         self._write_state()
 
     def _write_state(self):
-        tmp = self.state_path.with_name(f".{STATE_FILE}.tmp")
-        tmp.write_text(json.dumps(self.state, indent=2))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, self.state_path)
+        write_atomic(self.state_path, json.dumps(self.state, indent=2))
 
     # ----- the rounds --------------------------------------------------------------------------------
     def run(self, say=log.info) -> dict:
@@ -239,19 +244,20 @@ class DaggerRun:
 
     def _record_round(self, k: int, pool: RolloutPool, beta: float, episodes: int, new_labels: int):
         ckpt = self.state["checkpoints"][-1]
-        report = evaluate(ckpt, seeds=eval_seeds(self.cfg.eval_episodes, EVAL_SEED_START), pool=pool)
-        folder = self.out / f"round_{k}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "eval.json").write_text(report.to_json())
         labels = (self.state["rounds"][-1]["expert_labels"] if self.state["rounds"] else self.state["initial_labels"])
-        self.state["rounds"].append({
-            "round": k, "beta": round(beta, 6), "episodes": episodes, "new_labels": new_labels,
-            "expert_labels": labels + new_labels, "checkpoint": ckpt, "eval_episodes": report.episodes,
-            "successes": report.successes, "success_rate": report.success_rate, "ci95": list(report.ci95),
-            "mean_length": report.mean_length})
+        entry = {"round": k, "beta": round(beta, 6), "episodes": episodes, "new_labels": new_labels,
+                 "expert_labels": labels + new_labels, "checkpoint": ckpt, "eval_episodes": 0}
+        if self.cfg.eval_episodes:
+            report = evaluate(ckpt, seeds=eval_seeds(self.cfg.eval_episodes, EVAL_SEED_START), pool=pool)
+            folder = self.out / f"round_{k}"
+            folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(folder / "eval.json", report.to_json())
+            entry.update(eval_episodes=report.episodes, successes=report.successes, success_rate=report.success_rate,
+                         ci95=list(report.ci95), mean_length=report.mean_length)
+            log.info("round %d: success %.2f [%.2f, %.2f] with %d expert labels", k, report.success_rate,
+                     *report.ci95, labels + new_labels)
+        self.state["rounds"].append(entry)
         self._write_state()
-        log.info("round %d: success %.2f [%.2f, %.2f] with %d expert labels", k, report.success_rate,
-                 *report.ci95, labels + new_labels)
 
     # ----- report ------------------------------------------------------------------------------------
     def _report(self):
@@ -266,8 +272,8 @@ class DaggerRun:
                  "Wilson 95% interval.", "",
                  "| round | beta | expert labels | success | 95% CI | mean length |", "|---|---|---|---|---|---|"]
         for r in rounds:
-            if r.get("success_rate") is None:  # a live round: not evaluated (the person's attempts are in `session`)
-                lines.append(f"| {r['round']} | {r['beta']:.3f} | {r['expert_labels']} | - | - | - |")
+            if not r.get("eval_episodes"):  # a live round or eval_episodes=0 (a live round's attempts: below)
+                lines.append(f"| {r['round']} | {r['beta']:.3f} | {r['expert_labels']} | not evaluated | | |")
                 continue
             lines.append(f"| {r['round']} | {r['beta']:.3f} | {r['expert_labels']} | {r['success_rate']:.2f} | "
                          f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {r['mean_length']:.0f} |")
@@ -280,8 +286,7 @@ class DaggerRun:
                 s = r["session"]
                 lines.append(f"| {r['round']} | {s['attempts']} | {s['successes']} | {s['alone_successes']} / "
                              f"{s['alone_attempts']} | {r['new_labels']} |")
-        rounds = [r for r in rounds if r.get("success_rate") is not None]
-        plot = self._plot(rounds) if rounds else None
+        plot = self._plot(rounds)
         if plot:
             lines += ["", f"![success against expert labels]({plot.relative_to(self.out)})"]
         (self.out / "report.md").write_text("\n".join(lines) + "\n")
@@ -295,6 +300,9 @@ class DaggerRun:
         except ImportError:
             return None
         (self.out / "plots").mkdir(exist_ok=True)
+        rounds = [r for r in rounds if r.get("eval_episodes")]
+        if not rounds:
+            return None
         x = [r["expert_labels"] for r in rounds]
         y = [r["success_rate"] for r in rounds]
         err = [[r["success_rate"] - r["ci95"][0] for r in rounds], [r["ci95"][1] - r["success_rate"] for r in rounds]]

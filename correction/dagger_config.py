@@ -31,7 +31,8 @@ class DaggerConfig:
     beta: str = config_field("exp:0.7", help="Probability the expert's action runs in round k: linear:R (1 - k/R), "
                              "exp:P (P^k) or const:B.")
     workers: int = config_field(2, help="Rollout worker processes (0 or 1: in this process).", min=0)
-    eval_episodes: int = config_field(50, help="Evaluation episodes per round (fixed seeds).", min=1)
+    eval_episodes: int = config_field(50, help="Evaluation episodes per round (fixed seeds); 0 skips the evaluation "
+                                      "(a study that evaluates chosen rounds itself).", min=0)
     from_scratch: bool = config_field(False, help="Retrain from random weights on the aggregate each round "
                                       "(default: warm start from the previous round's policy).")
     train_overrides: dict = config_field(default_factory=dict, help="TrainConfig fields for the retraining (steps, ...).")

@@ -286,7 +286,7 @@ class LiveDagger:
         self.state["checkpoints"].append(str(Path(best).resolve()))
         rounds.append({"round": k, "beta": 0.0, "episodes": self.counts.round_episodes.get(k, 0) + self._episodes_before(k),
                        "new_labels": new, "expert_labels": labels + new, "checkpoint": str(Path(best).resolve()),
-                       "success_rate": None, "session": self.counts.summary()})
+                       "eval_episodes": 0, "session": self.counts.summary()})
         self.state["live"]["training"] = None
         self.run._write_state()
         self.loaded_at, self.loaded_wall = time.monotonic(), time.time()

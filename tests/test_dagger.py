@@ -1,6 +1,7 @@
 """DAgger with the scripted expert: schedules, bad input, and a weak Lift policy that improves."""
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,7 +115,7 @@ def test_operator_dagger_stores_take_overs_and_counts_only_operator_steps(tmp_pa
     collect_scripted(EnvSpec(task="Lift", horizon=60), str(demos), 2, workers=1)
     train(TrainConfig(data=str(demos), out=str(tmp_path / "bc"), head="gaussian", steps=30, eval_episodes=0, threads=1))
     cfg = DaggerConfig(data=str(demos), policy=str(tmp_path / "bc"), out=str(tmp_path / "hg"), rounds=1,
-                       episodes_per_round=3, labeller="operator", workers=0, eval_episodes=2,
+                       episodes_per_round=3, labeller="operator", workers=0, eval_episodes=0,
                        train_overrides={"steps": 30, "eval_episodes": 0, "threads": 1})
     state = run_dagger(cfg)
     with DemoReader(tmp_path / "hg" / "data.hdf5") as r:
@@ -125,6 +126,10 @@ def test_operator_dagger_stores_take_overs_and_counts_only_operator_steps(tmp_pa
     assert 0 < flags.sum() < len(flags)  # the operator drove some steps, the policy others
     assert all(ep.extras["policy_actions"].shape == ep.actions.shape for ep in takeovers)
     assert state["rounds"][1]["expert_labels"] == initial + int(flags.sum())
+    # eval_episodes=0: rounds are recorded (labels, checkpoint) but not evaluated
+    assert [r["eval_episodes"] for r in state["rounds"]] == [0, 0] and "success_rate" not in state["rounds"][1]
+    assert Path(state["rounds"][1]["checkpoint"]).is_file() and not (tmp_path / "hg" / "round_1" / "eval.json").exists()
+    assert "not evaluated" in (tmp_path / "hg" / "report.md").read_text()
 
 
 @pytest.mark.slow

@@ -1,0 +1,353 @@
+"""The corrections study: what each way of correcting behaviour cloning's drift is worth per expert label.
+
+Per task and training seed, at label budgets of about 5, 10 and 20 scripted demonstrations' worth of
+expert labels (--budgets, in demos; one demo's worth = the mean length of the seed's first 5 demos),
+every method trains the same head with the same gradient steps and is evaluated on the same fixed
+evaluation seeds:
+
+  bc          scripted demos of the seed's stream until the budget is met;
+  dart-fixed  the scripted expert with fixed Gaussian noise on the executed arm action (--dart-std);
+              the clean command is the label; every noisy episode is kept (its labels are valid
+              wherever it went) until the budget is met;
+  dart-fit    DART with the noise refitted each iteration to the learner's error against the expert
+              (correction/dart.py), from --initial-demos clean demos;
+  dagger      scripted DAgger (beta mixture, --beta) from --initial-demos clean demos and their BC policy;
+  hg-dagger   HG-DAgger with the simulated operator (correction/operator.py), same start;
+  ccil        the bc demos of the budget plus CCIL corrective labels from a learned dynamics model
+              (correction/ccil.py): no extra expert labels.
+
+Every expert label counts, whichever way it was obtained (a DAgger round's labels, a noisy episode's
+labels, a failed demo's labels when it is kept). Round-based methods (dart-fit, dagger, hg-dagger)
+add --episodes-per-round episodes per round and are evaluated at the first round whose labels reach
+each budget, so their points sit at or a little above the budget: the JSON and the table give the
+actual label counts.
+
+The compounding-error measurement (--compounding): from the same start states (the first
+--compounding-episodes evaluation seeds), the policy and the scripted expert each run the full horizon;
+d(t) = |x_policy(t) - x_expert(t)| with x = (end-effector position, object position). Reported per
+method at the middle budget: mean d(t), the slope of a linear fit of d(t), and the exponent p of the
+cumulative cost C(T) = sum_{t<T} d(t) ~ T^p (behaviour cloning's bound is O(eps T^2), DAgger's O(eps T)),
+with the R^2 of a linear and of a quadratic fit of C(T).
+
+    python benchmarks/corrections.py --task PickPlaceCan                  # 3 seeds, 50 episodes per point
+    python benchmarks/corrections.py --task Lift --horizon 100 --seeds 1 --eval-episodes 20 --steps 800
+
+Results: benchmarks/results/corrections_<task>.json + .png; finished (method, seed) entries are kept
+when the script runs again with the same settings. Work files: benchmarks/results/work/corrections_<task>/.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS  # noqa: E402
+from dagger import (DEMO_SEED_STRIDE, demos_with_labels, evaluate_cached, labels_of, load_results,  # noqa: E402
+                    point, save_results, train_bc)
+
+from takeover.correction.dagger import DaggerConfig, run_dagger  # noqa: E402
+from takeover.datasets import DemoReader  # noqa: E402
+from takeover.policies.evaluate import CheckpointAgent, eval_seeds  # noqa: E402
+from takeover.sim import EnvSpec  # noqa: E402
+from takeover.sim.rollout import RolloutPool  # noqa: E402
+from takeover.teleop.noise import ActionNoise  # noqa: E402
+from takeover.teleop.scripted_collection import ExpertAgent, collect_scripted  # noqa: E402
+
+METHODS = ("bc", "dart-fixed", "dart-fit", "dagger", "hg-dagger", "ccil")
+COLOURS = {"bc": "tab:green", "dart-fixed": "tab:purple", "dart-fit": "tab:pink", "dagger": "tab:blue",
+           "hg-dagger": "tab:orange", "ccil": "tab:brown"}
+DAGGER_LABELLER = {"dagger": "scripted", "hg-dagger": "operator"}
+COMPARED = ("task", "horizon", "budgets", "initial_demos", "episodes_per_round", "steps", "head", "beta",
+            "operator_threshold", "dart_std", "eval_episodes", "selection_episodes")
+MAX_ROUNDS = 60  # a round-based method that stops gaining labels (an operator who never takes over) ends here
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", default="PickPlaceCan", choices=("PickPlaceCan", "Lift", "NutAssemblySquare"))
+    ap.add_argument("--horizon", type=int, default=None, help="episode length (default: the task's)")
+    ap.add_argument("--budgets", default="5,10,20", help="label budgets in demonstrations' worth")
+    ap.add_argument("--initial-demos", type=int, default=3, help="clean demos that start the round-based methods")
+    ap.add_argument("--episodes-per-round", type=int, default=2, help="episodes per DAgger/DART round")
+    ap.add_argument("--steps", type=int, default=3000, help="gradient steps of every training")
+    ap.add_argument("--head", default="gmm")
+    ap.add_argument("--beta", default="const:0.7", help="scripted DAgger's schedule")
+    ap.add_argument("--operator-threshold", type=float, default=0.5)
+    ap.add_argument("--dart-std", type=float, default=0.1, help="dart-fixed: std of the noise on each arm dimension")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--eval-episodes", type=int, default=50)
+    ap.add_argument("--selection-episodes", type=int, default=0, help="checkpoint selection rollouts (0: last weights)")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--compounding", action="store_true", help="also measure the compounding error (see above)")
+    ap.add_argument("--compounding-episodes", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/corrections_<task>.json)")
+    args = ap.parse_args(argv)
+    unknown = set(args.methods.split(",")) - set(METHODS)
+    if unknown:
+        ap.error(f"unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
+    args.budget_demos = [float(b) for b in args.budgets.split(",")]
+    if sorted(args.budget_demos) != args.budget_demos or args.budget_demos[0] <= args.initial_demos:
+        ap.error("--budgets must increase and start above --initial-demos")
+    return args
+
+
+def settings_of(args) -> dict:
+    return {"task": args.task, "horizon": args.horizon, "budgets": args.budgets, "initial_demos": args.initial_demos,
+            "episodes_per_round": args.episodes_per_round, "steps": args.steps, "head": args.head,
+            "beta": args.beta, "operator_threshold": args.operator_threshold, "dart_std": args.dart_std,
+            "eval_episodes": args.eval_episodes, "selection_episodes": args.selection_episodes,
+            "eval_seed_start": eval_seeds(1)[0], "demo_seed_stride": DEMO_SEED_STRIDE, "workers": args.workers,
+            "threads": args.threads, "training": "every point from scratch, --steps steps, except the round-based "
+                                                 "methods, which warm-start each round from the previous one"}
+
+
+# ----- the seed's stream and budgets -----------------------------------------------------------------
+class SeedWork:
+    """A training seed's files: its clean demo stream, the budgets in labels, the initial BC policy."""
+
+    def __init__(self, spec: EnvSpec, work: Path, args, seed: int):
+        self.spec, self.args, self.seed = spec, args, seed
+        self.folder = work / f"seed{seed}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.first_seed = seed * DEMO_SEED_STRIDE
+        five = self.clean_demos(5)
+        with DemoReader(five) as reader:
+            self.demo_length = labels_of(five) / len(reader)
+        self.budgets = [int(round(b * self.demo_length)) for b in args.budget_demos]
+
+    def clean_demos(self, n: int) -> Path:
+        """The first n clean demos of the stream (the stream's pool grows as budgets need it)."""
+        path = self.folder / f"demos_{n}.hdf5"
+        if not path.exists() or labels_of(path) == 0:
+            path.unlink(missing_ok=True)
+            collect_scripted(self.spec, str(path), n, seed=self.first_seed, workers=self.args.workers)
+        return path
+
+    def bc_data(self, budget: int) -> Path:
+        return demos_with_labels(self.spec, self.folder / "bc", self.clean_demos(5), budget, self.args.workers)
+
+    def initial_policy(self) -> tuple[Path, Path]:
+        demos = self.clean_demos(self.args.initial_demos)
+        return demos, train_bc(demos, self.folder / "bc_initial", self.args, self.seed)
+
+
+def evaluated_point(ckpt: Path, data_labels: int, args, t0: float, **extra) -> dict:
+    report = evaluate_cached(ckpt, args)
+    return point(report, data_labels, time.time() - t0, checkpoint=str(ckpt), **extra)
+
+
+# ----- methods ----------------------------------------------------------------------------------------
+def run_bc(sw: SeedWork, args) -> list[dict]:
+    points = []
+    for budget in sw.budgets:
+        t0 = time.time()
+        data = sw.bc_data(budget)
+        ckpt = train_bc(data, sw.folder / "bc" / f"run_{budget}", args, sw.seed)
+        points.append(evaluated_point(ckpt, labels_of(data), args, t0, budget=budget))
+    return points
+
+
+def run_dart_fixed(sw: SeedWork, args) -> list[dict]:
+    noise = ActionNoise.from_option(str(args.dart_std), action_dim=7, seed=sw.seed)
+    folder = sw.folder / "dart-fixed"
+    points = []
+    for budget in sw.budgets:
+        t0 = time.time()
+        data = demos_with_labels(sw.spec, folder, None, budget, args.workers, first_seed=sw.first_seed,
+                                 action_noise=noise, keep_failed=True)
+        ckpt = train_bc(data, folder / f"run_{budget}", args, sw.seed)
+        with DemoReader(data) as reader:
+            ok = sum(bool(reader.attrs(d).get("success")) for d in reader.demos)
+            n = len(reader)
+        points.append(evaluated_point(ckpt, labels_of(data), args, t0, budget=budget, episodes_collected=n,
+                                      noisy_expert_success=round(ok / n, 3)))
+    return points
+
+
+def run_dagger_method(method: str, sw: SeedWork, args) -> list[dict]:
+    """Rounds of --episodes-per-round until the labels pass each budget; the first round past a budget
+    is evaluated. Per-round evaluation inside the DAgger run is off (eval_episodes=0)."""
+    demos, initial = sw.initial_policy()
+    out = sw.folder / method
+    cfg = DaggerConfig(data=str(demos), policy=str(initial.parent.parent), out=str(out), rounds=1,
+                       episodes_per_round=args.episodes_per_round, labeller=DAGGER_LABELLER[method],
+                       operator_threshold=args.operator_threshold, beta=args.beta, workers=args.workers,
+                       eval_episodes=0, seed=sw.seed,
+                       train_overrides={"steps": args.steps, "eval_episodes": args.selection_episodes,
+                                        "eval_every": max(1, args.steps // 2), "eval_workers": args.workers,
+                                        "threads": args.threads})
+    t0 = time.time()
+    points = [evaluated_point(initial, labels_of(demos), args, t0, round=0)]
+    pending = list(sw.budgets)
+    state = None
+    for k in range(1, MAX_ROUNDS + 1):
+        cfg.rounds = k
+        state = run_dagger(cfg, resume=(out / "dagger.json").is_file())
+        last = state["rounds"][-1]
+        while pending and last["expert_labels"] >= pending[0]:
+            points.append(evaluated_point(Path(last["checkpoint"]), last["expert_labels"], args, t0,
+                                          budget=pending.pop(0), round=k))
+        if not pending:
+            break
+    if pending:
+        print(f"  {method} seed {sw.seed}: budgets {pending} not reached in {MAX_ROUNDS} rounds", flush=True)
+    return points
+
+
+def run_dart_fit(sw: SeedWork, args) -> list[dict]:
+    raise NotImplementedError("dart-fit joins when correction/dart.py lands")
+
+
+def run_ccil(sw: SeedWork, args) -> list[dict]:
+    raise NotImplementedError("ccil joins when correction/ccil.py lands")
+
+
+RUNNERS = {"bc": run_bc, "dart-fixed": run_dart_fixed, "dart-fit": run_dart_fit, "ccil": run_ccil,
+           "dagger": lambda sw, args: run_dagger_method("dagger", sw, args),
+           "hg-dagger": lambda sw, args: run_dagger_method("hg-dagger", sw, args)}
+
+
+# ----- compounding error --------------------------------------------------------------------------------
+def positions(episode, layout_parts) -> np.ndarray:
+    """(T, 6): end-effector position and the object's position per step."""
+    obj = episode.obs["object"]
+    start, stop = layout_parts
+    return np.concatenate([episode.obs["robot0_eef_pos"], obj[:, start:stop]], axis=1)
+
+
+def object_position_slice(spec: EnvSpec) -> tuple[int, int]:
+    """Where the task object's own position sits in the `object` observation (cube_pos, Can_pos, ...)."""
+    from takeover.sim.env import object_layout
+
+    layout = object_layout(spec)
+    for key, part in layout.slices().items():
+        if key.endswith("_pos") and "_to_" not in key and part.stop - part.start == 3:
+            return part.start, part.stop
+    raise SystemExit(f"{spec.task}: no object position among {layout.keys}")
+
+
+def trajectories(spec: EnvSpec, factory, seeds, workers: int) -> list[np.ndarray]:
+    from takeover.datasets import EpisodeRecorder
+
+    part = object_position_slice(spec)
+    with RolloutPool(spec, workers if workers > 1 else 0) as pool:
+        results = pool.run(factory, seeds, record=EpisodeRecorder, stop_on_success=False)
+    return [positions(r.episode, part) for r in results]
+
+
+def growth_fit(d: np.ndarray) -> dict:
+    """Fits of the per-step distance d(t) and of the cumulative cost C(T) = sum_{t<T} d(t)."""
+    t = np.arange(1, len(d) + 1, dtype=float)
+    cost = np.cumsum(d)
+    slope, intercept = np.polyfit(t, d, 1)
+    fit = {"d_slope_per_step": float(slope), "d_intercept": float(intercept)}
+    mask = t >= 10
+    p, _ = np.polyfit(np.log(t[mask]), np.log(np.maximum(cost[mask], 1e-12)), 1)
+    fit["cost_exponent"] = float(p)
+    for name, degree in (("linear", 1), ("quadratic", 2)):
+        coef = np.polyfit(t, cost, degree)
+        resid = cost - np.polyval(coef, t)
+        fit[f"cost_r2_{name}"] = float(1 - resid.var() / cost.var())
+    return fit
+
+
+def compounding(sw: SeedWork, entries: dict, args) -> dict:
+    seeds = eval_seeds(args.compounding_episodes)
+    expert = trajectories(sw.spec, ExpertAgent(sw.spec.task), seeds, args.workers)
+    middle = sw.budgets[len(sw.budgets) // 2]
+    out = {"seeds": [seeds[0], seeds[-1]], "budget": middle, "methods": {}}
+    for method, points in entries.items():
+        at = [p for p in points if p.get("budget") == middle]
+        if not at:
+            continue
+        policy = trajectories(sw.spec, CheckpointAgent(at[0]["checkpoint"]), seeds, args.workers)
+        n = min(min(len(a), len(b)) for a, b in zip(policy, expert))
+        dist = np.mean([np.linalg.norm(a[:n] - b[:n], axis=1) for a, b in zip(policy, expert)], axis=0)
+        out["methods"][method] = {"labels": at[0]["expert_labels"], "mean_distance": [round(float(v), 4) for v in dist],
+                                  **growth_fit(dist)}
+    return out
+
+
+# ----- report -------------------------------------------------------------------------------------------
+def table(results: dict) -> str:
+    lines = ["| method | seed | " + " | ".join(f"~{b} demos: labels, success [95% CI]" for b in
+                                              results["settings"]["budgets"].split(",")) + " |"]
+    lines.append("|---|---|" + "---|" * len(results["settings"]["budgets"].split(",")))
+    for key, entry in sorted(results["entries"].items()):
+        cells = [f"{p['expert_labels']}: {p['success_rate']:.2f} [{p['ci95'][0]:.2f}, {p['ci95'][1]:.2f}]"
+                 for p in entry["points"] if "budget" in p]
+        lines.append(f"| {entry['method']} | {entry['seed']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    labelled = set()
+    for entry in sorted(results["entries"].values(), key=lambda e: (e["method"], e["seed"])):
+        pts = sorted(entry["points"], key=lambda p: p["expert_labels"])
+        x = [p["expert_labels"] for p in pts]
+        y = [p["success_rate"] for p in pts]
+        err = [[p["success_rate"] - p["ci95"][0] for p in pts], [p["ci95"][1] - p["success_rate"] for p in pts]]
+        m = entry["method"]
+        ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=3, alpha=0.8, color=COLOURS[m],
+                    linestyle=("-", "--", ":", "-.")[entry["seed"] % 4], label=m if m not in labelled else None)
+        labelled.add(m)
+    s = results["settings"]
+    ax.set_xlabel("expert labels (steps)")
+    ax.set_ylabel(f"success ({s['eval_episodes']} episodes, Wilson 95%)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{s['task']}: corrections at equal expert-label budgets ({s['head']}); line style = seed", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.WARNING)
+    args = parse_args(argv)
+    out = Path(args.out) if args.out else RESULTS / f"corrections_{args.task}.json"
+    results = load_results(out, settings_of(args), COMPARED)  # refuses a file made with other settings
+    spec = EnvSpec(task=args.task, horizon=args.horizon)
+    work = out.parent / "work" / out.stem
+    methods = [m for m in METHODS if m in args.methods.split(",")]
+    for seed in range(args.seeds):
+        sw = SeedWork(spec, work, args, seed)
+        print(f"seed {seed}: one demo ~{sw.demo_length:.0f} steps, budgets {sw.budgets} labels", flush=True)
+        for method in methods:
+            key = f"{method}/{seed}"
+            if key in results["entries"]:
+                continue
+            t0 = time.time()
+            points = RUNNERS[method](sw, args)
+            results["entries"][key] = {"method": method, "seed": seed, "budgets": sw.budgets, "points": points,
+                                       "wall_s": round(time.time() - t0, 1)}
+            save_results(out, results)
+            plot(results, out.with_suffix(".png"))
+            print(f"seed {seed} {method}: " + ", ".join(f"{p['expert_labels']}->{p['success_rate']:.2f}"
+                                                        for p in points) + f" ({time.time() - t0:.0f} s)", flush=True)
+        if args.compounding and f"compounding/{seed}" not in results:
+            entries = {e["method"]: e["points"] for e in results["entries"].values() if e["seed"] == seed}
+            results[f"compounding/{seed}"] = compounding(sw, entries, args)
+            save_results(out, results)
+            for m, c in results[f"compounding/{seed}"]["methods"].items():
+                print(f"seed {seed} compounding {m}: d slope {c['d_slope_per_step']:.2e}/step, "
+                      f"C(T) ~ T^{c['cost_exponent']:.2f}", flush=True)
+    print(table(results))
+    print(f"wrote {out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
