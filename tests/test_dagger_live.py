@@ -271,11 +271,14 @@ def test_background_retrain_swaps_the_policy_between_episodes_without_blocking_f
     print(f"\nframe time with no retrain: p50 {np.median(before):.1f} ms, p95 {np.percentile(before, 95):.1f} ms "
           f"({len(before)} frames); during the background retrain: p50 {np.median(frames):.1f} ms, p95 {p95:.1f} ms, "
           f"max {frames.max():.1f} ms ({len(frames)} frames)")
-    assert p95 < 50.0, p95
     assert state["rounds"][-1]["round"] == 1 and state["rounds"][-1]["eval_episodes"] == 0
     assert (tmp_path / "run" / "round_1" / "train" / "checkpoints" / "best.pt").is_file()
     saved = json.loads((tmp_path / "run" / "dagger.json").read_text())
     assert saved["checkpoints"][-1].endswith("round_1/train/checkpoints/best.pt")
+    with DemoReader(tmp_path / "run" / "data.hdf5") as r:  # every attempt saved ran with the round-1 policy
+        rounds = {int(r.attrs(d)["round"]) for d in r.demos if r.attrs(d).get("source") == "dagger"}
+    assert rounds == {1}, rounds
+    assert p95 < 50.0, p95  # the issue's bar (the recording loop's): measured during the retrain
 
 
 LIVE_SCRIPT = textwrap.dedent("""
