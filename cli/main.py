@@ -1,9 +1,8 @@
 """Entry point of the `takeover` command: imports every command module so they register on `app`."""
 import sys
 
-from . import app as _app_module  # noqa: F401
 from . import commands  # noqa: F401  (registers subcommands)
-from .app import app, run_cli
+from .app import run_cli
 
 
 def main():
