@@ -129,8 +129,9 @@ def generate_labels(model: ResidualDynamics, states: np.ndarray, actions: np.nda
         counts=counts)
 
 
-def emptiest_filter(counts: dict) -> tuple[str, int]:
-    """The filter that removed the most labels over all kinds (for the 'zero labels kept' error)."""
+def emptying_filter(counts: dict) -> tuple[str, dict]:
+    """When no label was kept: the filter that removed the last ones (the last in FILTERS order that
+    removed any), and the totals per filter over all kinds."""
     totals = {f: sum(c[f] for c in counts.values()) for f in FILTERS}
-    name = max(FILTERS, key=lambda f: totals[f])
-    return name, totals[name]
+    name = [f for f in FILTERS if totals[f]][-1] if any(totals.values()) else FILTERS[0]
+    return name, totals

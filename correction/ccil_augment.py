@@ -42,7 +42,7 @@ from takeover.datasets.labels import intervention_steps
 from takeover.datasets.schema import is_image_key, sort_demos
 from takeover.datasets.storage import journal_dir
 
-from .ccil import FILTERS, emptiest_filter, generate_labels
+from .ccil import FILTERS, emptying_filter, generate_labels
 from .ccil_config import CcilConfig
 from .dynamics import fit_dynamics
 from .errors import CorrectionError
@@ -186,13 +186,17 @@ def augment_ccil(in_path, out_path, config: CcilConfig | None = None, progress=N
         labels = generate_labels(model, S[idx], A[idx], S2[idx], cfg, executed=X[idx])
         labels.source_index = idx[labels.source_index]
         if len(labels) == 0:
-            name, n = emptiest_filter(labels.counts)
-            raise CorrectionError(
-                f"no CCIL label survived the filters (of {sum(c['tried'] for c in labels.counts.values())} tried, "
-                f"'{name}' removed {n}; counts {labels.counts}); "
-                + {"model_error": "raise --max-model-error or train the model longer (--epochs)",
-                   "not_converged": "use --solver newton, more --solver-iters or a larger --solver-tol",
-                   "too_far": "raise --epsilon"}[name])
+            name, totals = emptying_filter(labels.counts)
+            tried = sum(c["tried"] for c in labels.counts.values())
+            removed = ", ".join(f"{f.replace('_', ' ')} {n}" for f, n in totals.items())
+            hint = {"model_error": f"the model's one-step error is above --max-model-error {cfg.max_model_error} at "
+                                   f"every expert step (dynamics valid error {fit.valid_error_mean or 0:.3f}); raise it or "
+                                   f"train longer (--epochs)",
+                    "not_converged": "the solver did not converge; use --solver newton or more --solver-iters",
+                    "too_far": f"every label is farther than --epsilon {cfg.epsilon} from its expert state; "
+                               f"raise --epsilon"}[name]
+            raise CorrectionError(f"no CCIL label survived the filters ({tried} tried; removed by {removed}): "
+                                  f"'{name}' removed the last ones: {hint}")
         demo_of, step_of = demos.where()
         out_spec = reader.spec
         if not any(is_image_key(k) for k in keys) and out_spec.camera_names:

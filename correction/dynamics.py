@@ -30,15 +30,28 @@ STD_FLOOR = 1e-6
 
 
 class ClippedSpectralLinear(nn.Linear):
-    """nn.Linear whose effective weight has spectral norm at most `bound`."""
+    """nn.Linear whose effective weight has spectral norm at most `bound`. Training estimates sigma by
+    power iteration (vectors kept between steps, as torch's spectral_norm does; an SVD per step costs
+    5x the step); evaluation uses the exact sigma, so the bound holds exactly for the model in use."""
 
     def __init__(self, n_in: int, n_out: int, bound: float):
         super().__init__(n_in, n_out)
         self.bound = float(bound)
+        self.register_buffer("_u", nn.functional.normalize(torch.randn(n_out), dim=0))
+
+    def sigma(self) -> torch.Tensor:
+        if not self.training:
+            return torch.linalg.matrix_norm(self.weight, ord=2)
+        with torch.no_grad():
+            u = self._u
+            for _ in range(2):
+                v = nn.functional.normalize(self.weight.t() @ u, dim=0)
+                u = nn.functional.normalize(self.weight @ v, dim=0)
+            self._u.copy_(u)
+        return u @ self.weight @ v
 
     def effective_weight(self) -> torch.Tensor:
-        sigma = torch.linalg.matrix_norm(self.weight, ord=2)
-        return self.weight * torch.clamp(self.bound / sigma, max=1.0)
+        return self.weight * torch.clamp(self.bound / self.sigma(), max=1.0)
 
     def forward(self, x):
         return nn.functional.linear(x, self.effective_weight(), self.bias)
@@ -104,8 +117,8 @@ class ResidualDynamics(nn.Module):
         with torch.no_grad():
             for m in self.net:
                 if isinstance(m, nn.Linear):
-                    w = m.effective_weight() if isinstance(m, ClippedSpectralLinear) else m.weight
-                    out *= float(torch.linalg.matrix_norm(w.double(), ord=2))
+                    sigma = float(torch.linalg.matrix_norm(m.weight.double(), ord=2))
+                    out *= min(sigma, m.bound) if isinstance(m, ClippedSpectralLinear) else sigma
         return out
 
     def local_lipschitz(self, s: torch.Tensor, a: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
