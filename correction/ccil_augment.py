@@ -14,7 +14,7 @@ What a label demo holds (DESIGN §4 layout, so every head and robomimic's reader
   to (the model's claim). actions before the label: the expert's (not targets).
 - states: CCIL makes observations, not simulator states. `states` holds the expert's MuJoCo state at
   the steps the label was derived from (so replaying a ccil demo shows the expert's scene, not s_G);
-  attributes `ccil_label` (backtrack | disturbed), `from_demo`, `from_step`, `success=False`, and an
+  attributes `ccil_label` (backtrack | disturbed), `from_demo` (its name in the output), `from_step`, `success=False`, and an
   empty `model_file` (the source demo has it).
 - masks: when the input has a `train` split, only its demos feed the model and the labels, the
   input's masks are carried over, and every label demo joins `train`.
@@ -41,6 +41,7 @@ from takeover.datasets.errors import DatasetError
 from takeover.datasets.labels import intervention_steps
 from takeover.datasets.schema import is_image_key, sort_demos
 from takeover.datasets.storage import journal_dir
+from takeover.policies.train import DEFAULT_OBS_KEYS
 
 from .ccil import FILTERS, emptying_filter, generate_labels
 from .ccil_config import CcilConfig
@@ -49,7 +50,6 @@ from .errors import CorrectionError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")  # = policies.train's
 
 
 @dataclasses.dataclass
@@ -86,7 +86,7 @@ def _pick_keys(reader: DemoReader, cfg: CcilConfig) -> list[str]:
             raise CorrectionError(f"{reader.path}: observation key(s) {bad} are not low-dim keys of the file; "
                                   f"it has {', '.join(low_dim)}")
         return list(cfg.obs_keys)
-    keys = [k for k in DEFAULT_KEYS if k in low_dim]
+    keys = [k for k in DEFAULT_OBS_KEYS if k in low_dim]
     return keys or low_dim
 
 
@@ -124,7 +124,8 @@ def _unflatten(flat: np.ndarray, keys, shapes) -> dict:
     return out
 
 
-def _label_episode(demos: _Demos, d: int, t: int, s_g, action, target, kind: str, history: int, keys, shapes) -> Episode:
+def _label_episode(demos: _Demos, d: int, t: int, s_g, action, target, kind: str, history: int, keys, shapes,
+                   source_name: str) -> Episode:
     h = min(history, t + 1)
     steps = np.arange(t - h + 1, t + 1)
     offset = s_g - demos.obs[d][t]
@@ -136,7 +137,7 @@ def _label_episode(demos: _Demos, d: int, t: int, s_g, action, target, kind: str
     return Episode(actions=actions, states=demos.states[d][steps], obs=_unflatten(obs, keys, shapes),
                    next_obs=_unflatten(next_obs, keys, shapes), rewards=np.zeros(h, np.float32),
                    dones=np.zeros(h, np.uint8), model_file="",
-                   attrs={"source": "ccil", "ccil_label": kind, "from_demo": demos.names[d], "from_step": int(t),
+                   attrs={"source": "ccil", "ccil_label": kind, "from_demo": source_name, "from_step": int(t),
                           "history_steps": int(h - 1), "success": False})
 
 
@@ -243,7 +244,8 @@ def _write(reader, tmp, spec, layout, keys, shapes, demos, labels, demo_of, step
         for i in range(len(labels)):
             j = int(labels.source_index[i])
             writer.save(_label_episode(demos, int(demo_of[j]), int(step_of[j]), labels.obs[i], labels.actions[i],
-                                       labels.next_obs[i], str(labels.kind[i]), cfg.history, keys, shapes))
+                                       labels.next_obs[i], str(labels.kind[i]), cfg.history, keys, shapes,
+                                       renamed[demos.names[int(demo_of[j])]]))
     return renamed
 
 
