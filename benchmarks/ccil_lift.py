@@ -4,6 +4,8 @@ steps, last weights (no checkpoint selection), evaluated on the fixed evaluation
 
     python benchmarks/ccil_lift.py                          # Lift, 5 demos, gmm, 3000 steps, 2 seeds, 30 episodes
     python benchmarks/ccil_lift.py --seeds 3 --eval-episodes 50
+    python benchmarks/ccil_lift.py --name tight --ccil-args "--labels backtrack --epsilon 0.5 --max-model-error 0.2" \
+        --out benchmarks/results/ccil_Lift_tight.json
 
 Every step is the command a user would run (collect, augment, train, eval), in this process; a step
 whose output exists in --work is skipped, so a cut run continues. Results: benchmarks/results/
@@ -30,6 +32,8 @@ def main():
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--eval-episodes", type=int, default=30)
+    p.add_argument("--ccil-args", default="", help="Extra `takeover augment` options, e.g. \"--epsilon 0.5\".")
+    p.add_argument("--name", default="aug", help="Stem of the augmented file and its runs (one per --ccil-args).")
     p.add_argument("--work", default=None, help="Folder for demos and runs (default: results/work/ccil_<task>).")
     p.add_argument("--out", default=None)
     args = p.parse_args()
@@ -39,7 +43,7 @@ def main():
 
     work = Path(args.work or RESULTS / "work" / f"ccil_{args.task}")
     work.mkdir(parents=True, exist_ok=True)
-    demos, aug = work / f"{args.task.lower()}{args.demos}.hdf5", work / f"aug{args.demos}.hdf5"
+    demos, aug = work / f"{args.task.lower()}{args.demos}.hdf5", work / f"{args.name}{args.demos}.hdf5"
 
     def cli(*argv):
         code = run_cli([str(a) for a in argv])
@@ -49,7 +53,7 @@ def main():
     if not demos.exists():
         cli("collect", "--task", args.task, "--expert", "scripted", "-n", args.demos, "--workers", 1, "-o", demos)
     if not aug.exists():
-        cli("augment", demos, "--method", "ccil", "-o", aug)
+        cli("augment", demos, "--method", "ccil", "-o", aug, *args.ccil_args.split())
     import h5py
 
     with h5py.File(aug, "r") as f:
