@@ -7,7 +7,8 @@ A label rule looks at one stored demo and says which of its steps are labels:
 `demo` maps array names to arrays (an h5py group: `"interventions" in demo`, `demo["interventions"][()]`),
 `attrs` holds the demo's attributes (source, success, round, ...). A step that is not a label is never
 a training target, but its observation stays in the data as history (DESIGN §8: HG-DAgger labels only
-the steps a person drove). A weight rule has the same form and returns float weights (T,) or None
+the steps a person drove). Whatever the rule, the first `history_steps` steps of a demo (a demo
+attribute; CCIL's label episodes carry it) are never labels: they are observation history only. A weight rule has the same form and returns float weights (T,) or None
 (all 1); the dataset multiplies them into every batch as `weights`.
 """
 from __future__ import annotations
@@ -17,17 +18,29 @@ import numpy as np
 from .errors import DatasetError
 
 
-def every_step(demo, attrs) -> None:
-    """Every step of every demo is a label (plain behaviour cloning)."""
-    return None
+def history_steps(demo, attrs) -> np.ndarray | None:
+    """False on a demo's leading `history_steps` (attribute) steps, True after them; None without any."""
+    n = int(attrs.get("history_steps", 0) or 0)
+    if n <= 0:
+        return None
+    mask = np.ones(int(demo["actions"].shape[0]), bool)
+    mask[:n] = False
+    return mask
+
+
+def every_step(demo, attrs) -> np.ndarray | None:
+    """Every step of every demo is a label (plain behaviour cloning), history steps aside."""
+    return history_steps(demo, attrs)
 
 
 def intervention_steps(demo, attrs) -> np.ndarray | None:
     """In a demo that carries per-step `interventions`, only the steps with 1 (a person drove) are
-    labels; every step of a demo without them is one."""
+    labels; every step of a demo without them is one (history steps aside)."""
+    history = history_steps(demo, attrs)
     if "interventions" not in demo:
-        return None
-    return np.asarray(demo["interventions"][()]).reshape(-1) != 0
+        return history
+    human = np.asarray(demo["interventions"][()]).reshape(-1) != 0
+    return human if history is None else human & history
 
 
 LABEL_RULES = {"all": every_step, "interventions": intervention_steps}
