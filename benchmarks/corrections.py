@@ -38,6 +38,7 @@ when the script runs again with the same settings. Work files: benchmarks/result
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -50,6 +51,8 @@ from common import RESULTS  # noqa: E402
 from dagger import (DEMO_SEED_STRIDE, demos_with_labels, evaluate_cached, labels_of, load_results,  # noqa: E402
                     point, save_results, train_bc)
 
+from takeover.correction.ccil_augment import augment_ccil  # noqa: E402
+from takeover.correction.ccil_config import CcilConfig  # noqa: E402
 from takeover.correction.dagger import DaggerConfig, run_dagger  # noqa: E402
 from takeover.datasets import DemoReader  # noqa: E402
 from takeover.policies.evaluate import CheckpointAgent, eval_seeds  # noqa: E402
@@ -206,7 +209,22 @@ def run_dart_fit(sw: SeedWork, args) -> list[dict]:
 
 
 def run_ccil(sw: SeedWork, args) -> list[dict]:
-    raise NotImplementedError("ccil joins when correction/ccil.py lands")
+    """The bc demos of each budget plus CCIL labels (CcilConfig defaults, seeded by the training seed);
+    the labels cost no expert query, so the point's label count is the demos'."""
+    points = []
+    for budget in sw.budgets:
+        t0 = time.time()
+        data = sw.bc_data(budget)
+        aug = sw.folder / "ccil" / f"aug_{budget}.hdf5"
+        if not aug.exists():
+            aug.parent.mkdir(parents=True, exist_ok=True)
+            report = augment_ccil(data, aug, CcilConfig(seed=sw.seed))
+            (aug.parent / f"report_{budget}.json").write_text(json.dumps(report, indent=2, default=str))
+        report = json.loads((aug.parent / f"report_{budget}.json").read_text())
+        ckpt = train_bc(aug, sw.folder / "ccil" / f"run_{budget}", args, sw.seed)
+        points.append(evaluated_point(ckpt, labels_of(data), args, t0, budget=budget,
+                                      ccil_labels=report["kept"], ccil_counts=report["counts"]))
+    return points
 
 
 RUNNERS = {"bc": run_bc, "dart-fixed": run_dart_fixed, "dart-fit": run_dart_fit, "ccil": run_ccil,
