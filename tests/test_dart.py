@@ -208,3 +208,41 @@ def test_tiny_dart_run_on_lift_reports_covariances_and_success_and_resumes(tiny,
     assert its[2]["expert_labels"] == state["initial_labels"] + new
     report = (run / "report.md").read_text()
     assert report.count("\n| ") >= 4 and "iteration 2:" in report
+
+
+@pytest.mark.slow
+def test_kill_during_a_dart_iteration_keeps_saved_episodes_and_resume_finishes(tiny, tmp_path):
+    """kill -9 while iteration 1 rolls out: the episodes saved before the kill stay, --resume rolls out
+    only the missing seeds with the same fitted noise, one episode per seed in the end."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from takeover.datasets.journal import pending_files
+
+    demos, policy = tiny
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "takeover.cli.main", "dart", str(demos), "--policy", str(policy), "--out", str(run),
+            "--iterations", "1", "--episodes", "6", "--train-steps", "5", "--eval-episodes", "1", "--workers", "0"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if len(pending_files(run / "data.hdf5")) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with DemoReader(run / "data.hdf5") as r:
+        saved = [d for d in r.demos if r.attrs(d).get("source") == "dart"]
+    assert 2 <= len(saved) < 6
+    assert run_cli(args[3:] + ["--resume"]) == 0
+    state = json.loads((run / "dart.json").read_text())
+    with DemoReader(run / "data.hdf5") as r:
+        dart = [d for d in r.demos if r.attrs(d).get("source") == "dart"]
+        assert sorted(int(r.attrs(d)["seed"]) for d in dart) == list(range(4_000_000, 4_000_006))
+        traces = {round(float(r.attrs(d)["noise_trace"]), 9) for d in dart}
+    assert traces == {round(float(np.trace(state["iterations"][0]["next_noise_cov"])), 9)}
+    assert [e["iteration"] for e in state["iterations"]] == [0, 1]
