@@ -53,7 +53,12 @@ def record(
                                               callback=limits(min=0)),
     noise: Optional[str] = typer.Option(None, "--noise", metavar="SIGMA",
                                         help="DART noise on the executed action: a std (arm dims), a comma list, "
-                                             "or a .npy/.json std vector or covariance. Labels stay clean."),
+                                             "a .npy/.json std vector or covariance, or fit:CKPT (the covariance of "
+                                             "that policy's error against the demos of --noise-data). Labels stay clean."),
+    noise_data: Optional[Path] = typer.Option(None, "--noise-data", help="With --noise fit:CKPT: the demos to fit "
+                                              "on (default: the output file, when appending to one with demos)."),
+    noise_trace: float = typer.Option(0.0, help="With --noise fit:CKPT: scale the fitted covariance to this trace "
+                                      "(expected squared error); 0: as fitted.", callback=limits(min=0)),
     noise_seed: int = typer.Option(0, help="Seed of the noise generator."),
     mapping: Optional[Path] = typer.Option(None, "--mapping", help="Extra gamepad mapping JSON (tried before the built-ins)."),
     gripper: Optional[str] = typer.Option(None, help="Gripper control: toggle or hold (default: toggle on the "
@@ -80,7 +85,10 @@ def record(
     spec = EnvSpec(task=task)
     base = ActionGains(translation=1.0, rotation=1.0) if device == "scripted" else ActionGains()
     gains = ActionGains(min(1.0, base.translation * speed), min(1.0, base.rotation * speed), base.precision_scale, gripper)
-    action_noise = ActionNoise.from_option(noise, 7, seed=noise_seed) if noise is not None else None
+    if noise is not None and noise.startswith("fit:"):
+        action_noise = _fitted_noise(noise[len("fit:"):], noise_data, output, append, task, noise_trace, noise_seed)
+    else:
+        action_noise = ActionNoise.from_option(noise, 7, seed=noise_seed) if noise is not None else None
     config = SessionConfig(task=task, output=output, append=append, episodes=episodes, seed=seed, camera=camera, inset=inset,
                            render_size=render_size, window_size=_parse_size(size), auto_save=auto_save,
                            realtime=realtime, gains=gains, noise=action_noise, max_frames=max_frames, spec=spec)
@@ -101,6 +109,26 @@ def record(
     result = session.run()
     typer.echo(f"saved {len(result.saved)} episode(s) to {output}" + (f": {', '.join(result.saved)}" if result.saved else "")
                + (f"; discarded {result.discarded}" if result.discarded else ""))
+
+
+def _fitted_noise(checkpoint: str, noise_data: Path | None, output: Path, append: bool, task: str, trace: float,
+                 seed: int):
+    """--noise fit:CKPT: the demos to fit on are --noise-data, or the file being appended to (a person
+    adds noisy demos to the file a policy was trained on); a fresh output has none, so it is refused."""
+    from takeover.correction.dart import describe_cov, fit_noise_for_recording
+    from takeover.teleop.errors import TeleopError
+    from takeover.teleop.noise import ActionNoise
+
+    if not checkpoint:
+        raise TeleopError("--noise fit:CKPT: name the policy checkpoint or run folder after 'fit:'")
+    if noise_data is None:
+        if not (append and output.exists()):
+            raise TeleopError("--noise fit:CKPT needs demos to fit on: pass --noise-data FILE "
+                              "(or --append to a file that holds demos)")
+        noise_data = output
+    cov, fit = fit_noise_for_recording(checkpoint, noise_data, task, trace)
+    typer.echo(f"noise fitted to {checkpoint} on {fit['steps']} steps of {noise_data}: {describe_cov(cov)}")
+    return ActionNoise(cov, seed=seed)
 
 
 @app.command()

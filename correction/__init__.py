@@ -2,6 +2,9 @@
 
 - `dagger.py`: DAgger rounds with the scripted expert labelling what the beta-mixture visits
   (`takeover dagger DATA --policy RUN --expert scripted`).
+- `dart.py`: DART, the scripted expert collecting with noise fitted to the learner's error
+  (`takeover dart DATA --policy RUN`); `fit_noise_for_recording` for `takeover record --noise fit:CKPT`.
+- `runs.py`: what the correction runs share (input checks, state file, retraining, evaluation).
 - `beta.py`: the beta schedules.
 - `operator.py`: the simulated operator (headless HG-DAgger).
 - `live.py`: live take-over in the window (`--expert human --device gamepad|keyboard`), through the

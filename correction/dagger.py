@@ -24,25 +24,22 @@ out again, an interrupted training run resumes from its last state.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from takeover.datasets import DemoReader, DemoWriter, EpisodeRecorder
-from takeover.datasets.tools import add_to_split, merge
-from takeover.policies.checkpoint import check_compatible, load_checkpoint
-from takeover.policies.evaluate import CheckpointAgent, EVAL_SEED_START, evaluate, eval_seeds, resolve_checkpoint
-from takeover.policies.train import TrainConfig, Trainer
+from takeover.datasets.tools import merge
+from takeover.policies.evaluate import CheckpointAgent, EVAL_SEED_START
+from takeover.policies.train_config import TrainConfig
 from takeover.sim.agents import BetaMixture, GatedTakeover
-from takeover.sim.experts import EXPERT_SUCCESS_HOLD, EXPERTS, make_expert
+from takeover.sim.experts import make_expert
 from takeover.sim.rollout import RolloutPool
 
 from .beta import BetaSchedule
 from .dagger_config import DAGGER_SEED_START, SEED_BLOCK, DaggerConfig
-from .errors import CorrectionError
 from .operator import OperatorRule, SimulatedOperator
+from .runs import (check_run_inputs, collect_missing, eval_entry, evaluate_into, load_state, plot_success, refuse_taken_folder,
+                   retrain, retrain_config, write_state)
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +75,6 @@ class OperatorAgent:
         return GatedTakeover(operator.teacher, CheckpointAgent(self.checkpoint)(), operator.gate)
 
 
-def write_atomic(path: Path, text: str):
-    """Write a small text file so that a kill leaves either the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def labels_in(episode) -> int:
     """Expert labels an episode adds: every step, or the operator's steps in a take-over episode."""
     flags = episode.extras.get("interventions")
@@ -100,63 +88,26 @@ def round_seeds(cfg: DaggerConfig, k: int) -> list[int]:
     return list(range(start, start + cfg.episodes_per_round))
 
 
-def _train_config_of(policy_path: str, ckpt: Path, policy) -> dict:
-    """The TrainConfig the learner was trained with (its run's config.json), or one rebuilt from the
-    checkpoint (head options, observation keys, quaternion features)."""
-    run = Path(policy_path)
-    config = run / "config.json" if run.is_dir() else ckpt.parent.parent / "config.json"
-    if config.is_file():
-        try:
-            return dict(json.loads(config.read_text())["train"])
-        except (ValueError, KeyError):
-            log.warning("%s: unreadable run config; rebuilding the training options from the checkpoint", config)
-    head = policy.config.to_dict()
-    return {"head": head.pop("head"), "head_options": head, "obs_keys": list(policy.shapes.obs_keys),
-            "quaternions": "matrix" if policy.shapes.quat_starts else "raw"}
-
-
 class DaggerRun:
     def __init__(self, cfg: DaggerConfig, resume: bool = False):
         self.cfg, self.out = cfg, Path(cfg.out)
         self.schedule = BetaSchedule.parse(cfg.beta)
         self.state_path = self.out / STATE_FILE
         if resume:
-            if not self.state_path.is_file():
-                raise CorrectionError(f"{self.out}: nothing to resume (no {STATE_FILE})")
-            self.state = json.loads(self.state_path.read_text())
-            saved = self.state["config"]
-            for key in ("data", "episodes_per_round", "beta", "from_scratch", "seed", "labeller"):
-                if saved.get(key, getattr(cfg, key)) != getattr(cfg, key):
-                    raise CorrectionError(f"{self.out}: run was started with {key}={saved[key]!r}; resume with the same")
+            self.state = load_state(self.state_path, cfg, ("data", "episodes_per_round", "beta", "from_scratch",
+                                                           "seed", "labeller"))
             self.state["config"]["rounds"] = cfg.rounds
         else:
-            if self.out.exists() and any(self.out.iterdir()):
-                raise CorrectionError(f"{self.out}: exists and is not empty; pass --resume to continue it or choose another --out")
+            refuse_taken_folder(self.out)
             self.state = None
         self._check_inputs()
 
     # ----- set-up ------------------------------------------------------------------------------------
     def _check_inputs(self):
-        cfg = self.cfg
-        if not Path(cfg.data).is_file():
-            raise CorrectionError(f"{cfg.data}: no such demonstration file")
-        with DemoReader(cfg.data) as reader:
-            spec, obs_keys, action_dim = reader.spec, reader.obs_keys, reader.action_dim
-            self.initial_labels = sum(reader.num_samples(d) for d in reader.demos)
-        if spec is None:
-            raise CorrectionError(f"{cfg.data}: has no environment spec; import it first (takeover data import-robosuite)")
-        if spec.task not in EXPERTS and cfg.labeller != "human":
-            raise CorrectionError(f"{spec.task} has no scripted expert (tasks with one: {', '.join(EXPERTS)}); "
-                                  f"use --expert human")
-        ckpt = resolve_checkpoint(self.state["checkpoints"][-1] if self.state else cfg.policy)
-        policy, ckpt_spec, _ = load_checkpoint(ckpt)
-        missing = [k for k in policy.shapes.obs_keys if k not in obs_keys]
-        if missing:
-            raise CorrectionError(f"{cfg.data}: lacks observation key(s) {missing} that the policy reads "
-                                  f"({list(policy.shapes.obs_keys)})")
-        check_compatible(policy, ckpt_spec, spec, policy.shapes.obs_keys, action_dim, str(ckpt))
-        self.spec, self.initial_ckpt = spec, ckpt
-        self.train_base = _train_config_of(cfg.policy, ckpt, policy)
+        inputs = check_run_inputs(self.cfg.data, self.cfg.policy, self.state["checkpoints"][-1] if self.state else None,
+                                  no_expert_hint="use --expert human", need_expert=self.cfg.labeller != "human")
+        self.spec, self.initial_ckpt = inputs.spec, inputs.checkpoint
+        self.initial_labels, self.train_base = inputs.initial_labels, inputs.train_base
 
     def _start(self):
         self.out.mkdir(parents=True, exist_ok=True)
@@ -168,7 +119,7 @@ class DaggerRun:
         self._write_state()
 
     def _write_state(self):
-        write_atomic(self.state_path, json.dumps(self.state, indent=2))
+        write_state(self.state_path, self.state)
 
     # ----- the rounds --------------------------------------------------------------------------------
     def run(self, say=log.info) -> dict:
@@ -195,67 +146,32 @@ class DaggerRun:
     def _collect(self, k: int, beta: float, learner: str, data: Path, pool: RolloutPool) -> int:
         """Roll out round k's seeds not yet in the file, save every episode (success or not), add
         them to the train split. Returns the round's expert labels (steps)."""
-        seeds = round_seeds(self.cfg, k)
-        with DemoReader(data) as reader:
-            done = {int(reader.attrs(d).get("seed", -1)): d for d in reader.demos
-                    if reader.attrs(d).get("source") == "dagger" and int(reader.attrs(d).get("round", -1)) == k}
-        todo = [s for s in seeds if s not in done]
-        if len(todo) < len(seeds):
-            log.info("round %d: %d of %d episodes already saved", k, len(seeds) - len(todo), len(seeds))
-        names = list(done.values())
-        with DemoReader(data) as reader:
-            labels = sum(labels_in(reader.episode(n, check=False)) for n in names)
-        if todo:
-            if self.cfg.labeller == "operator":
-                agent = OperatorAgent(self.spec.task, learner, self.cfg.operator_threshold, self.cfg.seed)
-            else:
-                agent = DaggerAgent(self.spec.task, learner, beta, self.cfg.seed)
-            attrs = {"source": "dagger", "round": k, "labeller": self.cfg.labeller}
-            if self.cfg.labeller == "scripted":
-                attrs["beta"] = beta
-            with DemoWriter(data, self.spec, append=True) as writer:
-
-                def save(res):  # as each episode finishes: a kill loses only episodes still running
-                    nonlocal labels
-                    names.append(writer.save(res.episode))
-                    labels += labels_in(res.episode)
-
-                pool.run(agent, todo, record=EpisodeRecorder, success_hold=EXPERT_SUCCESS_HOLD, episode_attrs=attrs,
-                         progress=save)
-        add_to_split(data, "train", names)
+        if self.cfg.labeller == "operator":
+            agent = OperatorAgent(self.spec.task, learner, self.cfg.operator_threshold, self.cfg.seed)
+        else:
+            agent = DaggerAgent(self.spec.task, learner, beta, self.cfg.seed)
+        attrs = {"source": "dagger", "round": k, "labeller": self.cfg.labeller}
+        if self.cfg.labeller == "scripted":
+            attrs["beta"] = beta
+        _, labels = collect_missing(data, self.spec, pool, agent, round_seeds(self.cfg, k), attrs, "round",
+                                    labels_of=labels_in)
         return labels
 
     def retrain_config(self, k: int, learner: str, data: Path, **defaults) -> tuple[TrainConfig, bool]:
-        """Round k's training: the learner's options (`defaults` under the run's overrides), on `data`,
-        warm-started from `learner` unless from scratch; resume=True when a killed one left its state."""
-        run_dir = self.out / f"round_{k}" / "train"
-        options = {**self.train_base, **defaults, **self.cfg.train_overrides, "data": str(data), "out": str(run_dir),
-                   "init_from": None if self.cfg.from_scratch else learner}
-        options["seed"] = self.cfg.seed * 1000 + k
-        cfg = TrainConfig.from_dict({key: v for key, v in options.items() if key in {f.name for f in fields(TrainConfig)}})
-        return cfg, (run_dir / "checkpoints" / "last.pt").is_file()
+        """Round k's training (see runs.retrain_config); the live take-over's background process uses it too."""
+        return retrain_config(self.out / f"round_{k}" / "train", {**self.train_base, **defaults}, self.cfg.train_overrides,
+                              data, learner, self.cfg.from_scratch, self.cfg.seed * 1000 + k)
 
     def _retrain(self, k: int, learner: str, data: Path) -> Path:
-        cfg, resume = self.retrain_config(k, learner, data)
-        result = Trainer(cfg, resume=resume).run()
-        best = Path(cfg.out) / "checkpoints" / "best.pt"
-        log.info("round %d: trained %d steps, best %s", k, result["step"], result.get("best"))
-        return best
+        return retrain(*self.retrain_config(k, learner, data))
 
     def _record_round(self, k: int, pool: RolloutPool, beta: float, episodes: int, new_labels: int):
         ckpt = self.state["checkpoints"][-1]
         labels = (self.state["rounds"][-1]["expert_labels"] if self.state["rounds"] else self.state["initial_labels"])
         entry = {"round": k, "beta": round(beta, 6), "episodes": episodes, "new_labels": new_labels,
                  "expert_labels": labels + new_labels, "checkpoint": ckpt, "eval_episodes": 0}
-        if self.cfg.eval_episodes:
-            report = evaluate(ckpt, seeds=eval_seeds(self.cfg.eval_episodes, EVAL_SEED_START), pool=pool)
-            folder = self.out / f"round_{k}"
-            folder.mkdir(parents=True, exist_ok=True)
-            write_atomic(folder / "eval.json", report.to_json())
-            entry.update(eval_episodes=report.episodes, successes=report.successes, success_rate=report.success_rate,
-                         ci95=list(report.ci95), mean_length=report.mean_length)
-            log.info("round %d: success %.2f [%.2f, %.2f] with %d expert labels", k, report.success_rate,
-                     *report.ci95, labels + new_labels)
+        if self.cfg.eval_episodes:  # 0: a study that evaluates chosen rounds itself
+            entry.update(eval_entry(evaluate_into(self.out / f"round_{k}", ckpt, self.cfg.eval_episodes, pool)))
         self.state["rounds"].append(entry)
         self._write_state()
 
@@ -286,39 +202,10 @@ class DaggerRun:
                 s = r["session"]
                 lines.append(f"| {r['round']} | {s['attempts']} | {s['successes']} | {s['alone_successes']} / "
                              f"{s['alone_attempts']} | {r['new_labels']} |")
-        plot = self._plot(rounds)
+        plot = plot_success(self.out, [r for r in rounds if r.get("eval_episodes")], "round", f"DAgger, {self.state['task']}")
         if plot:
             lines += ["", f"![success against expert labels]({plot.relative_to(self.out)})"]
         (self.out / "report.md").write_text("\n".join(lines) + "\n")
-
-    def _plot(self, rounds) -> Path | None:
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            return None
-        (self.out / "plots").mkdir(exist_ok=True)
-        rounds = [r for r in rounds if r.get("eval_episodes")]
-        if not rounds:
-            return None
-        x = [r["expert_labels"] for r in rounds]
-        y = [r["success_rate"] for r in rounds]
-        err = [[r["success_rate"] - r["ci95"][0] for r in rounds], [r["ci95"][1] - r["success_rate"] for r in rounds]]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3)
-        for r in rounds:
-            ax.annotate(str(r["round"]), (r["expert_labels"], r["success_rate"]), textcoords="offset points", xytext=(4, 4))
-        ax.set_xlabel("expert labels (steps)")
-        ax.set_ylabel("success rate")
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_title(f"DAgger, {self.state['task']}")
-        path = self.out / "plots" / "success_vs_labels.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
 
 
 def run_dagger(cfg: DaggerConfig, resume: bool = False, say=log.info) -> dict:
