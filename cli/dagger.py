@@ -63,6 +63,7 @@ def dagger(
     take-over control (pad: or push a stick) to drive, let go to hand back. Each attempt is saved;
     only your steps are labels. --retrain-every N retrains in the background; quit any time, --resume."""
     from takeover.correction.dagger import run_dagger
+    from takeover.correction.runs import success_text
 
     if expert not in ("scripted", "human"):
         fail(f"--expert {expert!r}: expected 'scripted' or 'human'")
@@ -85,8 +86,7 @@ def dagger(
         return
     state = run_dagger(cfg, resume=resume, say=say)
     for r in state["rounds"]:
-        typer.echo(f"round {r['round']}: beta {r['beta']:.3f}, {r['expert_labels']} expert labels, "
-                   f"success {r['success_rate']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]")
+        typer.echo(f"round {r['round']}: beta {r['beta']:.3f}, {r['expert_labels']} expert labels, {success_text(r)}")
     typer.echo(f"wrote {out / 'report.md'}")
 
 

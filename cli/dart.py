@@ -35,6 +35,7 @@ def dart(
     """Roll out the scripted expert with Gaussian noise on the executed action (the clean action is the
     label), aggregate, retrain, refit the noise to the learner's error; one folder per iteration and a report."""
     from takeover.correction.dart import run_dart
+    from takeover.correction.runs import success_text
 
     cfg = DartConfig(data=str(data), policy=str(policy), out=str(out), iterations=iterations, episodes=episodes,
                      noise=noise, target_trace=target_trace, workers=workers, eval_episodes=eval_episodes,
@@ -44,5 +45,5 @@ def dart(
     for e in state["iterations"]:
         noise_txt = "-" if e["noise_trace"] is None else f"{e['noise_trace']:.4f}"
         typer.echo(f"iteration {e['iteration']}: noise trace {noise_txt}, {e['expert_labels']} expert labels, "
-                   f"success {e['success_rate']:.2f} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]")
+                   f"{success_text(e)}")
     typer.echo(f"wrote {out / 'report.md'}")

@@ -212,7 +212,7 @@ class DartRun:
     def _record(self, k: int, pool: RolloutPool, data: Path, names: list[str], cov, episodes: int, new_labels: int):
         """Evaluate iteration k's learner, fit its error on the iteration's states, save the entry."""
         ckpt = self.state["checkpoints"][-1]
-        report = evaluate_into(self.out / f"iter_{k}", ckpt, self.cfg.eval_episodes, pool)
+        report = evaluate_into(self.out / f"iter_{k}", ckpt, self.cfg.eval_episodes, pool) if self.cfg.eval_episodes else None
         with DemoReader(data) as reader:
             episodes = [reader.episode(n, check=False) for n in names]
             expert_successes = sum(bool(reader.attrs(n).get("success", False)) for n in names)
@@ -224,11 +224,12 @@ class DartRun:
                  "noise_trace": None if cov is None else float(np.trace(cov)),
                  "noisy_expert_successes": expert_successes if k else None,
                  "fit": fit, "next_noise_cov": (self.fixed_cov if self.fixed_cov is not None else next_cov).tolist(),
-                 **eval_entry(report)}
+                 **(eval_entry(report) if report else {"eval_episodes": 0})}
         self.state["iterations"].append(entry)
         write_state(self.state_path, self.state)
-        log.info("iteration %d: success %.2f [%.2f, %.2f] with %d expert labels; learner error trace %.4g",
-                 k, report.success_rate, *report.ci95, entry["expert_labels"], fit["error_trace"])
+        if report:
+            log.info("iteration %d: success %.2f [%.2f, %.2f] with %d expert labels; learner error trace %.4g",
+                     k, report.success_rate, *report.ci95, entry["expert_labels"], fit["error_trace"])
 
     def _report(self):
         entries = self.state["iterations"]
@@ -249,14 +250,15 @@ class DartRun:
             std = "-" if e["noise_cov"] is None else ", ".join(f"{s:.3f}" for s in np.sqrt(np.diag(e["noise_cov"]))[:arm])
             trace = "-" if e["noise_trace"] is None else f"{e['noise_trace']:.4f}"
             succ = "-" if e["noisy_expert_successes"] is None else f"{e['noisy_expert_successes']}/{e['episodes']}"
+            success = (f"{e['success_rate']:.2f} | [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]" if e["eval_episodes"]
+                       else "not evaluated |")
             lines.append(f"| {e['iteration']} | {e['expert_labels']} | {trace} | {std} | {succ} | "
-                         f"{e['fit']['error_trace']:.4f} | {e['success_rate']:.2f} | "
-                         f"[{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}] |")
+                         f"{e['fit']['error_trace']:.4f} | {success} |")
         lines += ["", "Noise covariance per iteration (arm dimensions):"]
         for e in entries[1:]:
             lines += ["", f"iteration {e['iteration']}:", "```",
                       np.array2string(np.asarray(e["noise_cov"])[:arm, :arm], precision=5, suppress_small=True), "```"]
-        plot = plot_success(self.out, entries, "iteration", f"DART, {self.state['task']}")
+        plot = plot_success(self.out, [e for e in entries if e["eval_episodes"]], "iteration", f"DART, {self.state['task']}")
         if plot:
             lines += ["", f"![success against expert labels]({plot.relative_to(self.out)})"]
         (self.out / "report.md").write_text("\n".join(lines) + "\n")

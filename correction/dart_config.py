@@ -27,7 +27,8 @@ class DartConfig:
     target_trace: float = config_field(0.0, help="Scale each fitted covariance to this trace (the expected squared "
                                        "error, action units^2); 0: use the fit as it is.", min=0)
     workers: int = config_field(2, help="Rollout worker processes (0 or 1: in this process).", min=0)
-    eval_episodes: int = config_field(50, help="Evaluation episodes per iteration (fixed seeds).", min=1)
+    eval_episodes: int = config_field(50, help="Evaluation episodes per iteration (fixed seeds); 0 skips the "
+                                      "evaluation (a study that evaluates chosen iterations itself).", min=0)
     from_scratch: bool = config_field(False, help="Retrain from random weights on the aggregate each iteration "
                                       "(default: warm start from the previous iteration's policy).")
     train_overrides: dict = config_field(default_factory=dict, help="TrainConfig fields for the retraining (steps, ...).")

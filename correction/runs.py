@@ -164,6 +164,13 @@ def eval_entry(report: EvalReport) -> dict:
             "ci95": list(report.ci95), "mean_length": report.mean_length}
 
 
+def success_text(entry: dict) -> str:
+    """'success 0.40 [0.28, 0.54]' for an evaluated round or iteration, 'not evaluated' otherwise."""
+    if not entry.get("eval_episodes"):
+        return "not evaluated"
+    return f"success {entry['success_rate']:.2f} [{entry['ci95'][0]:.2f}, {entry['ci95'][1]:.2f}]"
+
+
 def plot_success(out: Path, entries: list[dict], key: str, title: str) -> Path | None:
     """plots/success_vs_labels.png: success (Wilson 95% bars) against expert labels, each point
     annotated with entry[key] (the round or iteration)."""
@@ -173,6 +180,8 @@ def plot_success(out: Path, entries: list[dict], key: str, title: str) -> Path |
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    if not entries:
         return None
     (out / "plots").mkdir(exist_ok=True)
     x = [r["expert_labels"] for r in entries]

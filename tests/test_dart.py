@@ -225,7 +225,7 @@ def test_kill_during_a_dart_iteration_keeps_saved_episodes_and_resume_finishes(t
     demos, policy = tiny
     run = tmp_path / "run"
     args = [sys.executable, "-m", "takeover.cli.main", "dart", str(demos), "--policy", str(policy), "--out", str(run),
-            "--iterations", "1", "--episodes", "6", "--train-steps", "5", "--eval-episodes", "1", "--workers", "0"]
+            "--iterations", "1", "--episodes", "6", "--train-steps", "5", "--eval-episodes", "0", "--workers", "0"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -246,3 +246,6 @@ def test_kill_during_a_dart_iteration_keeps_saved_episodes_and_resume_finishes(t
         traces = {round(float(r.attrs(d)["noise_trace"]), 9) for d in dart}
     assert traces == {round(float(np.trace(state["iterations"][0]["next_noise_cov"])), 9)}
     assert [e["iteration"] for e in state["iterations"]] == [0, 1]
+    # --eval-episodes 0: iterations recorded (labels, noise, checkpoint), none evaluated
+    assert [e["eval_episodes"] for e in state["iterations"]] == [0, 0] and "success_rate" not in state["iterations"][1]
+    assert "not evaluated" in (run / "report.md").read_text()
