@@ -29,6 +29,7 @@ def finetune(
     episodes_per_round: Optional[int] = config_option(FinetuneConfig, "episodes_per_round"),
     eval_every: int = config_option(FinetuneConfig, "eval_every"),
     eval_episodes: int = config_option(FinetuneConfig, "eval_episodes"),
+    max_minutes: Optional[float] = config_option(FinetuneConfig, "max_minutes"),
     seed: int = config_option(FinetuneConfig, "seed"),
     threads: int = config_option(FinetuneConfig, "threads"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Algorithm option key=value (repeat), e.g. "
@@ -47,7 +48,8 @@ def finetune(
     cfg = FinetuneConfig(checkpoint=str(resolve_checkpoint(checkpoint)), demos=[str(p) for p in demos or []],
                          out=str(out), algo=algo, env_steps=env_steps, reward=reward, horizon=horizon, workers=workers,
                          episodes_per_round=episodes_per_round, eval_every=eval_every, eval_episodes=eval_episodes,
-                         seed=seed, threads=threads, algo_options=parse_head_options(set_ or []))
+                         max_minutes=max_minutes, seed=seed, threads=threads,
+                         algo_options=parse_head_options(set_ or []))
     runner = Finetuner(cfg, resume=resume)
     with Progress(TextColumn(f"[bold]finetune {algo}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn()) as bar:

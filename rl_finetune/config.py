@@ -29,6 +29,8 @@ class FinetuneConfig:
                                                                    "(default: one per worker).")
     eval_every: int = config_field(5000, min=1, help="Env steps between evaluations (and one at start and end).")
     eval_episodes: int = config_field(20, min=0, help="Episodes per evaluation, on the fixed evaluation seeds.")
+    max_minutes: float | None = config_field(None, above=0, help="Wall-clock budget; the run evaluates and stops "
+                                                                  "after the round that passes it.")
     seed: int = config_field(0, min=0, help="Seed of the updates and the collection episodes.")
     threads: int = config_field(1, min=1, help="torch CPU threads of the learner.")
     algo_options: dict = config_field(default_factory=dict, help="Algorithm hyperparameters to change.")

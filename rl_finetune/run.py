@@ -197,7 +197,9 @@ class Finetuner:
                            "seconds": round(time.time() - t0, 1), **stats})
                 self.save_state()
             next_eval = (self.env_steps // cfg.eval_every + 1) * cfg.eval_every
-            while self.env_steps < cfg.env_steps:
+            deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else None
+            out_of_time = False
+            while self.env_steps < cfg.env_steps and not out_of_time:
                 got = self.collect(pool)
                 t0 = time.time()
                 if cfg.algo == "rlpd":
@@ -215,7 +217,9 @@ class Finetuner:
                 self._log(record)
                 if progress:
                     progress(self.env_steps, record)
-                if (self.env_steps >= next_eval or self.env_steps >= cfg.env_steps) and cfg.eval_episodes:
+                out_of_time = deadline is not None and time.time() > deadline
+                last_round = self.env_steps >= cfg.env_steps or out_of_time
+                if (self.env_steps >= next_eval or last_round) and cfg.eval_episodes:
                     path = self.save_policy(f"step_{self.env_steps:08d}.pt")
                     self.evaluate(pool, path)
                     if progress:
