@@ -58,9 +58,11 @@ class Finetuner:
         state = self._check_out(resume)
         if state is not None:
             saved = FinetuneConfig.from_dict(json.loads(state["config"]))
-            if (saved.algo, saved.checkpoint, saved.reward) != (cfg.algo, cfg.checkpoint, cfg.reward):
-                raise FinetuneError(f"{self.out}: run was {saved.algo} from {saved.checkpoint} ({saved.reward} reward); "
-                                    f"resume with the same --algo, checkpoint and --reward")
+            same = ("algo", "checkpoint", "reward", "horizon")
+            if [getattr(saved, k) for k in same] != [getattr(cfg, k) for k in same] or \
+                    [str(Path(p).resolve()) for p in saved.demos] != [str(Path(p).resolve()) for p in cfg.demos]:
+                raise FinetuneError(f"{self.out}: run was {saved.algo} from {saved.checkpoint} with demos {saved.demos} "
+                                    f"({saved.reward} reward, horizon {saved.horizon}); resume with the same settings")
         try:
             self.policy, self.spec, _ = load_checkpoint(cfg.checkpoint)
         except PolicyError as exc:
