@@ -58,9 +58,11 @@ class Finetuner:
         state = self._check_out(resume)
         if state is not None:
             saved = FinetuneConfig.from_dict(json.loads(state["config"]))
-            same = ("algo", "checkpoint", "reward", "horizon")
-            if [getattr(saved, k) for k in same] != [getattr(cfg, k) for k in same] or \
-                    [str(Path(p).resolve()) for p in saved.demos] != [str(Path(p).resolve()) for p in cfg.demos]:
+            def key(c):
+                return (c.algo, c.reward, c.horizon, str(Path(c.checkpoint).resolve()),
+                        [str(Path(p).resolve()) for p in c.demos])
+
+            if key(saved) != key(cfg):
                 raise FinetuneError(f"{self.out}: run was {saved.algo} from {saved.checkpoint} with demos {saved.demos} "
                                     f"({saved.reward} reward, horizon {saved.horizon}); resume with the same settings")
         try:
