@@ -79,7 +79,7 @@ def bc(work: Path, spec: EnvSpec, n_demos: int, steps: int, seed: int) -> tuple[
     demos = work / f"demos_{n_demos}.hdf5"
     if not demos.exists():
         collect_scripted(spec, str(demos), n_demos, workers=2)
-    run = work / f"bc_{n_demos}"
+    run = work / f"bc_{n_demos}_{steps}"
     if not (run / "checkpoints" / "best.pt").exists():
         Trainer(TrainConfig(data=str(demos), out=str(run), head="gaussian", steps=steps, eval_episodes=0, threads=1,
                             seed=seed)).run()
