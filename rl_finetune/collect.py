@@ -54,13 +54,14 @@ class ActorFactory:
         return ExploringAgent(TanhActor(policy))
 
 
-def online_transitions(results, keys, success_reward: float) -> dict:
+def online_transitions(results, keys, success_reward: float, shaped: bool) -> dict:
     """Transitions of collected episodes (stopped at success: the last step of a successful one is
-    terminal and its reward is `success_reward`), with `pre_tanh` kept beside them."""
+    terminal and its reward is `success_reward`; sparse: 0 everywhere else, as robosuite's reward is
+    computed before the state our success check reads), with `pre_tanh` kept beside them."""
     parts = []
     for res in results:
         ep = res.episode
-        rewards = np.asarray(ep.rewards, np.float32).copy()
+        rewards = np.asarray(ep.rewards, np.float32).copy() if shaped else np.zeros(len(ep), np.float32)
         first = len(ep) - 1 if res.success else None
         if first is not None:
             rewards[first] = success_reward

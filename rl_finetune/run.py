@@ -180,7 +180,7 @@ class Finetuner:
         t0 = time.time()
         results = pool.run(ActorFactory(str(path.resolve()), self.episodes), seeds, record=EpisodeRecorder,
                            max_steps=self.env_spec.max_steps)
-        batch = online_transitions(results, self.policy.shapes.obs_keys, self.success_reward)
+        batch = online_transitions(results, self.policy.shapes.obs_keys, self.success_reward, cfg.reward == "shaped")
         self.episodes += n
         steps = len(batch["rewards"])
         return {"batch": batch, "steps": steps, "collect_s": time.time() - t0,
