@@ -116,7 +116,7 @@ def run_rl(name: str, work: Path, start: Path, demos: list, algo: str, opts: dic
     evals = [r for r in rows if r["kind"] == "eval"]
     collects = [r for r in rows if r["kind"] == "collect"]
     to90 = next((r["env_steps"] for r in evals if r["success_rate"] >= 0.9), None)
-    return {"algo": algo, "options": opts, "env_steps": result["env_steps"], "wall_s": round(time.time() - t0, 1),
+    return {"algo": algo, "options": opts, "max_minutes": cfg.max_minutes, "env_steps": result["env_steps"], "wall_s": round(time.time() - t0, 1),
             "curve": [{k: r[k] for k in ("env_steps", "success_rate", "ci95", "mean_return", "episodes")} for r in evals],
             "steps_to_90": to90, "best": result["best"],
             "env_steps_per_s": round(sum(c["env_steps"] - p for c, p in zip(collects, [0] + [c["env_steps"] for c in collects]))
@@ -160,7 +160,7 @@ def main():
     path = Path(args.out) if args.out else RESULTS / f"finetune_{args.task}.json"
     work = RESULTS / "work" / path.stem
     work.mkdir(parents=True, exist_ok=True)
-    settings = {k: v for k, v in vars(args).items() if k not in ("methods", "out")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("methods", "out", "max_minutes")}
     data = json.loads(path.read_text()) if path.exists() else {}
     if data.get("settings") != settings:
         data = {"settings": settings, "methods": {}}
