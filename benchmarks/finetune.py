@@ -195,7 +195,7 @@ def main():
             for utd in [int(u) for u in args.utd_sweep.split(",")]:
                 res = run_rl(f"utd_{utd}", work, start, [demos], "rlpd", {**options(args.rlpd), "utd": utd,
                                                                           "critic_warmup_updates": 0}, args,
-                             env_steps=4 * args.horizon, eval_episodes=0, max_minutes=10)
+                             env_steps=2 * args.horizon, eval_episodes=0, max_minutes=10)
                 sweep[str(utd)] = {"env_steps": res["env_steps"], "env_steps_per_s": res["env_steps_per_s"]}
             data["methods"][name] = {"rlpd_env_steps_per_s_by_utd": sweep}
         else:
