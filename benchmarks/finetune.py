@@ -38,7 +38,8 @@ from takeover.sim import EnvSpec  # noqa: E402
 from takeover.teleop.scripted_collection import collect_scripted  # noqa: E402
 
 METHODS = ("rlpd", "dapg", "scratch", "bc-more", "utd")
-COLOURS = {"rlpd": "tab:blue", "dapg": "tab:orange", "scratch": "tab:red", "bc-more": "tab:green"}
+COLOURS = {"rlpd": "tab:blue", "dapg": "tab:orange", "scratch": "tab:red", "bc-more": "tab:green",
+           "rlpd_bc0_partial": "tab:purple"}
 
 
 def parse():
