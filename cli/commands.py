@@ -1,7 +1,8 @@
 """Imports each command module; a module registers its commands on `app` / `data_app` at import."""
 import importlib
 
-_COMMAND_MODULES = ["collect", "data_cmds", "record", "train", "evaluate", "quickstart", "dagger", "augment", "dart"]
+_COMMAND_MODULES = ["collect", "data_cmds", "record", "train", "evaluate", "quickstart", "dagger", "augment", "dart",
+                    "finetune"]
 
 for _name in _COMMAND_MODULES:
     try:

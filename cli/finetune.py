@@ -1,0 +1,72 @@
+"""`takeover finetune`: demo-seeded RL fine-tuning of a behaviour-cloned gaussian policy (RLPD-style
+SAC or DAPG-style PPO). Options, defaults and help come from `FinetuneConfig`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from takeover.rl_finetune.config import FinetuneConfig
+
+from .app import app, fail
+from .options import config_option
+from .train import parse_head_options
+
+
+@app.command()
+def finetune(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint to start from (a gaussian head from `takeover train`), "
+                                                "or its run folder."),
+    demos: Optional[List[Path]] = typer.Option(None, "--demos", help="Demonstration file seeding the demo buffer "
+                                                                      "(repeat; `takeover dagger` files too)."),
+    algo: str = config_option(FinetuneConfig, "algo"),
+    env_steps: int = config_option(FinetuneConfig, "env_steps"),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder."),
+    reward: str = config_option(FinetuneConfig, "reward"),
+    horizon: Optional[int] = config_option(FinetuneConfig, "horizon"),
+    workers: int = config_option(FinetuneConfig, "workers"),
+    episodes_per_round: Optional[int] = config_option(FinetuneConfig, "episodes_per_round"),
+    eval_every: int = config_option(FinetuneConfig, "eval_every"),
+    eval_episodes: int = config_option(FinetuneConfig, "eval_episodes"),
+    max_minutes: Optional[float] = config_option(FinetuneConfig, "max_minutes"),
+    seed: int = config_option(FinetuneConfig, "seed"),
+    threads: int = config_option(FinetuneConfig, "threads"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Algorithm option key=value (repeat), e.g. "
+                                                                 "--set utd=4 --set bc_weight=0.1 (see rl_finetune/rlpd.py, dapg.py)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
+):
+    """Fine-tune with RL; evaluations on the fixed seeds, checkpoints in OUT/checkpoints (best.pt)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from takeover.policies.evaluate import resolve_checkpoint
+    from takeover.rl_finetune.run import Finetuner
+
+    for path in demos or []:
+        if not path.exists():
+            fail(f"{path}: no such demonstration file")
+    cfg = FinetuneConfig(checkpoint=str(resolve_checkpoint(checkpoint)), demos=[str(p) for p in demos or []],
+                         out=str(out), algo=algo, env_steps=env_steps, reward=reward, horizon=horizon, workers=workers,
+                         episodes_per_round=episodes_per_round, eval_every=eval_every, eval_episodes=eval_episodes,
+                         max_minutes=max_minutes, seed=seed, threads=threads,
+                         algo_options=parse_head_options(set_ or []))
+    runner = Finetuner(cfg, resume=resume)
+    with Progress(TextColumn(f"[bold]finetune {algo}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn()) as bar:
+        tid = bar.add_task("env steps", total=env_steps, completed=runner.env_steps, status="")
+
+        def progress(steps, record):
+            status = bar.tasks[0].fields["status"]
+            if record["kind"] == "eval":
+                lo, hi = record["ci95"]
+                status = f"eval success {record['success_rate']:.2f} [{lo:.2f}, {hi:.2f}]"
+            bar.update(tid, completed=min(steps, env_steps), status=status)
+
+        result = runner.run(progress=progress)
+    start, final, best = result["start"], result["final"], result["best"]
+    if start and final:
+        typer.echo(f"success {start['success_rate']:.2f} at start -> {final['success_rate']:.2f} after "
+                   f"{result['env_steps']} env steps (best {best['success_rate']:.2f} at {best['env_steps']}); "
+                   f"{out}/checkpoints/best.pt, {out}/plots/learning_curve.png")
+    else:
+        typer.echo(f"done after {result['env_steps']} env steps; {out}/checkpoints/last_policy.pt")

@@ -1,0 +1,145 @@
+"""DAPG-style on-policy fine-tuning: PPO with GAE, plus a demonstration-augmented term whose weight
+decays with the iteration k (Rajeswaran et al. 2018, "Learning Complex Dexterous Manipulation with
+Deep RL and Demonstrations"; PPO's clipped surrogate stands in for the natural gradient).
+
+    per iteration k: collect >= `steps_per_iter` env steps with the current stochastic actor
+    advantages      = GAE(gamma, gae_lambda) from a LayerNorm value network, normalised per batch
+    actor loss      = PPO clipped surrogate  -  lambda0 * lambda1^k * mean log pi(a_demo | s_demo)
+    value loss      = squared error to the GAE returns
+
+With normalised advantages the demo term reads as DAPG's: every demonstration pair is weighted like an
+online sample of advantage lambda0 * lambda1^k, a weight that fades as the policy improves on its own.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+
+from .actor import TanhActor
+from .buffers import ReplayBuffer
+from .critics import value_net
+from .errors import FinetuneError
+
+
+@dataclass
+class DAPGConfig:
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    steps_per_iter: int = 2000  # env steps collected per policy iteration (whole episodes)
+    epochs: int = 5
+    minibatch: int = 256
+    clip: float = 0.2
+    actor_lr: float = 3e-5
+    value_lr: float = 1e-3
+    value_hidden: tuple = (256, 256)
+    lambda0: float = 0.1  # demo-term weight at iteration 0
+    lambda1: float = 0.95  # per-iteration decay of the demo-term weight
+    target_kl: float = 0.05  # stop an iteration's epochs early beyond this approximate KL
+    grad_clip: float = 1.0
+
+    def __post_init__(self):
+        self.value_hidden = tuple(self.value_hidden)
+        if not 0.0 < self.lambda1 <= 1.0:
+            raise FinetuneError(f"lambda1 must lie in (0, 1], got {self.lambda1}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DAPGConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise FinetuneError(f"dapg has no option(s) {unknown}; options: {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def gae(rewards, values, next_values, terminals, episode_ends, gamma: float, lam: float) -> np.ndarray:
+    """Generalised advantage estimates over concatenated episodes (a new episode starts after each end;
+    the last step of a cut episode bootstraps from its next state's value, a terminal one does not)."""
+    adv = np.zeros_like(rewards)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        if episode_ends[t]:
+            running = 0.0
+        delta = rewards[t] + gamma * (1.0 - terminals[t]) * next_values[t] - values[t]
+        running = delta + gamma * lam * (1.0 - terminals[t]) * running
+        adv[t] = running
+    return adv
+
+
+class DAPG:
+    def __init__(self, cfg: DAPGConfig, actor: TanhActor, seed: int = 0):
+        self.cfg = cfg
+        self.actor = actor
+        self.value = value_net(actor.policy.obs_features.out_dim, cfg.value_hidden)
+        self.actor_opt = torch.optim.Adam(actor.policy.parameters(), lr=cfg.actor_lr)
+        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=cfg.value_lr)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.iteration = 0
+        self.warmed_up = True
+
+    def demo_weight(self) -> float:
+        return self.cfg.lambda0 * self.cfg.lambda1 ** self.iteration
+
+    def train_on(self, batch: dict, demo: ReplayBuffer) -> dict:
+        """One policy iteration on the episodes just collected (`online_transitions` output)."""
+        cfg = self.cfg
+        obs, next_obs = torch.from_numpy(batch["obs"]), torch.from_numpy(batch["next_obs"])
+        u = torch.from_numpy(batch["pre_tanh"])
+        with torch.no_grad():
+            mu, sigma = self.actor(obs)
+            old_logp = TanhActor.log_prob(mu, sigma, u)
+            feats, next_feats = self.actor.features(obs), self.actor.features(next_obs)
+            values = self.value(feats).squeeze(-1).numpy()
+            next_values = self.value(next_feats).squeeze(-1).numpy()
+        adv = gae(batch["rewards"], values, next_values, batch["terminals"], batch["episode_ends"], cfg.gamma,
+                  cfg.gae_lambda)
+        returns = torch.from_numpy(adv + values)
+        adv_t = torch.from_numpy((adv - adv.mean()) / (adv.std() + 1e-8))
+        weight = self.demo_weight()
+        n = len(adv)
+        stats: dict = {"demo_weight": weight}
+        self.actor.train()
+        for _ in range(cfg.epochs):
+            perm = torch.randperm(n, generator=self.generator)
+            kls = []
+            for start in range(0, n, cfg.minibatch):
+                idx = perm[start:start + cfg.minibatch]
+                mu, sigma = self.actor(obs[idx])
+                logp = TanhActor.log_prob(mu, sigma, u[idx])
+                ratio = (logp - old_logp[idx]).exp()
+                surrogate = torch.min(ratio * adv_t[idx], ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv_t[idx]).mean()
+                loss = -surrogate
+                if weight > 0 and len(demo):
+                    d = demo.sample(len(idx), self.generator)
+                    loss = loss - weight * self.actor.log_prob_of_action(d["obs"], d["actions"]).mean()
+                self.actor_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.actor.policy.parameters(), cfg.grad_clip)
+                self.actor_opt.step()
+                value_loss = ((self.value(feats[idx]).squeeze(-1) - returns[idx]) ** 2).mean()
+                self.value_opt.zero_grad(set_to_none=True)
+                value_loss.backward()
+                self.value_opt.step()
+                kls.append((old_logp[idx] - logp.detach()).mean().item())
+            stats.update(approx_kl=float(np.mean(kls)), value_loss=value_loss.item(), surrogate=surrogate.item())
+            if stats["approx_kl"] > cfg.target_kl:
+                break
+        self.actor.eval()
+        self.iteration += 1
+        return stats
+
+    def state_dict(self) -> dict:
+        return {"value": self.value.state_dict(), "actor_opt": self.actor_opt.state_dict(),
+                "value_opt": self.value_opt.state_dict(), "generator": self.generator.get_state(),
+                "iteration": torch.tensor(self.iteration)}
+
+    def load_state_dict(self, state: dict):
+        self.value.load_state_dict(state["value"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.value_opt.load_state_dict(state["value_opt"])
+        self.generator.set_state(state["generator"])
+        self.iteration = int(state["iteration"])

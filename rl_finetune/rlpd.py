@@ -1,0 +1,177 @@
+"""RLPD-style off-policy fine-tuning: SAC from a behaviour-cloned actor, with the demonstrations kept
+in every batch (Ball et al. 2023, "Efficient Online RL with Offline Data").
+
+    every update batch  = half demonstrations, half online transitions (`demo_fraction`)
+    critics             = an ensemble of `num_critics` LayerNorm Q-networks; the Bellman target takes
+                          the min over a random `target_subset` of the target networks
+    update-to-data      = `utd` critic updates per environment step, one actor update per env step
+    actor loss          = alpha * log pi(a|s) - mean_i Q_i(s, a)  (+ `bc_weight` * BC on demo rows)
+    critic warm-up      = `critic_warmup_updates` critic-only updates on the demos before the actor
+                          moves, so a good BC actor is not pushed around by an untrained critic
+
+The learner is this class; collection, evaluation, saving and resuming live in `run.py`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch.nn import functional as F
+
+from .actor import TanhActor
+from .buffers import ReplayBuffer, mixed_batch
+from .critics import CriticEnsemble
+from .errors import FinetuneError
+
+
+@dataclass
+class RLPDConfig:
+    gamma: float = 0.99
+    batch_size: int = 256
+    demo_fraction: float = 0.5  # share of every batch drawn from the demonstrations
+    utd: int = 4  # critic updates per environment step (RLPD uses 20; on 2 CPU cores updates dominate)
+    num_critics: int = 10
+    target_subset: int = 2  # target = min over this many randomly chosen target critics
+    critic_hidden: tuple = (256, 256)
+    critic_lr: float = 3e-4
+    actor_lr: float = 1e-4  # lower than from scratch: the actor starts good
+    alpha_lr: float = 3e-4
+    init_alpha: float = 0.01  # a small temperature, so the entropy bonus does not wash out the BC policy
+    target_entropy: float | None = None  # default: -action_dim (per dimension a std of ~0.1 before tanh)
+    backup_entropy: bool = False  # entropy bonus in the Bellman target; off: with a sparse reward of 1 it
+    #                               would outweigh the reward while the BC std is small
+    tau: float = 0.005  # Polyak rate of the target critics
+    bc_weight: float = 0.0  # weight of the BC regulariser (squared error of the mean action) on demo rows
+    critic_warmup_updates: int = 0  # critic-only updates on demos before any actor update
+    grad_clip: float = 10.0
+
+    def __post_init__(self):
+        self.critic_hidden = tuple(self.critic_hidden)
+        if not 0.0 <= self.demo_fraction <= 1.0:
+            raise FinetuneError(f"demo_fraction must lie in [0, 1], got {self.demo_fraction}")
+        if not 1 <= self.target_subset <= self.num_critics:
+            raise FinetuneError(f"target_subset must lie in [1, num_critics={self.num_critics}], got {self.target_subset}")
+        if self.utd < 1 or self.batch_size < 2:
+            raise FinetuneError("utd must be at least 1 and batch_size at least 2")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RLPDConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise FinetuneError(f"rlpd has no option(s) {unknown}; options: {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class RLPD:
+    def __init__(self, cfg: RLPDConfig, actor: TanhActor, seed: int = 0):
+        self.cfg = cfg
+        self.actor = actor
+        obs_dim = actor.policy.obs_features.out_dim
+        action_dim = actor.policy.action_dim
+        self.critic = CriticEnsemble(obs_dim, action_dim, cfg.num_critics, cfg.critic_hidden)
+        self.target = CriticEnsemble(obs_dim, action_dim, cfg.num_critics, cfg.critic_hidden)
+        self.target.load_state_dict(self.critic.state_dict())
+        self.target.requires_grad_(False)
+        self.log_alpha = torch.tensor(float(torch.tensor(cfg.init_alpha).log()), requires_grad=True)
+        self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -float(action_dim)
+        self.actor_opt = torch.optim.Adam(actor.policy.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.updates = 0
+        self.warmed_up = cfg.critic_warmup_updates == 0
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.exp()
+
+    # ----- one update ------------------------------------------------------------------------------
+    def critic_update(self, batch: dict) -> dict:
+        cfg = self.cfg
+        obs, next_obs = self.actor.features(batch["obs"]), self.actor.features(batch["next_obs"])
+        with torch.no_grad():
+            next_action, next_logp, _ = self.actor.sample(batch["next_obs"], self.generator)
+            members = torch.randperm(cfg.num_critics, generator=self.generator)[: cfg.target_subset]
+            next_q = self.target(next_obs, next_action)[members].min(0).values
+            backup = next_q - self.alpha * next_logp if cfg.backup_entropy else next_q
+            target = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"]) * backup
+        q = self.critic(obs, batch["actions"])
+        loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
+        self.critic_opt.step()
+        with torch.no_grad():
+            for p, tp in zip(self.critic.parameters(), self.target.parameters()):
+                tp.lerp_(p, cfg.tau)
+        return {"critic_loss": loss.item() / cfg.num_critics, "q": q.mean().item()}
+
+    def actor_update(self, batch: dict) -> dict:
+        cfg = self.cfg
+        action, logp, _ = self.actor.sample(batch["obs"], self.generator)
+        q = self.critic(self.actor.features(batch["obs"]), action).mean(0)
+        loss = (self.alpha.detach() * logp - q).mean()
+        out = {}
+        if cfg.bc_weight > 0 and batch["from_demo"].any():
+            demo = batch["from_demo"].bool()
+            bc = ((self.actor.deterministic(batch["obs"][demo]) - batch["actions"][demo]) ** 2).sum(-1).mean()
+            loss = loss + cfg.bc_weight * bc
+            out["bc_mse"] = bc.item()
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.actor.policy.parameters(), cfg.grad_clip)
+        self.actor_opt.step()
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+        return {**out, "actor_loss": loss.item(), "entropy": -logp.mean().item(), "alpha": self.alpha.item()}
+
+    # ----- schedules -------------------------------------------------------------------------------
+    def warm_up(self, demo: ReplayBuffer, progress=None) -> dict:
+        """Critic-only updates on demonstrations (the actor stays the BC policy)."""
+        stats = {}
+        empty = ReplayBuffer(demo.data["obs"].shape[1], demo.data["actions"].shape[1], 1)
+        for i in range(self.cfg.critic_warmup_updates):
+            stats = self.critic_update(mixed_batch(demo, empty, self.cfg.batch_size, 1.0, self.generator))
+            if progress and i % 100 == 0:
+                progress(i)
+        self.warmed_up = True
+        return stats
+
+    def train_on(self, new_steps: int, demo: ReplayBuffer, online: ReplayBuffer) -> dict:
+        """`utd` critic updates per new env step, one actor (and temperature) update per env step."""
+        cfg = self.cfg
+        self.actor.train()
+        stats: dict = {}
+        for i in range(new_steps * cfg.utd):
+            batch = mixed_batch(demo, online, cfg.batch_size, cfg.demo_fraction, self.generator)
+            stats.update(self.critic_update(batch))
+            if (i + 1) % cfg.utd == 0:
+                stats.update(self.actor_update(batch))
+            self.updates += 1
+        self.actor.eval()
+        return stats
+
+    # ----- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"critic": self.critic.state_dict(), "target": self.target.state_dict(), "log_alpha": self.log_alpha.detach(),
+                "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+                "alpha_opt": self.alpha_opt.state_dict(), "generator": self.generator.get_state(), "updates": torch.tensor(self.updates),
+                "warmed_up": torch.tensor(self.warmed_up)}
+
+    def load_state_dict(self, state: dict):
+        self.critic.load_state_dict(state["critic"])
+        self.target.load_state_dict(state["target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        self.generator.set_state(state["generator"])
+        self.updates = int(state["updates"])
+        self.warmed_up = bool(state["warmed_up"])

@@ -1,0 +1,223 @@
+"""RL fine-tuning (issue 16): batch composition, the BC-initialised actor, learning on a tiny task,
+resume after kill -9, and bad input refused in one line with nothing modified."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from synthetic import build, train as bc_train
+from takeover.cli.app import run_cli
+from takeover.policies import PolicyShapes, make_config, make_policy
+from takeover.policies.checkpoint import load_checkpoint, save_checkpoint
+from takeover.rl_finetune.actor import ACTION_BOUND, TanhActor, check_finetunable
+from takeover.rl_finetune.buffers import ReplayBuffer, mixed_batch
+from takeover.rl_finetune.errors import FinetuneError
+from takeover.rl_finetune.rlpd import RLPD, RLPDConfig
+from takeover.sim import EnvSpec
+
+
+def filled(n: int, reward: float, obs_dim: int = 3, action_dim: int = 2) -> ReplayBuffer:
+    buf = ReplayBuffer(obs_dim, action_dim)
+    buf.add({"obs": np.zeros((n, obs_dim)), "actions": np.zeros((n, action_dim)), "rewards": np.full(n, reward),
+             "next_obs": np.zeros((n, obs_dim)), "terminals": np.zeros(n)})
+    return buf
+
+
+def test_every_batch_holds_the_demo_share_asked_for():
+    demo, online = filled(50, 1.0), filled(400, 0.0)  # the reward marks where a row came from
+    g = torch.Generator().manual_seed(0)
+    for fraction, size in [(0.5, 256), (0.25, 64), (0.0, 32), (1.0, 32)]:
+        for _ in range(3):
+            batch = mixed_batch(demo, online, size, fraction, g)
+            assert len(batch["rewards"]) == size
+            assert int(batch["rewards"].sum()) == round(size * fraction)
+            assert torch.equal(batch["from_demo"], batch["rewards"])
+    # before any online data every row is a demonstration; without demonstrations every row is online
+    assert int(mixed_batch(demo, filled(0, 0.0), 16, 0.5, g)["rewards"].sum()) == 16
+    assert int(mixed_batch(filled(0, 1.0), online, 16, 0.5, g)["rewards"].sum()) == 0
+
+
+def test_bc_initialised_actor_reproduces_the_checkpoint_actions(tmp_path):
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(512, 4)).astype(np.float32)
+    actions = np.clip(np.stack([obs[:, 0] * 0.5, np.sign(obs[:, 1])], 1), -1, 1).astype(np.float32)  # dim 1 saturates
+    policy = build("gaussian", obs, actions, hidden_dims=(64, 64))
+    bc_train(policy, obs[:, None], actions[:, None], steps=200)
+    save_checkpoint(tmp_path / "bc.pt", policy, EnvSpec(task="Lift"))
+    loaded, _, _ = load_checkpoint(tmp_path / "bc.pt")
+    actor = TanhActor(loaded)
+    test_obs = rng.normal(size=(200, 4)).astype(np.float32)
+    expected = np.stack([policy.predict_chunk(torch.from_numpy(o)[None])[0] for o in test_obs])  # what eval executes
+    with torch.no_grad():
+        got = actor.deterministic(torch.from_numpy(test_obs)).numpy()
+    inside = np.abs(expected) < ACTION_BOUND
+    assert inside.sum() > 100 and (~inside).sum() > 10
+    assert np.abs(got - expected)[inside].max() < 1e-5
+    assert np.abs(got - expected)[~inside].max() <= 1 - ACTION_BOUND + 1e-6
+    gmm = make_policy(make_config("gmm"), PolicyShapes(("state",), ((4,),), 2), policy.normalizer and {
+        k: getattr(policy.normalizer, k).numpy() for k in ("obs_mean", "obs_std", "obs_min", "obs_max", "action_mean",
+                                                            "action_std", "action_min", "action_max")})
+    with pytest.raises(FinetuneError, match="fine-tunable: gaussian"):
+        check_finetunable(gmm, "x.pt")
+
+
+# ----- a tiny shaped-reward task: a point moves toward the origin, reward = -distance -----------------
+class PointReach:
+    """Batched: pos += 0.1 * action; success within 0.15 of the origin ends an episode; 20 steps."""
+
+    horizon = 20
+
+    def __init__(self, starts: np.ndarray):
+        self.pos = starts.astype(np.float32).copy()
+        self.t = 0
+
+    def step(self, action: np.ndarray):
+        self.pos = np.clip(self.pos + 0.1 * np.clip(action, -1, 1), -1.5, 1.5).astype(np.float32)
+        self.t += 1
+        dist = np.linalg.norm(self.pos, axis=1)
+        return self.pos.copy(), -dist.astype(np.float32), dist < 0.15
+
+
+def rollout(actor, starts, explore: bool, gen=None):
+    env, alive = PointReach(starts), np.ones(len(starts), bool)
+    obs, steps, returns = env.pos.copy(), [], np.zeros(len(starts))
+    for _ in range(env.horizon):
+        with torch.no_grad():
+            t = torch.from_numpy(obs)
+            action = (actor.sample(t, gen)[0] if explore else actor.deterministic(t)).numpy()
+        next_obs, reward, success = env.step(action)
+        returns += reward * alive
+        steps.append((obs[alive], action[alive], reward[alive], next_obs[alive], success[alive].astype(np.float32)))
+        alive &= ~success
+        obs = next_obs
+        if not alive.any():
+            break
+    return {k: np.concatenate([s[i] for s in steps]) for i, k in
+            enumerate(("obs", "actions", "rewards", "next_obs", "terminals"))}, returns
+
+
+def test_rlpd_raises_the_return_of_a_weak_bc_start():
+    """BC on a slow demonstrator (speed 0.3 of the maximum) reaches the goal from near starts only; RLPD
+    with half-demo batches learns to move faster: the evaluation return rises well above the start's."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    starts = rng.uniform(-1, 1, size=(400, 2)).astype(np.float32)
+    demo_actions = (-0.3 * starts / np.maximum(np.linalg.norm(starts, axis=1, keepdims=True), 1e-3)).astype(np.float32)
+    policy = build("gaussian", starts, demo_actions, hidden_dims=(64, 64))
+    bc_train(policy, starts[:, None], demo_actions[:, None], steps=300)
+    actor = TanhActor(policy).eval()
+    demo = ReplayBuffer(2, 2)
+    demo.add(rollout(actor, starts[:40], explore=False)[0])  # the demonstrator's own episodes
+    eval_starts = np.random.default_rng(1).uniform(-1, 1, size=(100, 2)).astype(np.float32)
+    _, start_returns = rollout(actor, eval_starts, explore=False)
+    learner = RLPD(RLPDConfig(batch_size=128, utd=1, num_critics=10, critic_hidden=(32, 32), actor_lr=3e-4,
+                              critic_warmup_updates=100), actor, seed=0)
+    learner.warm_up(demo)
+    online, gen = ReplayBuffer(2, 2), torch.Generator().manual_seed(0)
+    for round_ in range(9):  # about 1,300 env steps and as many updates
+        batch, _ = rollout(actor, rng.uniform(-1, 1, size=(8, 2)).astype(np.float32), explore=True, gen=gen)
+        online.add(batch)
+        learner.train_on(len(batch["rewards"]), demo, online)
+    _, end_returns = rollout(actor, eval_starts, explore=False)
+    assert end_returns.mean() > start_returns.mean() + 1.0, (start_returns.mean(), end_returns.mean())
+
+
+# ----- Lift: resume after kill -9, and bad input -----------------------------------------------------
+def sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def lift_bc(lift_demos, tmp_path_factory):
+    from takeover.policies.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("finetune_bc") / "bc"
+    train(TrainConfig(data=str(lift_demos), out=str(out), head="gaussian", steps=20, eval_episodes=0, threads=1,
+                      head_options={"hidden_dims": [64, 64]}))
+    return out / "checkpoints" / "best.pt"
+
+
+def test_bad_finetune_input_is_one_line_and_modifies_nothing(lift_demos, lift_bc, tmp_path, capsys):
+    policy, spec, _ = load_checkpoint(lift_bc)
+    gmm = make_policy(make_config("gmm"), policy.shapes, {k: getattr(policy.normalizer, k).numpy() for k in (
+        "obs_mean", "obs_std", "obs_min", "obs_max", "action_mean", "action_std", "action_min", "action_max")})
+    save_checkpoint(tmp_path / "gmm.pt", gmm, spec)
+    save_checkpoint(tmp_path / "can.pt", policy, EnvSpec(task="PickPlaceCan"))
+    other = make_policy(policy.config, PolicyShapes(("robot0_eef_pos", "state"), ((3,), (4,)), 7),
+                        {k: np.zeros(d) if "std" not in k else np.ones(d) for k, d in
+                         [(k, 7 if "action" in k else 7) for k in ("obs_mean", "obs_std", "obs_min", "obs_max",
+                                                                   "action_mean", "action_std", "action_min", "action_max")]})
+    save_checkpoint(tmp_path / "other_keys.pt", other, spec)
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "something").write_text("x")
+    before = sha(lift_demos)
+    run = tmp_path / "run"
+    base = ["finetune", str(lift_bc), "--demos", str(lift_demos), "--out", str(run)]
+    cases = [
+        (["finetune", str(tmp_path / "gmm.pt"), "--demos", str(lift_demos), "--out", str(run)], "fine-tunable: gaussian"),
+        (["finetune", str(tmp_path / "can.pt"), "--demos", str(lift_demos), "--out", str(run)],
+         "demonstrations of Lift; the checkpoint is for PickPlaceCan"),
+        (["finetune", str(tmp_path / "other_keys.pt"), "--demos", str(lift_demos), "--out", str(run)],
+         "observation key(s) ['state'] missing"),
+        (base + ["--env-steps", "0"], "must be at least 1"),
+        (["finetune", str(lift_bc), "--demos", str(lift_demos), "--out", str(taken)], "exists; pass --resume"),
+        (base + ["--resume"], "nothing to resume"),
+        (base + ["--set", "utd=0"], "utd must be at least 1"),
+    ]
+    for args, message in cases:
+        capsys.readouterr()
+        assert run_cli(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert message in err, (args, err)
+        assert len(err.splitlines()) == 1, err
+        assert not run.exists()
+    assert sha(lift_demos) == before and [p.name for p in taken.iterdir()] == ["something"]
+
+
+@pytest.mark.slow
+def test_killed_finetune_resumes_with_the_same_steps_and_buffers(lift_demos, lift_bc, tmp_path):
+    from takeover.rl_finetune.config import FinetuneConfig
+    from takeover.rl_finetune.run import Finetuner
+
+    run = tmp_path / "run"
+    opts = ["--set", "batch_size=32", "--set", "utd=1", "--set", "critic_hidden=[32,32]", "--set", "num_critics=4"]
+    args = [sys.executable, "-m", "takeover.cli.main", "finetune", str(lift_bc), "--demos", str(lift_demos),
+            "--out", str(run), "--env-steps", "100000", "--horizon", "10", "--workers", "0", "--eval-episodes", "0",
+            *opts]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    state_path = run / "checkpoints" / "last.pt"
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if state_path.exists() and torch.load(state_path, weights_only=True)["env_steps"] >= 20:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(state_path, weights_only=True)
+    cfg = FinetuneConfig(checkpoint=str(lift_bc), demos=[str(lift_demos)], out=str(run), env_steps=saved["env_steps"] + 20,
+                         horizon=10, workers=0, eval_episodes=0,
+                         algo_options={"batch_size": 32, "utd": 1, "critic_hidden": [32, 32], "num_critics": 4})
+    resumed = Finetuner(cfg, resume=True)
+    assert resumed.env_steps == saved["env_steps"] and resumed.episodes == saved["episodes"]
+    for key, value in saved["online"].items():
+        assert torch.equal(torch.as_tensor(resumed.online.state_dict()[key]), value), key
+    assert len(resumed.demo) > 0
+    for name, tensor in saved["actor"].items():
+        assert torch.equal(resumed.policy.state_dict()[name], tensor), name
+    result = resumed.run()
+    assert result["env_steps"] >= saved["env_steps"] + 20
+    assert resumed.online.added == result["env_steps"]
+    policy, _, info = load_checkpoint(run / "checkpoints" / "last_policy.pt")  # a standard checkpoint
+    assert info["step"] == result["env_steps"] and policy.config.head == "gaussian"
+    assert json.loads((run / "config.json").read_text())["finetune"]["algo"] == "rlpd"
