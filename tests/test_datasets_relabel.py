@@ -131,3 +131,31 @@ def test_robosuite_1_0_layout_imports_on_todays_model_or_is_refused_with_the_rea
     code = run_cli(["data", "import-robosuite", str(bad), "-o", str(tmp_path / "bad_in.hdf5")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "lid_jnt0" in err and "older robosuite layout" in err
+
+
+def test_env_args_that_disagree_with_takeover_spec_or_do_not_parse_get_a_warning(recorded, tmp_path, caplog):
+    states, xml = recorded["today"][0]
+    raw = _write_raw(tmp_path / "r.hdf5", [(states, recorded["actions"][0], xml)],
+                     {"env_name": "Lift", "robots": ["Panda"], "controller_configs": OSC_1_0})
+    out = tmp_path / "ours.hdf5"
+    import_robosuite(raw, out, check_steps=False)
+    with caplog.at_level("WARNING"):
+        DemoReader(out).close()
+    assert not [r for r in caplog.records if "env_args" in r.getMessage()]
+    for value, says in ((json.dumps({"env_name": "Stack", "type": 1, "env_kwargs": {}}), "disagree on environment"),
+                        ("{not json", "not readable JSON")):
+        with h5py.File(out, "r+") as f:
+            f["data"].attrs["env_args"] = value
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            with DemoReader(out) as r:
+                assert r.spec.task == "Lift"
+        assert any(says in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_evaluation_horizon_covers_the_slowest_training_demo():
+    from takeover.policies.evaluate import horizon_for
+
+    assert horizon_for(EnvSpec(task="Lift"), 120) == 300  # scripted demos: the task's own
+    assert horizon_for(EnvSpec(task="Lift"), 1143) == 1450  # slow human demos: 1.25x, rounded up to 50
+    assert horizon_for(EnvSpec(task="PickPlace"), 200) == 1000
