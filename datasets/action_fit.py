@@ -87,6 +87,10 @@ def step_from(env, state, action, gripper=None) -> np.ndarray:
     if state is not None:
         sim.set_state_from_flattened(state)
         sim.forward()
+        # controllers cache the robot's pose and refresh it only when flagged: after a jump in state
+        # the first set_goal would otherwise read the pose of wherever the simulator was before
+        for controller in raw.robots[0].composite_controller.part_controllers.values():
+            controller.new_update = True
     g = _gripper(env)
     if g is not None and gripper is not None:
         g.current_action = np.array(gripper, dtype=np.float64)
@@ -106,6 +110,19 @@ def step_from(env, state, action, gripper=None) -> np.ndarray:
     return np.array(sim.get_state().flatten(), dtype=np.float64)
 
 
+def align_controller(env, first_state):
+    """Give the arm controllers the nullspace posture they had while the demo was recorded.
+
+    OSC pulls the arm's redundant joint toward `initial_joint`, the joint positions at the last reset
+    (robot init noise included): Python-side state, not in MuJoCo's. A demo starts at a reset, so its
+    first state holds them. Without this, one-step replays of a demo on another env instance were off
+    by 0.4-0.6% of each step's motion and fitted actions by ~0.03."""
+    robot = env.raw.robots[0]
+    for name, controller in robot.composite_controller.part_controllers.items():
+        if name in robot.arms and hasattr(controller, "initial_joint"):
+            controller.initial_joint = np.array(first_state[1 + np.asarray(controller.qpos_index)], dtype=np.float64)
+
+
 def _residual(j: Joints, reached, target) -> np.ndarray:
     return np.concatenate([reached[j.arm_q] - target[j.arm_q], j.dt * (reached[j.arm_v] - target[j.arm_v])])
 
@@ -113,6 +130,7 @@ def _residual(j: Joints, reached, target) -> np.ndarray:
 def action_consistency(env, states, actions) -> dict:
     """Relative one-step errors of `actions` against `states` (see module doc); env holds the demo's model."""
     j = Joints.of(env)
+    align_controller(env, states[0])
     err_q = err_v = disp_q = disp_v = 0.0
     max_abs = 0.0
     commands = gripper_commands(env, actions)
@@ -205,6 +223,7 @@ def relabel_steps(env, states, actions, t0: int, t1: int, iters: int = 8) -> tup
     """Relabelled actions for steps t0..t1-1 of a demo (each needs state t+1; the demo's last step keeps
     the relabelled action of the step before it) and each step's residual norm."""
     j = Joints.of(env)
+    align_controller(env, states[0])
     T = len(states)
     out = np.array(actions[t0:t1], dtype=np.float64)
     res = np.zeros(t1 - t0)
@@ -226,6 +245,7 @@ def open_loop(env, states, actions) -> dict:
     the recorded trajectory (rad, norm over the 7 joints: mean over steps and at the end), object
     position error at the end (m), and success at the end."""
     j = Joints.of(env)
+    align_controller(env, states[0])
     state = step_from(env, states[0], actions[0], gripper_commands(env, actions[:1])[0])
     errs = [float(np.linalg.norm(state[j.arm_q] - states[1][j.arm_q]))] if len(states) > 1 else []
     for t in range(1, len(states) - 1):

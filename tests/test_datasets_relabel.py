@@ -85,7 +85,7 @@ def test_actions_of_another_controller_import_by_default_with_the_drift_reported
     ok = _write_raw(tmp_path / "ok.hdf5", [(states, recorded["actions"][0], xml)],
                     {"env_name": "Lift", "robots": ["Panda"], "controller_configs": OSC_1_0})
     report = import_robosuite(ok, tmp_path / "ok_in.hdf5", strict=True)
-    assert report["consistency"][0]["qpos_rel"] < 0.02
+    assert report["consistency"][0]["qpos_rel"] < 1e-5
 
 
 def test_relabelling_recovers_the_true_actions_of_perturbed_ones(recorded, tmp_path):
@@ -102,9 +102,8 @@ def test_relabelling_recovers_the_true_actions_of_perturbed_ones(recorded, tmp_p
             np.testing.assert_allclose(ep.extras["original_actions"], pert.astype(np.float32))
             err = np.abs(ep.actions[:-1, :6] - true[:-1, :6]).max(axis=1)  # the last step has no next state
             before = np.abs(pert[:-1, :6] - true[:-1, :6]).max(axis=1)
-            # measured: 0.002-0.009 in a demo replayed on the env that recorded it, ~0.03 on a fresh one (state
-            # outside MuJoCo's saved state, e.g. the solver warm start); a few contact steps stay ambiguous
-            assert np.median(err) < 0.05 and np.median(err) < np.median(before) / 4 and np.mean(err < 0.05) >= 0.8, err
+            # a few contact steps can stay ambiguous
+            assert np.median(err) < 0.01 and np.median(err) < np.median(before) / 10 and np.mean(err < 0.05) >= 0.8, err
             np.testing.assert_array_equal(ep.actions[:-1, 6], true[:-1, 6])
     for row in report["relabel"]["demos"]:
         assert row["after"]["qpos_rel"] < row["before"]["qpos_rel"] / 5
