@@ -94,6 +94,11 @@ def step_from(env, state, action, gripper=None) -> np.ndarray:
     g = _gripper(env)
     if g is not None and gripper is not None:
         g.current_action = np.array(gripper, dtype=np.float64)
+    return _substeps(env, action)
+
+
+def _substeps(env, action) -> np.ndarray:
+    raw, sim = env.raw, env.raw.sim
     action = np.asarray(action, dtype=np.float64)
     policy_step = True
     for _ in range(int(round(raw.control_timestep / raw.model_timestep))):
@@ -110,17 +115,59 @@ def step_from(env, state, action, gripper=None) -> np.ndarray:
     return np.array(sim.get_state().flatten(), dtype=np.float64)
 
 
-def align_controller(env, first_state):
-    """Give the arm controllers the nullspace posture they had while the demo was recorded.
-
-    OSC pulls the arm's redundant joint toward `initial_joint`, the joint positions at the last reset
-    (robot init noise included): Python-side state, not in MuJoCo's. A demo starts at a reset, so its
-    first state holds them. Without this, one-step replays of a demo on another env instance were off
-    by 0.4-0.6% of each step's motion and fitted actions by ~0.03."""
+def _set_posture(env, posture_of):
     robot = env.raw.robots[0]
     for name, controller in robot.composite_controller.part_controllers.items():
         if name in robot.arms and hasattr(controller, "initial_joint"):
-            controller.initial_joint = np.array(first_state[1 + np.asarray(controller.qpos_index)], dtype=np.float64)
+            controller.initial_joint = np.array(posture_of(np.asarray(controller.qpos_index)), dtype=np.float64)
+
+
+def align_controller(env, states, actions, probe: int = 8):
+    """Give the arm controllers the nullspace posture they had while the demo was recorded.
+
+    OSC pulls the arm's redundant joint toward `initial_joint`, Python-side state set when the
+    controller is built at a reset. Two conventions occur: a demo recorded from `env.reset()` (ours)
+    starts in that posture, init noise included (its first state); robosuite's collection wrapper
+    reloads the model at the first action (a deterministic reset), so its controllers hold the robot's
+    nominal posture. The one whose first `probe` steps replay closer is kept. Without it one-step
+    replays were off by 0.3-0.7% of each step's motion."""
+    robot = env.raw.robots[0]
+    nominal = np.asarray(robot.init_qpos, dtype=np.float64)
+    candidates = [lambda idx: states[0][1 + idx], lambda idx: nominal[: len(idx)]]
+    if len(states) < 2:
+        _set_posture(env, candidates[0])
+        return "reset"
+    j = Joints.of(env)
+    n = min(probe, len(states) - 1)
+    commands = gripper_commands(env, actions[:n])
+    errors = []
+    for posture in candidates:
+        _set_posture(env, posture)
+        errors.append(sum(float(np.linalg.norm(step_from(env, states[t], actions[t], commands[t])[j.arm_q] - states[t + 1][j.arm_q]))
+                          for t in range(n)))
+    best = int(np.argmin(errors))
+    _set_posture(env, candidates[best])
+    return ("reset", "nominal")[best]
+
+
+def _stale_first_step(env, state, action, gripper):
+    """Step 0 as robosuite's collection wrapper ran it: its model reload left the controllers holding
+    the nominal reset pose, not yet refreshed when the first action set the goal."""
+    raw, sim = env.raw, env.raw.sim
+    robot = raw.robots[0]
+    nominal = np.array(state, dtype=np.float64)
+    j = Joints.of(env)
+    nominal[j.arm_q] = np.asarray(robot.init_qpos, dtype=np.float64)[: len(j.arm_q)]
+    sim.set_state_from_flattened(nominal)
+    sim.forward()
+    for controller in robot.composite_controller.part_controllers.values():
+        controller.update(force=True)
+    sim.set_state_from_flattened(state)
+    sim.forward()
+    g = _gripper(env)
+    if g is not None and gripper is not None:
+        g.current_action = np.array(gripper, dtype=np.float64)
+    return _substeps(env, action)
 
 
 def _residual(j: Joints, reached, target) -> np.ndarray:
@@ -130,12 +177,15 @@ def _residual(j: Joints, reached, target) -> np.ndarray:
 def action_consistency(env, states, actions) -> dict:
     """Relative one-step errors of `actions` against `states` (see module doc); env holds the demo's model."""
     j = Joints.of(env)
-    align_controller(env, states[0])
+    convention = align_controller(env, states, actions)
     err_q = err_v = disp_q = disp_v = 0.0
     max_abs = 0.0
     commands = gripper_commands(env, actions)
     for t in range(len(states) - 1):
-        nxt = step_from(env, states[t], actions[t], commands[t])
+        if t == 0 and convention == "nominal":
+            nxt = _stale_first_step(env, states[0], actions[0], commands[0])
+        else:
+            nxt = step_from(env, states[t], actions[t], commands[t])
         err_q += float(np.linalg.norm(nxt[j.arm_q] - states[t + 1][j.arm_q]))
         err_v += float(np.linalg.norm(nxt[j.arm_v] - states[t + 1][j.arm_v]))
         disp_q += float(np.linalg.norm(states[t + 1][j.arm_q] - states[t][j.arm_q]))
@@ -223,7 +273,7 @@ def relabel_steps(env, states, actions, t0: int, t1: int, iters: int = 8) -> tup
     """Relabelled actions for steps t0..t1-1 of a demo (each needs state t+1; the demo's last step keeps
     the relabelled action of the step before it) and each step's residual norm."""
     j = Joints.of(env)
-    align_controller(env, states[0])
+    align_controller(env, states, actions)
     T = len(states)
     out = np.array(actions[t0:t1], dtype=np.float64)
     res = np.zeros(t1 - t0)
@@ -245,7 +295,7 @@ def open_loop(env, states, actions) -> dict:
     the recorded trajectory (rad, norm over the 7 joints: mean over steps and at the end), object
     position error at the end (m), and success at the end."""
     j = Joints.of(env)
-    align_controller(env, states[0])
+    align_controller(env, states, actions)
     state = step_from(env, states[0], actions[0], gripper_commands(env, actions[:1])[0])
     errs = [float(np.linalg.norm(state[j.arm_q] - states[1][j.arm_q]))] if len(states) > 1 else []
     for t in range(1, len(states) - 1):
