@@ -113,7 +113,8 @@ def _relabel_table(title: str, report: dict) -> Table:
 
 def _print_relabel(report: dict):
     Console().print(_relabel_table("relabelled actions (one step from each recorded state; open loop from the first)", report))
-    typer.echo(f"relabelling: {report['steps']} steps, {report['cpu_seconds_per_step'] * 1000:.0f} CPU ms per step, "
+    typer.echo(f"relabelling: {report['steps']} steps, {report['simulated_steps_per_step']:.1f} simulated steps and "
+               f"{report['cpu_seconds_per_step'] * 1000:.0f} CPU ms per step, "
                f"{report['seconds_wall']:.0f} s on {report['workers']} worker(s)")
 
 

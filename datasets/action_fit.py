@@ -97,7 +97,11 @@ def step_from(env, state, action, gripper=None) -> np.ndarray:
     return _substeps(env, action)
 
 
+SIMULATED = [0]  # control steps simulated in this process (relabelling reports its cost in them)
+
+
 def _substeps(env, action) -> np.ndarray:
+    SIMULATED[0] += 1
     raw, sim = env.raw, env.raw.sim
     action = np.asarray(action, dtype=np.float64)
     policy_step = True

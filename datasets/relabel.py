@@ -41,12 +41,12 @@ def _env_for(spec_json: str, model_file: str, state, where: str):
 
 
 def _relabel_chunk(spec_json, model_file, states, actions, t0, t1, where):
-    from .action_fit import relabel_steps
+    from .action_fit import SIMULATED, relabel_steps
 
     env = _env_for(spec_json, model_file, states[0], where)
-    start = time.process_time()
+    start, simulated = time.process_time(), SIMULATED[0]
     new, res = relabel_steps(env, states, actions, t0, t1)
-    return new, res, time.process_time() - start
+    return new, res, time.process_time() - start, SIMULATED[0] - simulated
 
 
 def _measure(spec_json, model_file, states, original, relabelled, where):
@@ -105,13 +105,14 @@ def relabel(src, out, *, workers: int = 1, progress=None) -> dict:
         jobs = {name: [(t0, _run(pool, _relabel_chunk, spec_json, mf, st, act, t0, min(t0 + CHUNK, len(st)), f"{src}, {name}"))
                        for t0 in range(0, len(st), CHUNK)]
                 for name, (st, act, mf, _) in demos.items()}
-        relabelled, report, cpu = {}, [], 0.0
+        relabelled, report, cpu, simulated = {}, [], 0.0, 0
         for name, chunks in jobs.items():
             st, act, mf, success = demos[name]
             parts = [job.result() for _, job in chunks]
             new = np.concatenate([p[0] for p in parts])
             residual = np.concatenate([p[1] for p in parts])
             cpu += sum(p[2] for p in parts)
+            simulated += sum(p[3] for p in parts)
             relabelled[name] = new.astype(np.float32)
             relabelled_name = _run(pool, _measure, spec_json, mf, st, act, new, f"{src}, {name}")
             report.append({"demo": name, "steps": len(st), "residual_max": float(residual.max(initial=0.0)),
@@ -138,4 +139,5 @@ def relabel(src, out, *, workers: int = 1, progress=None) -> dict:
     finally:
         clean_temp_files(out)
     return {"output": str(out), "demos": report, "steps": steps, "workers": workers,
-            "seconds_wall": round(time.time() - wall, 1), "cpu_seconds_per_step": cpu / max(1, steps)}
+            "seconds_wall": round(time.time() - wall, 1), "cpu_seconds_per_step": cpu / max(1, steps),
+            "simulated_steps_per_step": simulated / max(1, steps)}

@@ -76,6 +76,15 @@ def test_actions_of_another_controller_import_by_default_with_the_drift_reported
     assert drift["qpos_rel"] > 0.05 and drift["qvel_rel"] > drift["qpos_rel"]  # stiffer gains: faster, overshooting
     with DemoReader(tmp_path / "in.hdf5") as r:
         np.testing.assert_array_equal(r.episode("demo_0").states, states)
+    # relabelled for today's controller: the one-step error drops, the file keeps the originals
+    assert run_cli(["data", "relabel", str(tmp_path / "in.hdf5"), "-o", str(tmp_path / "relabelled.hdf5"),
+                    "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "relabelling: 16 steps" in out and "simulated steps" in out
+    with DemoReader(tmp_path / "relabelled.hdf5") as r:
+        ep = r.episode("demo_0")
+        np.testing.assert_allclose(ep.extras["original_actions"], recorded["actions"][0].astype(np.float32))
+        assert not np.allclose(ep.actions, ep.extras["original_actions"])
     code = run_cli(["data", "import-robosuite", str(raw), "-o", str(tmp_path / "strict.hdf5"), "--strict"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "today's controller" in err and "demo_1" in err
@@ -90,10 +99,10 @@ def test_actions_of_another_controller_import_by_default_with_the_drift_reported
 
 def test_relabelling_recovers_the_true_actions_of_perturbed_ones(recorded, tmp_path):
     rng = np.random.default_rng(0)
-    truth = recorded["actions"]
+    truth = recorded["actions"][1:]
     perturbed = [np.clip(a + np.concatenate([rng.normal(0, 0.15, (len(a), 6)), np.zeros((len(a), 1))], axis=1), -1, 1)
                  for a in truth]
-    raw = _write_raw(tmp_path / "perturbed.hdf5", [(s, p, x) for (s, x), p in zip(recorded["today"], perturbed)],
+    raw = _write_raw(tmp_path / "perturbed.hdf5", [(s, p, x) for (s, x), p in zip(recorded["today"][1:], perturbed)],
                      {"env_name": "Lift", "robots": ["Panda"], "controller_configs": OSC_1_0})
     report = import_robosuite(raw, tmp_path / "relabelled.hdf5", relabel=True, workers=1)
     with DemoReader(tmp_path / "relabelled.hdf5") as r:
