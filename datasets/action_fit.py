@@ -126,15 +126,16 @@ def _set_posture(env, posture_of):
             controller.initial_joint = np.array(posture_of(np.asarray(controller.qpos_index)), dtype=np.float64)
 
 
-def align_controller(env, states, actions, probe: int = 8):
+def align_controller(env, states, actions, probe: int = 8, trust_actions: bool = True):
     """Give the arm controllers the nullspace posture they had while the demo was recorded.
 
     OSC pulls the arm's redundant joint toward `initial_joint`, Python-side state set when the
     controller is built at a reset. Two conventions occur: a demo recorded from `env.reset()` (ours)
     starts in that posture, init noise included (its first state); robosuite's collection wrapper
     reloads the model at the first action (a deterministic reset), so its controllers hold the robot's
-    nominal posture. The one whose first `probe` steps replay closer is kept. Without it one-step
-    replays were off by 0.3-0.7% of each step's motion."""
+    nominal posture. Kept: the one under which the first `probe` steps replay closer with the recorded
+    actions, or (`trust_actions=False`, for relabelling) are fitted closer by fitted actions. Without
+    it one-step replays were off by 0.3-0.7% of each step's motion. Returns "reset" or "nominal"."""
     robot = env.raw.robots[0]
     nominal = np.asarray(robot.init_qpos, dtype=np.float64)
     candidates = [lambda idx: states[0][1 + idx], lambda idx: nominal[: len(idx)]]
@@ -142,13 +143,16 @@ def align_controller(env, states, actions, probe: int = 8):
         _set_posture(env, candidates[0])
         return "reset"
     j = Joints.of(env)
-    n = min(probe, len(states) - 1)
+    n = min(probe if trust_actions else max(2, probe // 2), len(states) - 1)
     commands = gripper_commands(env, actions[:n])
     errors = []
     for posture in candidates:
         _set_posture(env, posture)
-        errors.append(sum(float(np.linalg.norm(step_from(env, states[t], actions[t], commands[t])[j.arm_q] - states[t + 1][j.arm_q]))
-                          for t in range(n)))
+        if trust_actions:
+            errors.append(sum(float(np.linalg.norm(step_from(env, states[t], actions[t], commands[t])[j.arm_q]
+                                                   - states[t + 1][j.arm_q])) for t in range(n)))
+        else:
+            errors.append(sum(fit_action(env, j, states[t], states[t + 1], actions[t], commands[t])[1] for t in range(n)))
     best = int(np.argmin(errors))
     _set_posture(env, candidates[best])
     return ("reset", "nominal")[best]
@@ -277,7 +281,7 @@ def relabel_steps(env, states, actions, t0: int, t1: int, iters: int = 8) -> tup
     """Relabelled actions for steps t0..t1-1 of a demo (each needs state t+1; the demo's last step keeps
     the relabelled action of the step before it) and each step's residual norm."""
     j = Joints.of(env)
-    align_controller(env, states, actions)
+    align_controller(env, states, actions, trust_actions=False)
     T = len(states)
     out = np.array(actions[t0:t1], dtype=np.float64)
     res = np.zeros(t1 - t0)
