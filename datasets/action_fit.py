@@ -126,7 +126,7 @@ def _set_posture(env, posture_of):
             controller.initial_joint = np.array(posture_of(np.asarray(controller.qpos_index)), dtype=np.float64)
 
 
-def align_controller(env, states, actions, probe: int = 8, trust_actions: bool = True):
+def align_controller(env, states, actions, probe: int = 8, trust_actions: bool = True, convention: str | None = None):
     """Give the arm controllers the nullspace posture they had while the demo was recorded.
 
     OSC pulls the arm's redundant joint toward `initial_joint`, Python-side state set when the
@@ -139,6 +139,9 @@ def align_controller(env, states, actions, probe: int = 8, trust_actions: bool =
     robot = env.raw.robots[0]
     nominal = np.asarray(robot.init_qpos, dtype=np.float64)
     candidates = [lambda idx: states[0][1 + idx], lambda idx: nominal[: len(idx)]]
+    if convention is not None:
+        _set_posture(env, candidates[("reset", "nominal").index(convention)])
+        return convention
     if len(states) < 2:
         _set_posture(env, candidates[0])
         return "reset"
@@ -182,10 +185,10 @@ def _residual(j: Joints, reached, target) -> np.ndarray:
     return np.concatenate([reached[j.arm_q] - target[j.arm_q], j.dt * (reached[j.arm_v] - target[j.arm_v])])
 
 
-def action_consistency(env, states, actions) -> dict:
+def action_consistency(env, states, actions, convention: str | None = None) -> dict:
     """Relative one-step errors of `actions` against `states` (see module doc); env holds the demo's model."""
     j = Joints.of(env)
-    convention = align_controller(env, states, actions)
+    convention = align_controller(env, states, actions, convention=convention)
     err_q = err_v = disp_q = disp_v = 0.0
     max_abs = 0.0
     commands = gripper_commands(env, actions)
@@ -298,12 +301,12 @@ def relabel_steps(env, states, actions, t0: int, t1: int, iters: int = 8) -> tup
     return out, res
 
 
-def open_loop(env, states, actions) -> dict:
+def open_loop(env, states, actions, convention: str | None = None) -> dict:
     """Step `actions` in order from states[0] (env already holds the demo's model); arm joint error to
     the recorded trajectory (rad, norm over the 7 joints: mean over steps and at the end), object
     position error at the end (m), and success at the end."""
     j = Joints.of(env)
-    align_controller(env, states, actions)
+    align_controller(env, states, actions, convention=convention)
     state = step_from(env, states[0], actions[0], gripper_commands(env, actions[:1])[0])
     errs = [float(np.linalg.norm(state[j.arm_q] - states[1][j.arm_q]))] if len(states) > 1 else []
     for t in range(1, len(states) - 1):

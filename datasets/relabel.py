@@ -50,11 +50,13 @@ def _relabel_chunk(spec_json, model_file, states, actions, t0, t1, where):
 
 
 def _measure(spec_json, model_file, states, original, relabelled, where):
-    from .action_fit import action_consistency, open_loop
+    from .action_fit import action_consistency, align_controller, open_loop
 
     env = _env_for(spec_json, model_file, states[0], where)
-    return {"before": action_consistency(env, states, original), "after": action_consistency(env, states, relabelled),
-            "open_loop_before": open_loop(env, states, original), "open_loop_after": open_loop(env, states, relabelled)}
+    # one controller convention for both action sets, chosen as relabelling chose it
+    c = align_controller(env, states, original, trust_actions=False)
+    return {"before": action_consistency(env, states, original, c), "after": action_consistency(env, states, relabelled, c),
+            "open_loop_before": open_loop(env, states, original, c), "open_loop_after": open_loop(env, states, relabelled, c)}
 
 
 def _pool(workers: int):
