@@ -99,6 +99,9 @@ def relabel(src, out, *, workers: int = 1, progress=None) -> dict:
         demos = {}
         for name in reader.demos:
             ep = reader.episode(name, check=False)
+            if "executed_actions" in ep.extras:
+                raise DatasetError(f"{src}, {name}: holds executed_actions (noise was injected, the label is the clean "
+                                   f"command); relabelling fits what was executed and would make the noise the label")
             original = ep.extras.get("original_actions", ep.actions)
             demos[name] = (ep.states, np.asarray(original, np.float64), ep.model_file, bool(ep.attrs.get("success", False)))
     wall = time.time()
