@@ -59,10 +59,10 @@ def eval_(
     tmp.replace(out / "eval.json")
     settings = "".join(f" {k}={v}" for k, v in overrides.items())
     table = Table(title=f"{report.task}: {ckpt}{settings}")
-    for col in ("episodes", "success rate", "95% CI (Wilson)", "mean length"):
+    for col in ("episodes", "success rate", "95% CI (Wilson)", "mean length", "horizon"):
         table.add_column(col)
     table.add_row(str(report.episodes), f"{report.success_rate:.3f}", f"[{report.ci95[0]:.3f}, {report.ci95[1]:.3f}]",
-                  f"{report.mean_length:.1f}")
+                  f"{report.mean_length:.1f}", str(report.horizon))
     Console().print(table)
     for v in report.videos:
         typer.echo(f"video: {v}")

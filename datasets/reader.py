@@ -133,13 +133,43 @@ class DemoReader:
         text = self.data_attrs.get("takeover_spec")
         if text is not None:
             try:
-                return EnvSpec.from_json(text)
+                spec = EnvSpec.from_json(text)
             except SimError as exc:
                 raise DatasetError(f"{self.path}: data attribute takeover_spec is invalid ({exc})") from None
+            self._check_env_args(spec)
+            return spec
         try:
             return spec_from_env_args(json.loads(self.data_attrs.get("env_args", "{}")))
         except (json.JSONDecodeError, TypeError, AttributeError):
             return None
+
+    def _check_env_args(self, spec: EnvSpec):
+        """robomimic's tools build the environment from env_args, we from takeover_spec: say when they differ."""
+        text = self.data_attrs.get("env_args")
+        if text is None:
+            return
+        try:
+            env_args = json.loads(text)
+            kwargs = env_args.get("env_kwargs", {})
+            robots = kwargs.get("robots", ["Panda"])
+            robots = (robots,) if isinstance(robots, str) else tuple(robots)
+            arm = (kwargs.get("controller_configs") or {}).get("body_parts", {}).get("right", {})
+        except (json.JSONDecodeError, TypeError, AttributeError):
+            log.warning("%s: data attribute env_args is not readable JSON; robomimic's tools cannot rebuild the "
+                        "environment from this file (takeover uses takeover_spec)", self.path)
+            return
+        from takeover.sim.tasks import TASKS
+
+        task = TASKS[spec.task]
+        differ = [what for what, same in (
+            ("environment", env_args.get("env_name") == task.robosuite_env),
+            ("robots", robots == tuple(spec.robots)),
+            ("control_freq", int(kwargs.get("control_freq", spec.control_freq)) == spec.control_freq),
+            ("controller", arm.get("type", spec.controller) == spec.controller),
+            ("task arguments", all(kwargs.get(k, v) == v for k, v in task.env_kwargs.items()))) if not same]
+        if differ:
+            log.warning("%s: env_args and takeover_spec disagree on %s; robomimic's tools would build another "
+                        "environment than takeover does", self.path, ", ".join(differ))
 
     def _read_action_dim(self) -> int | None:
         if ACTION_DIM_ATTR in self.data_attrs:

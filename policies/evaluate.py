@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,6 +65,7 @@ class EvalReport:
     videos: list[str] = field(default_factory=list)
     step: int | None = None
     overrides: dict = field(default_factory=dict)  # inference-time config changes it ran with
+    horizon: int | None = None  # the episode step limit it ran under
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -78,6 +80,19 @@ class EvalReport:
                    mean_length=statistics.fmean(r.length for r in results) if results else 0.0,
                    seeds=[r.seed for r in results], per_episode=[r.summary() for r in results],
                    videos=[r.video for r in results if r.video], step=step)
+
+
+HORIZON_SLACK = 1.25
+
+
+def horizon_for(spec: EnvSpec, longest_demo: int) -> int:
+    """The evaluation horizon of a policy trained on demos up to `longest_demo` steps long: the task's
+    horizon, or 1.25x the longest demo rounded up to 50 steps when that is longer. A policy that learnt
+    from slow human demos moves about as slowly (it even learns their pauses); cutting it off before the
+    time its own teachers took scores the horizon, not the policy. Training stores the result in the
+    checkpoint's EnvSpec, so every evaluation of it uses the same limit (eval.json: `horizon`)."""
+    needed = int(math.ceil(HORIZON_SLACK * longest_demo / 50.0) * 50)
+    return max(spec.max_steps, needed)
 
 
 def resolve_checkpoint(path) -> Path:
@@ -114,4 +129,5 @@ def evaluate(checkpoint, episodes: int = 50, seeds=None, workers: int = 1, video
             pool.close()
     report = EvalReport.from_results(str(checkpoint), spec.task, results, step=info["step"])
     report.overrides = dict(overrides or {})
+    report.horizon = int(max_steps or spec.max_steps)
     return report

@@ -26,7 +26,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -40,7 +40,7 @@ from .base import PolicyShapes
 from .checkpoint import read_checkpoint, save_checkpoint
 from .ema import EMA
 from .errors import PolicyError
-from .evaluate import evaluate, eval_seeds
+from .evaluate import evaluate, eval_seeds, horizon_for
 from .registry import make_config, make_policy
 from .rotations import ObsFeatures, quaternion_starts
 from .train_config import TrainConfig  # noqa: F401  (re-exported: `from takeover.policies.train import TrainConfig`)
@@ -164,6 +164,11 @@ class Trainer:
             first = reader.episode(self.train_ds.demos[0], check=False)
             quaternions_in_object = cfg.quaternions == "matrix" and "object" in self.train_ds.obs_keys
             parts = reader.object_layout if quaternions_in_object else None
+        longest = int(self.train_ds.lengths.max())
+        if horizon_for(spec, longest) > spec.max_steps:
+            log.info("evaluation horizon %d (task: %d): the longest training demo has %d steps",
+                     horizon_for(spec, longest), spec.max_steps, longest)
+            spec = replace(spec, horizon=horizon_for(spec, longest))
         self.spec = spec
         layout_shapes = [tuple(first.obs[k].shape[1:]) for k in self.train_ds.obs_keys]
         layout = ObsLayout(tuple(self.train_ds.obs_keys), tuple(layout_shapes))

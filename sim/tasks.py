@@ -17,6 +17,11 @@ TASKS: dict[str, Task] = {
     "PickPlaceCan": Task("PickPlace", horizon=400, env_kwargs={"single_object_mode": 2, "object_type": "can"}),
     "NutAssemblySquare": Task("NutAssembly", horizon=500, env_kwargs={"single_object_mode": 2, "nut_type": "square"}),
     "Door": Task("Door", horizon=300),
+    # all-objects variants, for robosuite's own human demonstrations (no scripted expert). robomimic
+    # ships no data for them and so names no horizon; 1000 is robosuite's default and what its v1.0
+    # benchmark ran them at.
+    "PickPlace": Task("PickPlace", horizon=1000),
+    "NutAssembly": Task("NutAssembly", horizon=1000),
 }
 
 

@@ -55,6 +55,7 @@ def test_checkpoint_refuses_other_task_and_bad_files(lift_demos, tmp_path):
     ckpt = out / "checkpoints" / "best.pt"
     policy, spec, info = load_checkpoint(ckpt)
     assert spec.task == "Lift" and info["step"] == 20
+    assert spec.max_steps == 300  # short scripted demos: the task's horizon (policies.evaluate.horizon_for)
     obs = {k: np.zeros(s) for k, s in zip(policy.shapes.obs_keys, policy.shapes.obs_shapes)}
     assert policy.act(obs).shape == (7,)
     # robot0_eef_quat and object's cube_quat enter as rotation matrices: q and -q act alike
@@ -99,6 +100,7 @@ def test_eval_command_writes_report_and_video(lift_demos, tmp_path, capsys):
     report = json.loads((out / "eval.json").read_text())
     assert {"success_rate", "ci95", "episodes", "per_episode"} <= set(report)
     assert report["episodes"] == 2 and [e["seed"] for e in report["per_episode"]] == [1_000_000, 1_000_001]
+    assert report["horizon"] == 15  # the limit it ran under is recorded
     videos = list((out / "videos").glob("*.mp4"))
     assert len(videos) == 1
     import cv2

@@ -1,0 +1,96 @@
+"""Learning Lift from 4 slow, human-like demos vs 4 scripted ones (issue 17, item 5).
+
+Data: benchmarks/humanlike_demos.py (the scripted expert acted out slowly, with an idle start, pauses
+and regrasps) and the scripted expert itself. Variants of the human-like data: as recorded, and with
+idle steps removed (arm command ~0 and the gripper command unchanged: a person waiting teaches the
+policy to wait). Each (data, head) is trained for a fixed step budget and evaluated on fixed seeds at
+the horizon rule of policies.evaluate.horizon_for (the checkpoint carries it). Results are written
+after every run, so a partial run still reports what it finished.
+
+    nice -n 10 python benchmarks/few_slow_demos.py --heads gaussian diffusion --episodes 20 --steps 3000
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_result  # noqa: E402
+from humanlike_demos import collect as collect_humanlike  # noqa: E402
+
+from takeover.datasets import DemoReader, DemoWriter  # noqa: E402
+from takeover.policies.evaluate import evaluate  # noqa: E402
+from takeover.policies.train import TrainConfig, train  # noqa: E402
+from takeover.sim import EnvSpec  # noqa: E402
+from takeover.teleop.scripted_collection import collect_scripted  # noqa: E402
+
+
+def idle_mask(actions: np.ndarray, tol: float = 1e-3) -> np.ndarray:
+    """Steps to keep: not (arm command ~0 and gripper command as before)."""
+    still = np.abs(actions[:, :6]).max(axis=1) < tol
+    same_grip = np.r_[False, np.sign(actions[1:, -1]) == np.sign(actions[:-1, -1])]
+    return ~(still & same_grip)
+
+
+def trim_idle(src: Path, out: Path) -> list[int]:
+    lengths = []
+    with DemoReader(src) as r, DemoWriter(out, r.spec) as w:
+        for name in r.demos:
+            ep = r.episode(name)
+            keep = idle_mask(ep.actions)
+            idx = np.flatnonzero(keep)
+            # next_obs of a kept step: the observation at the next kept step (the last keeps its own)
+            nxt = {k: np.concatenate([v[idx[1:]], ep.next_obs[k][idx[-1:]]]) for k, v in ep.obs.items()}
+            w.save(replace(ep, actions=ep.actions[idx], states=ep.states[idx], obs={k: v[idx] for k, v in ep.obs.items()},
+                           next_obs=nxt, rewards=ep.rewards[idx], dones=ep.dones[idx],
+                           extras={k: v[idx] for k, v in ep.extras.items()}))
+            lengths.append(len(idx))
+    return lengths
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--heads", nargs="+", default=["gaussian", "diffusion"])
+    p.add_argument("--data", nargs="+", default=["scripted", "humanlike", "humanlike_trimmed"])
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--workdir", default="/tmp/few_slow_demos")
+    args = p.parse_args()
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    files = {"scripted": work / "scripted.hdf5", "humanlike": work / "humanlike.hdf5",
+             "humanlike_trimmed": work / "humanlike_trimmed.hdf5"}
+    lengths = {}
+    if not files["scripted"].exists():
+        collect_scripted(EnvSpec(task="Lift"), str(files["scripted"]), 4, seed=0)
+    if not files["humanlike"].exists():
+        collect_humanlike(str(files["humanlike"]), 4, seed=0)
+    if not files["humanlike_trimmed"].exists():
+        trim_idle(files["humanlike"], files["humanlike_trimmed"])
+    for name, path in files.items():
+        with DemoReader(path) as r:
+            lengths[name] = [r.num_samples(d) for d in r.demos]
+    results = []
+    for head in args.heads:
+        for data in args.data:
+            run = work / f"{data}_{head}"
+            t0 = time.time()
+            if not (run / "checkpoints" / "best.pt").exists():
+                train(TrainConfig(data=str(files[data]), out=str(run), head=head, steps=args.steps, eval_episodes=0,
+                                  eval_every=args.steps))
+            report = evaluate(run, episodes=args.episodes)
+            results.append({"data": data, "head": head, "episodes": report.episodes, "successes": report.successes,
+                            "success_rate": report.success_rate, "ci95": report.ci95, "horizon": report.horizon,
+                            "mean_length": report.mean_length, "train_steps": args.steps,
+                            "seconds": round(time.time() - t0)})
+            print(results[-1], flush=True)
+            write_result("few_slow_demos", {"demo_lengths": lengths, "results": results})
+
+
+if __name__ == "__main__":
+    main()
