@@ -54,6 +54,7 @@ from dagger import (DEMO_SEED_STRIDE, demos_with_labels, evaluate_cached, labels
 from takeover.correction.ccil_augment import augment_ccil  # noqa: E402
 from takeover.correction.ccil_config import CcilConfig  # noqa: E402
 from takeover.correction.dagger import DaggerConfig, run_dagger  # noqa: E402
+from takeover.correction.dart import DartConfig, run_dart  # noqa: E402
 from takeover.datasets import DemoReader  # noqa: E402
 from takeover.policies.evaluate import CheckpointAgent, eval_seeds  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
@@ -174,38 +175,40 @@ def run_dart_fixed(sw: SeedWork, args) -> list[dict]:
     return points
 
 
-def run_dagger_method(method: str, sw: SeedWork, args) -> list[dict]:
-    """Rounds of --episodes-per-round until the labels pass each budget; the first round past a budget
-    is evaluated. Per-round evaluation inside the DAgger run is off (eval_episodes=0)."""
+def train_overrides(args) -> dict:
+    return {"steps": args.steps, "eval_episodes": args.selection_episodes, "eval_every": max(1, args.steps // 2),
+            "eval_workers": args.workers, "threads": args.threads}
+
+
+def run_round_based(method: str, sw: SeedWork, args) -> list[dict]:
+    """Rounds (DAgger) or iterations (DART) of --episodes-per-round episodes until the labels pass each
+    budget; the first round past a budget is evaluated. The runs' own per-round evaluation is off."""
     demos, initial = sw.initial_policy()
     out = sw.folder / method
-    cfg = DaggerConfig(data=str(demos), policy=str(initial.parent.parent), out=str(out), rounds=1,
-                       episodes_per_round=args.episodes_per_round, labeller=DAGGER_LABELLER[method],
-                       operator_threshold=args.operator_threshold, beta=args.beta, workers=args.workers,
-                       eval_episodes=0, seed=sw.seed,
-                       train_overrides={"steps": args.steps, "eval_episodes": args.selection_episodes,
-                                        "eval_every": max(1, args.steps // 2), "eval_workers": args.workers,
-                                        "threads": args.threads})
+    common = dict(data=str(demos), policy=str(initial.parent.parent), out=str(out), workers=args.workers,
+                  eval_episodes=0, seed=sw.seed, train_overrides=train_overrides(args))
+    if method == "dart-fit":
+        cfg = DartConfig(iterations=1, episodes=args.episodes_per_round, noise="fit", **common)
+        run, rounds_key, state_file = run_dart, "iterations", "dart.json"
+    else:
+        cfg = DaggerConfig(rounds=1, episodes_per_round=args.episodes_per_round, labeller=DAGGER_LABELLER[method],
+                           operator_threshold=args.operator_threshold, beta=args.beta, **common)
+        run, rounds_key, state_file = run_dagger, "rounds", "dagger.json"
     t0 = time.time()
     points = [evaluated_point(initial, labels_of(demos), args, t0, round=0)]
     pending = list(sw.budgets)
-    state = None
     for k in range(1, MAX_ROUNDS + 1):
-        cfg.rounds = k
-        state = run_dagger(cfg, resume=(out / "dagger.json").is_file())
-        last = state["rounds"][-1]
+        setattr(cfg, rounds_key, k)
+        last = run(cfg, resume=(out / state_file).is_file())[rounds_key][-1]
         while pending and last["expert_labels"] >= pending[0]:
+            extra = {"noise_trace": last["noise_trace"]} if method == "dart-fit" else {}
             points.append(evaluated_point(Path(last["checkpoint"]), last["expert_labels"], args, t0,
-                                          budget=pending.pop(0), round=k))
+                                          budget=pending.pop(0), round=k, **extra))
         if not pending:
             break
     if pending:
         print(f"  {method} seed {sw.seed}: budgets {pending} not reached in {MAX_ROUNDS} rounds", flush=True)
     return points
-
-
-def run_dart_fit(sw: SeedWork, args) -> list[dict]:
-    raise NotImplementedError("dart-fit joins when correction/dart.py lands")
 
 
 def run_ccil(sw: SeedWork, args) -> list[dict]:
@@ -227,9 +230,8 @@ def run_ccil(sw: SeedWork, args) -> list[dict]:
     return points
 
 
-RUNNERS = {"bc": run_bc, "dart-fixed": run_dart_fixed, "dart-fit": run_dart_fit, "ccil": run_ccil,
-           "dagger": lambda sw, args: run_dagger_method("dagger", sw, args),
-           "hg-dagger": lambda sw, args: run_dagger_method("hg-dagger", sw, args)}
+RUNNERS = {"bc": run_bc, "dart-fixed": run_dart_fixed, "ccil": run_ccil,
+           **{m: (lambda sw, args, m=m: run_round_based(m, sw, args)) for m in ("dart-fit", "dagger", "hg-dagger")}}
 
 
 # ----- compounding error --------------------------------------------------------------------------------
