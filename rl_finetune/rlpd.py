@@ -8,6 +8,13 @@ in every batch (Ball et al. 2023, "Efficient Online RL with Offline Data").
     actor loss          = alpha * log pi(a|s) - mean_i Q_i(s, a)  (+ `bc_weight` * BC on demo rows)
     critic warm-up      = `critic_warmup_updates` critic-only updates on the demos before the actor
                           moves, so a good BC actor is not pushed around by an untrained critic
+    Monte-Carlo floor   = `mc_floor`: the Bellman target of a transition from an episode that reached
+                          its terminal is at least that episode's discounted return-to-go (MCAC,
+                          Wilcox et al. 2022). Without it a sparse success reward crawls back along a
+                          demonstration one bootstrap per target-network lag (1/tau updates): after 500
+                          warm-up updates the critic valued Lift demonstrations at -0.23 (the min over 2
+                          of freshly initialised critics) where their discounted return is about 0.85,
+                          and the actor then followed that untrained critic away from the BC policy.
 
 The learner is this class; collection, evaluation, saving and resuming live in `run.py`.
 """
@@ -43,6 +50,7 @@ class RLPDConfig:
     tau: float = 0.005  # Polyak rate of the target critics
     bc_weight: float = 0.0  # weight of the BC regulariser (squared error of the mean action) on demo rows
     critic_warmup_updates: int = 0  # critic-only updates on demos before any actor update
+    mc_floor: bool = True  # Bellman target >= the transition's Monte-Carlo return where its episode ended
     grad_clip: float = 10.0
 
     def __post_init__(self):
@@ -99,6 +107,8 @@ class RLPD:
             next_q = self.target(next_obs, next_action)[members].min(0).values
             backup = next_q - self.alpha * next_logp if cfg.backup_entropy else next_q
             target = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"]) * backup
+            if cfg.mc_floor:
+                target = torch.maximum(target, batch["mc_returns"])  # -inf where the episode was cut
         q = self.critic(obs, batch["actions"])
         loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
