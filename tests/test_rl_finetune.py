@@ -89,7 +89,7 @@ def test_critic_warm_up_values_demonstrations_at_their_discounted_return(mc_floo
     """Sparse success reward at the end of 25-40 step demonstrations: after the warm-up the critic must
     value a demonstration (s, a) at about its discounted return gamma^(steps to success), 0.67-1. Without
     the Monte-Carlo floor the reward creeps back one bootstrap per target-network lag and the critic
-    still holds its initial values (on Lift: -0.23 where the return was about 0.85)."""
+    is still near its initial values (on 4 Lift demos: -0.14 where the return was 0.85)."""
     torch.manual_seed(0)
     data = chain_demos(0.99)
     assert np.allclose(data["mc_returns"][:25], 0.99 ** np.arange(24, -1, -1), atol=1e-6)
