@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -152,7 +153,19 @@ class RLPD:
             if progress and i % 100 == 0:
                 progress(i)
         self.warmed_up = True
-        return stats
+        return {**stats, **self.demo_values(demo)}
+
+    @torch.no_grad()
+    def demo_values(self, demo: ReplayBuffer, rows: int = 2048) -> dict:
+        """Mean Q of demonstration (s, a) against their Monte-Carlo return (episodes that ended in
+        success; up to `rows` of them): the two should roughly agree once the critic has learnt."""
+        ended = np.flatnonzero(np.isfinite(demo.data["mc_returns"]))
+        if not len(ended):
+            return {}
+        pick = ended[torch.randperm(len(ended), generator=self.generator)[:rows].numpy()]
+        obs, actions = (torch.from_numpy(demo.data[k][pick]) for k in ("obs", "actions"))
+        q = self.critic(self.actor.features(obs), actions).mean(0)
+        return {"demo_q": q.mean().item(), "demo_mc_return": float(demo.data["mc_returns"][pick].mean())}
 
     def train_on(self, new_steps: int, demo: ReplayBuffer, online: ReplayBuffer) -> dict:
         """`utd` critic updates per new env step, one actor (and temperature) update per env step."""

@@ -99,12 +99,14 @@ def test_critic_warm_up_values_demonstrations_at_their_discounted_return(mc_floo
     demo.add(data)
     learner = RLPD(RLPDConfig(batch_size=64, critic_hidden=(64, 64), critic_warmup_updates=300, mc_floor=mc_floor),
                    TanhActor(policy).eval(), seed=0)
-    learner.warm_up(demo)
+    stats = learner.warm_up(demo)
     with torch.no_grad():
         q = learner.critic(learner.actor.features(torch.from_numpy(data["obs"])), torch.from_numpy(data["actions"]))
-    error = (q.mean(0).numpy() - data["mc_returns"]).__abs__().mean()
+    error = np.abs(q.mean(0).numpy() - data["mc_returns"]).mean()
+    assert stats["demo_mc_return"] == pytest.approx(data["mc_returns"].mean(), abs=1e-5)  # logged after warm-up
     if mc_floor:
         assert error < 0.05, error
+        assert stats["demo_q"] == pytest.approx(stats["demo_mc_return"], abs=0.05)
     else:  # the failure the floor fixes (so this test has teeth)
         assert error > 0.3, error
 
