@@ -1,8 +1,11 @@
 """Replay buffers and the transitions that fill them.
 
-A transition is (obs, action, reward, next_obs, terminal) with flat raw observations in the policy's
-key order. `terminal` is 1 only where the task succeeded: success ends an episode (no bootstrap);
-an episode cut by the horizon is not terminal (its last value is bootstrapped).
+A transition is (obs, action, reward, next_obs, terminal, mc_return) with flat raw observations in
+the policy's key order. `terminal` is 1 only where the task succeeded: success ends an episode (no
+bootstrap); an episode cut by the horizon is not terminal (its last value is bootstrapped).
+`mc_return` is the discounted return-to-go of an episode that reached its terminal (what that
+action sequence achieved from there, so a lower bound on the optimal Q), -inf where the episode
+was cut by the horizon (its return is incomplete; with rewards that can be negative it bounds nothing).
 
 Demonstrations come from HDF5 files: the executed action is the transition's action (a DAgger
 episode's label is the expert's, but what moved the robot is `executed_actions`), each episode is
@@ -17,7 +20,8 @@ import torch
 
 from .errors import FinetuneError
 
-FIELDS = ("obs", "actions", "rewards", "next_obs", "terminals")
+FIELDS = ("obs", "actions", "rewards", "next_obs", "terminals", "mc_returns")
+NO_RETURN = -np.inf  # mc_return of a transition whose episode did not end terminally
 
 
 class ReplayBuffer:
@@ -25,7 +29,7 @@ class ReplayBuffer:
         self.capacity = int(capacity)
         self.data = {"obs": np.zeros((0, obs_dim), np.float32), "actions": np.zeros((0, action_dim), np.float32),
                      "rewards": np.zeros(0, np.float32), "next_obs": np.zeros((0, obs_dim), np.float32),
-                     "terminals": np.zeros(0, np.float32)}
+                     "terminals": np.zeros(0, np.float32), "mc_returns": np.zeros(0, np.float32)}
         self.added = 0  # transitions ever added (a full buffer overwrites the oldest)
 
     def __len__(self) -> int:
@@ -35,6 +39,7 @@ class ReplayBuffer:
         n = len(transitions["rewards"])
         if n == 0:
             return
+        transitions = {"mc_returns": np.full(n, NO_RETURN, np.float32), **transitions}
         for k in FIELDS:
             self.data[k] = np.concatenate([self.data[k], np.asarray(transitions[k], self.data[k].dtype)])[-self.capacity:]
         self.added += n
@@ -47,7 +52,9 @@ class ReplayBuffer:
         return {**{k: torch.from_numpy(v.copy()) for k, v in self.data.items()}, "added": torch.tensor(self.added)}
 
     def load_state_dict(self, state: dict):
-        self.data = {k: state[k].numpy().copy() for k in FIELDS}
+        n = len(state["rewards"])
+        state = {"mc_returns": torch.full((n,), NO_RETURN), **state}  # a state saved before mc_returns existed
+        self.data = {k: state[k].numpy().astype(np.float32).copy() for k in FIELDS}
         self.added = int(state["added"])
 
 
@@ -72,16 +79,29 @@ def flat_obs(obs: dict, keys, n: int) -> np.ndarray:
     return np.concatenate([np.asarray(obs[k], np.float32).reshape(n, -1) for k in keys], axis=1)
 
 
-def episode_transitions(episode, keys, rewards: np.ndarray, success_step: int | None) -> dict:
+def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """Return-to-go sum_k gamma^k r_{t+k} of every step of one complete episode."""
+    out = np.zeros(len(rewards), np.float64)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        running = float(rewards[t]) + gamma * running
+        out[t] = running
+    return out.astype(np.float32)
+
+
+def episode_transitions(episode, keys, rewards: np.ndarray, success_step: int | None, gamma: float) -> dict:
     """Transitions of a recorded Episode, cut after `success_step` (0-based; terminal there)."""
     n = len(episode) if success_step is None else success_step + 1
     actions = episode.extras.get("executed_actions", episode.actions)
+    rewards = np.asarray(rewards[:n], np.float32)
     terminals = np.zeros(n, np.float32)
+    mc_returns = np.full(n, NO_RETURN, np.float32)
     if success_step is not None:
         terminals[-1] = 1.0
+        mc_returns = discounted_returns(rewards, gamma)
     return {"obs": flat_obs(episode.obs, keys, len(episode))[:n], "actions": np.asarray(actions[:n], np.float32),
-            "rewards": np.asarray(rewards[:n], np.float32), "next_obs": flat_obs(episode.next_obs, keys, len(episode))[:n],
-            "terminals": terminals}
+            "rewards": rewards, "next_obs": flat_obs(episode.next_obs, keys, len(episode))[:n],
+            "terminals": terminals, "mc_returns": mc_returns}
 
 
 def relabel_rewards(env, episode, reward_mode: str, success_reward: float) -> tuple[np.ndarray, int | None]:
@@ -131,7 +151,7 @@ def check_demo_files(paths, policy, spec):
             check_demo_file(reader, policy, spec, path)
 
 
-def load_demo_buffer(paths, policy, spec, env, reward_mode: str, success_reward: float,
+def load_demo_buffer(paths, policy, spec, env, reward_mode: str, success_reward: float, gamma: float,
                      capacity: int = 1_000_000) -> tuple[ReplayBuffer, dict]:
     """Every episode of every file as transitions (call `check_demo_files` first)."""
     from takeover.datasets import DemoReader
@@ -145,7 +165,7 @@ def load_demo_buffer(paths, policy, spec, env, reward_mode: str, success_reward:
             for name in reader.demos:
                 episode = reader.episode(name)
                 rewards, first = relabel_rewards(env, episode, reward_mode, success_reward)
-                buffer.add(episode_transitions(episode, keys, rewards, first))
+                buffer.add(episode_transitions(episode, keys, rewards, first, gamma))
                 info["episodes"] += 1
                 info["successes"] += first is not None
                 info["interventions"] += int(np.sum(episode.extras.get("interventions", 0)))

@@ -54,7 +54,7 @@ class ActorFactory:
         return ExploringAgent(TanhActor(policy))
 
 
-def online_transitions(results, keys, success_reward: float, shaped: bool) -> dict:
+def online_transitions(results, keys, success_reward: float, shaped: bool, gamma: float) -> dict:
     """Transitions of collected episodes (stopped at success: the last step of a successful one is
     terminal and its reward is `success_reward`; sparse: 0 everywhere else, as robosuite's reward is
     computed before the state our success check reads), with `pre_tanh` kept beside them."""
@@ -65,7 +65,7 @@ def online_transitions(results, keys, success_reward: float, shaped: bool) -> di
         first = len(ep) - 1 if res.success else None
         if first is not None:
             rewards[first] = success_reward
-        t = episode_transitions(ep, keys, rewards, first)
+        t = episode_transitions(ep, keys, rewards, first, gamma)
         t["pre_tanh"] = np.asarray(ep.extras["pre_tanh"], np.float32)
         t["episode_ends"] = np.eye(1, len(ep), len(ep) - 1, dtype=np.float32)[0]
         parts.append(t)

@@ -8,6 +8,14 @@ in every batch (Ball et al. 2023, "Efficient Online RL with Offline Data").
     actor loss          = alpha * log pi(a|s) - mean_i Q_i(s, a)  (+ `bc_weight` * BC on demo rows)
     critic warm-up      = `critic_warmup_updates` critic-only updates on the demos before the actor
                           moves, so a good BC actor is not pushed around by an untrained critic
+    Monte-Carlo floor   = `mc_floor`: the Bellman target of a transition from an episode that reached
+                          its terminal is at least that episode's discounted return-to-go (MCAC,
+                          Wilcox et al. 2022). Without it a sparse success reward crawls back along a
+                          demonstration about one bootstrap per target-network lag (1/tau updates):
+                          after 500 warm-up updates the critic valued 4 Lift demonstrations at -0.14
+                          (3,000 updates: 0.15) where their discounted return is 0.85, and the actor
+                          then followed that untrained critic away from the BC policy. With the
+                          floor the same 500 updates reach 0.85 (mean error 0.001).
 
 The learner is this class; collection, evaluation, saving and resuming live in `run.py`.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -43,6 +52,7 @@ class RLPDConfig:
     tau: float = 0.005  # Polyak rate of the target critics
     bc_weight: float = 0.0  # weight of the BC regulariser (squared error of the mean action) on demo rows
     critic_warmup_updates: int = 0  # critic-only updates on demos before any actor update
+    mc_floor: bool = True  # Bellman target >= the transition's Monte-Carlo return where its episode ended
     grad_clip: float = 10.0
 
     def __post_init__(self):
@@ -99,6 +109,8 @@ class RLPD:
             next_q = self.target(next_obs, next_action)[members].min(0).values
             backup = next_q - self.alpha * next_logp if cfg.backup_entropy else next_q
             target = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"]) * backup
+            if cfg.mc_floor:
+                target = torch.maximum(target, batch["mc_returns"])  # -inf where the episode was cut
         q = self.critic(obs, batch["actions"])
         loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
@@ -141,7 +153,19 @@ class RLPD:
             if progress and i % 100 == 0:
                 progress(i)
         self.warmed_up = True
-        return stats
+        return {**stats, **self.demo_values(demo)}
+
+    @torch.no_grad()
+    def demo_values(self, demo: ReplayBuffer, rows: int = 2048) -> dict:
+        """Mean Q of demonstration (s, a) against their Monte-Carlo return (episodes that ended in
+        success; up to `rows` of them): the two should roughly agree once the critic has learnt."""
+        ended = np.flatnonzero(np.isfinite(demo.data["mc_returns"]))
+        if not len(ended):
+            return {}
+        pick = ended[torch.randperm(len(ended), generator=self.generator)[:rows].numpy()]
+        obs, actions = (torch.from_numpy(demo.data[k][pick]) for k in ("obs", "actions"))
+        q = self.critic(self.actor.features(obs), actions).mean(0)
+        return {"demo_q": q.mean().item(), "demo_mc_return": float(demo.data["mc_returns"][pick].mean())}
 
     def train_on(self, new_steps: int, demo: ReplayBuffer, online: ReplayBuffer) -> dict:
         """`utd` critic updates per new env step, one actor (and temperature) update per env step."""

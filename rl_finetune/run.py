@@ -82,7 +82,7 @@ class Finetuner:
         env = make_env(self.env_spec)
         try:
             self.demo, self.demo_info = load_demo_buffer(cfg.demos, self.policy, self.spec, env, cfg.reward,
-                                                         self.success_reward)
+                                                         self.success_reward, self.algo_cfg.gamma)
         finally:
             env.close()
         obs_dim, action_dim = self.policy.shapes.obs_dim, self.policy.shapes.action_dim
@@ -180,7 +180,8 @@ class Finetuner:
         t0 = time.time()
         results = pool.run(ActorFactory(str(path.resolve()), self.episodes), seeds, record=EpisodeRecorder,
                            max_steps=self.env_spec.max_steps)
-        batch = online_transitions(results, self.policy.shapes.obs_keys, self.success_reward, cfg.reward == "shaped")
+        batch = online_transitions(results, self.policy.shapes.obs_keys, self.success_reward, cfg.reward == "shaped",
+                                   self.algo_cfg.gamma)
         self.episodes += n
         steps = len(batch["rewards"])
         return {"batch": batch, "steps": steps, "collect_s": time.time() - t0,

@@ -19,7 +19,7 @@ from takeover.cli.app import run_cli
 from takeover.policies import PolicyShapes, make_config, make_policy
 from takeover.policies.checkpoint import load_checkpoint, save_checkpoint
 from takeover.rl_finetune.actor import ACTION_BOUND, TanhActor, check_finetunable
-from takeover.rl_finetune.buffers import ReplayBuffer, mixed_batch
+from takeover.rl_finetune.buffers import ReplayBuffer, discounted_returns, mixed_batch
 from takeover.rl_finetune.errors import FinetuneError
 from takeover.rl_finetune.rlpd import RLPD, RLPDConfig
 from takeover.sim import EnvSpec
@@ -68,6 +68,68 @@ def test_bc_initialised_actor_reproduces_the_checkpoint_actions(tmp_path):
                                                             "action_std", "action_min", "action_max")})
     with pytest.raises(FinetuneError, match="fine-tunable: gaussian"):
         check_finetunable(gmm, "x.pt")
+
+
+# ----- the critic warm-up on a tiny sparse-reward chain ------------------------------------------------
+def chain_demos(gamma: float, lengths=(25, 30, 35, 40)) -> dict:
+    """A 1-D point steps 0.03 toward the goal per step (action -0.5); reward 1 on arrival, terminal there."""
+    parts = []
+    for n in lengths:
+        x = (0.03 * np.arange(n, 0, -1)).astype(np.float32)[:, None]
+        rewards = np.zeros(n, np.float32)
+        rewards[-1] = 1.0
+        terminals = rewards.copy()
+        parts.append({"obs": x, "actions": np.full((n, 1), -0.5, np.float32), "rewards": rewards,
+                      "next_obs": x - 0.03, "terminals": terminals, "mc_returns": discounted_returns(rewards, gamma)})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+@pytest.mark.parametrize("mc_floor", [True, False])
+def test_critic_warm_up_values_demonstrations_at_their_discounted_return(mc_floor):
+    """Sparse success reward at the end of 25-40 step demonstrations: after the warm-up the critic must
+    value a demonstration (s, a) at about its discounted return gamma^(steps to success), 0.67-1. Without
+    the Monte-Carlo floor the reward creeps back one bootstrap per target-network lag and the critic
+    is still near its initial values (on 4 Lift demos: -0.14 where the return was 0.85)."""
+    torch.manual_seed(0)
+    data = chain_demos(0.99)
+    assert np.allclose(data["mc_returns"][:25], 0.99 ** np.arange(24, -1, -1), atol=1e-6)
+    policy = build("gaussian", data["obs"], data["actions"], hidden_dims=(32, 32))
+    bc_train(policy, data["obs"][:, None], data["actions"][:, None], steps=100)
+    demo = ReplayBuffer(1, 1)
+    demo.add(data)
+    learner = RLPD(RLPDConfig(batch_size=64, critic_hidden=(64, 64), critic_warmup_updates=300, mc_floor=mc_floor),
+                   TanhActor(policy).eval(), seed=0)
+    stats = learner.warm_up(demo)
+    with torch.no_grad():
+        q = learner.critic(learner.actor.features(torch.from_numpy(data["obs"])), torch.from_numpy(data["actions"]))
+    error = np.abs(q.mean(0).numpy() - data["mc_returns"]).mean()
+    assert stats["demo_mc_return"] == pytest.approx(data["mc_returns"].mean(), abs=1e-5)  # logged after warm-up
+    if mc_floor:
+        assert error < 0.05, error
+        assert stats["demo_q"] == pytest.approx(stats["demo_mc_return"], abs=0.05)
+    else:  # the failure the floor fixes (so this test has teeth)
+        assert error > 0.3, error
+
+
+def test_lift_demo_buffer_rewards_success_once_and_ends_there(lift_demos, lift_bc):
+    """Each demonstration is cut at its first success: reward 1 and terminal on that step only, no reward
+    before it, and the Monte-Carlo return gamma^(steps to success)."""
+    from takeover.rl_finetune.buffers import load_demo_buffer
+    from takeover.sim.env import make_env
+
+    policy, spec, _ = load_checkpoint(lift_bc)
+    env = make_env(spec)
+    try:
+        buffer, info = load_demo_buffer([lift_demos], policy, spec, env, "sparse", 1.0, 0.9)
+    finally:
+        env.close()
+    d = buffer.data
+    ends = np.flatnonzero(d["terminals"])
+    assert info["episodes"] == info["successes"] == len(ends) == 12 and ends[-1] == len(buffer) - 1
+    assert np.array_equal(np.flatnonzero(d["rewards"]), ends) and np.all(d["rewards"][ends] == 1.0)
+    for start, end in zip(np.r_[0, ends[:-1] + 1], ends):
+        assert np.allclose(d["mc_returns"][start:end + 1], 0.9 ** np.arange(end - start, -1, -1), atol=1e-5)
+        assert np.allclose(d["next_obs"][start:end], d["obs"][start + 1:end + 1])
 
 
 # ----- a tiny shaped-reward task: a point moves toward the origin, reward = -distance -----------------
