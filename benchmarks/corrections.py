@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS  # noqa: E402
+from common import RESULTS, plot_label_curves  # noqa: E402
 from dagger import (DEMO_SEED_STRIDE, demos_with_labels, evaluate_cached, labels_of, load_results,  # noqa: E402
                     point, save_results, train_bc)
 
@@ -308,31 +308,9 @@ def table(results: dict) -> str:
 
 
 def plot(results: dict, path: Path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    labelled = set()
-    for entry in sorted(results["entries"].values(), key=lambda e: (e["method"], e["seed"])):
-        pts = sorted(entry["points"], key=lambda p: p["expert_labels"])
-        x = [p["expert_labels"] for p in pts]
-        y = [p["success_rate"] for p in pts]
-        err = [[p["success_rate"] - p["ci95"][0] for p in pts], [p["ci95"][1] - p["success_rate"] for p in pts]]
-        m = entry["method"]
-        ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=3, alpha=0.8, color=COLOURS[m],
-                    linestyle=("-", "--", ":", "-.")[entry["seed"] % 4], label=m if m not in labelled else None)
-        labelled.add(m)
     s = results["settings"]
-    ax.set_xlabel("expert labels (steps)")
-    ax.set_ylabel(f"success ({s['eval_episodes']} episodes, Wilson 95%)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{s['task']}: corrections at equal expert-label budgets ({s['head']}); line style = seed", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plot_label_curves(results, path, "method", COLOURS,
+                      f"{s['task']}: corrections at equal expert-label budgets ({s['head']})")
 
 
 def main(argv=None):

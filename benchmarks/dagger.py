@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine  # noqa: E402
+from common import RESULTS, machine, plot_label_curves  # noqa: E402
 
 from takeover.correction.dagger import DaggerConfig, run_dagger  # noqa: E402
 from takeover.datasets import DemoReader, DemoWriter  # noqa: E402
@@ -274,33 +274,9 @@ def bc_budgets(results: dict, seed: int) -> list[tuple[int, str, int]]:
 
 # ----- plot --------------------------------------------------------------------------------------------
 def plot(results: dict, path: Path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    labelled = set()
-    for entry in sorted(results["entries"].values(), key=lambda e: (e["method"], e["seed"])):
-        pts = sorted(entry["points"], key=lambda p: p["expert_labels"])
-        x = [p["expert_labels"] for p in pts]
-        y = [p["success_rate"] for p in pts]
-        err = [[p["success_rate"] - p["ci95"][0] for p in pts], [p["ci95"][1] - p["success_rate"] for p in pts]]
-        method = entry["method"]
-        ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=3, alpha=0.8, color=COLOURS[method],
-                    linestyle=("-", "--", ":", "-.")[entry["seed"] % 4],
-                    label=method if method not in labelled else None)
-        labelled.add(method)
     s = results["settings"]
-    ax.set_xlabel("expert labels (steps)")
-    ax.set_ylabel(f"success ({s['eval_episodes']} episodes, Wilson 95%)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{s['task']}: {s['demos']} demos + DAgger ({s['head']}, beta {s['beta']}) vs BC; "
-                 "line style = seed", fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plot_label_curves(results, path, "method", COLOURS,
+                      f"{s['task']}: {s['demos']} demos + DAgger ({s['head']}, beta {s['beta']}) vs BC")
 
 
 # ----- main --------------------------------------------------------------------------------------------

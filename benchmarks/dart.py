@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dagger as dagger_bench  # noqa: E402  (the shared initial policy: same demos, same BC)
-from common import RESULTS  # noqa: E402
+from common import RESULTS, plot_label_curves  # noqa: E402
 
 from takeover.correction.dart import DartConfig, run_dart  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
@@ -102,31 +102,8 @@ def run_arm(arm: str, initial: dict, work: Path, args, seed: int) -> dict:
 
 
 def plot(results: dict, path: Path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    labelled = set()
-    for entry in sorted(results["entries"].values(), key=lambda e: (e["arm"], e["seed"])):
-        pts = entry["points"]
-        x = [p["expert_labels"] for p in pts]
-        y = [p["success_rate"] for p in pts]
-        err = [[p["success_rate"] - p["ci95"][0] for p in pts], [p["ci95"][1] - p["success_rate"] for p in pts]]
-        arm = entry["arm"]
-        ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=3, alpha=0.8, color=COLOURS[arm],
-                    linestyle=("-", "--", ":", "-.")[entry["seed"] % 4], label=arm if arm not in labelled else None)
-        labelled.add(arm)
     s = results["settings"]
-    ax.set_xlabel("expert labels (steps)")
-    ax.set_ylabel(f"success ({s['eval_episodes']} episodes, Wilson 95%)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{s['task']}: {s['demos']} demos + DART ({s['head']}); line style = seed", fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plot_label_curves(results, path, "arm", COLOURS, f"{s['task']}: {s['demos']} demos + DART ({s['head']})")
 
 
 def main():
