@@ -121,8 +121,8 @@ def retrain(cfg: TrainConfig, resume: bool) -> Path:
 def collect_missing(data: Path, spec, pool: RolloutPool, agent, seeds: list[int], attrs: dict, round_key: str,
                     labels_of=len, **run_options) -> tuple[list[str], int]:
     """Roll out those of `seeds` not yet saved in `data` with this source and round (attrs["source"],
-    attrs[round_key]), save every episode (success or not) as it finishes (a kill loses only episodes
-    still running), add them all to the train split. Returns the round's demo names and expert labels
+    attrs[round_key]), save every episode (success or not) in seed order as soon as it and every earlier
+    seed have finished, add them all to the train split. Returns the round's demo names and expert labels
     (`labels_of(episode)` each)."""
     with DemoReader(data) as reader:
         done = {int(reader.attrs(d).get("seed", -1)): d for d in reader.demos
@@ -135,11 +135,19 @@ def collect_missing(data: Path, spec, pool: RolloutPool, agent, seeds: list[int]
         log.info("%s %d: %d of %d episodes already saved", round_key, attrs[round_key], len(seeds) - len(todo), len(seeds))
     if todo:
         with DemoWriter(data, spec, append=True) as writer:
+            # Saved in seed order as soon as every earlier seed has finished: the file (and so the
+            # training on it) must not depend on which worker finished first. An episode that finished
+            # ahead of an earlier seed waits in memory; a kill loses at most those (< one per worker).
+            finished, next_index = {}, 0
 
             def save(res):
-                nonlocal labels
-                names.append(writer.save(res.episode))
-                labels += labels_of(res.episode)
+                nonlocal labels, next_index
+                finished[res.seed] = res.episode
+                while next_index < len(todo) and todo[next_index] in finished:
+                    episode = finished.pop(todo[next_index])
+                    names.append(writer.save(episode))
+                    labels += labels_of(episode)
+                    next_index += 1
 
             pool.run(agent, todo, record=EpisodeRecorder, success_hold=EXPERT_SUCCESS_HOLD, episode_attrs=attrs,
                      progress=save, **run_options)
