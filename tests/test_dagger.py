@@ -9,10 +9,11 @@ import pytest
 from takeover.cli.app import run_cli
 from takeover.correction import BetaSchedule, CorrectionError
 from takeover.datasets import DemoReader
-from takeover.datasets.journal import pending_files
 from takeover.policies.train import TrainConfig, train
 from takeover.sim import EnvSpec
 from takeover.teleop.scripted_collection import collect_scripted
+
+from kill9 import kill_after_saves
 
 
 def sha(path):
@@ -136,11 +137,7 @@ def test_operator_dagger_stores_take_overs_and_counts_only_operator_steps(tmp_pa
 def test_kill_during_a_dagger_round_keeps_saved_episodes_and_resume_finishes(lift_policy, tmp_path):
     """kill -9 while a round is rolling out: every episode saved before the kill is in the run's data
     afterwards, and --resume rolls out only the missing seeds (one episode per seed in the end)."""
-    import os
-    import signal
-    import subprocess
     import sys
-    import time
 
     demos = tmp_path / "demos.hdf5"
     collect_scripted(EnvSpec(task="Lift", horizon=40), str(demos), 2, workers=1)
@@ -149,15 +146,7 @@ def test_kill_during_a_dagger_round_keeps_saved_episodes_and_resume_finishes(lif
     args = [sys.executable, "-m", "takeover.cli.main", "dagger", str(demos), "--policy", str(tmp_path / "bc"),
             "--out", str(run), "--rounds", "1", "--episodes-per-round", "6", "--train-steps", "20",
             "--eval-episodes", "1", "--workers", "0"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if len(pending_files(run / "data.hdf5")) >= 2:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_saves(args, run / "data.hdf5")
     with DemoReader(run / "data.hdf5") as r:
         saved = [d for d in r.demos if r.attrs(d).get("source") == "dagger"]
         for d in saved:

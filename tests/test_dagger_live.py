@@ -3,7 +3,6 @@ what is stored and labelled, seamless hand-overs, views, HUD lines that fit, the
 the background retrain with its frame times, and kill -9 + --resume."""
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,6 @@ import pytest
 from takeover.correction.dagger import DaggerConfig, DaggerRun
 from takeover.correction.live import TAKEOVER_HELP, run_live
 from takeover.datasets import DemoReader
-from takeover.datasets.journal import pending_files
 from takeover.datasets.labels import intervention_steps
 from takeover.policies.train import TrainConfig, train
 from takeover.sim import EnvSpec
@@ -27,6 +25,8 @@ from takeover.teleop.session import RECORDING, SessionConfig
 from takeover.teleop.virtual_joystick import VirtualJoystick
 from takeover.teleop.window import LINE_HEIGHT, PANEL_MARGIN, Window
 from takeover.teleop.scripted_collection import collect_scripted
+
+from kill9 import kill_after_saves
 
 # generic mapping (SDL game-controller order)
 X_AXIS, START, SAVE, CAMERA, TAKE_OVER = 1, 6, 3, 8, 10
@@ -322,14 +322,8 @@ def test_kill_minus_9_of_a_live_session_keeps_saved_episodes_and_resume_continue
     script.write_text(LIVE_SCRIPT)
     out = tmp_path / "run"
     env = dict(os.environ, SDL_VIDEODRIVER="dummy", OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, str(script), str(demos), str(policy), str(out), "0", "0"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and len(pending_files(out / "data.hdf5")) < 2:
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_saves([sys.executable, str(script), str(demos), str(policy), str(out), "0", "0"], out / "data.hdf5",
+                     env=env)
     with DemoReader(out / "data.hdf5") as r:
         saved = [d for d in r.demos if r.attrs(d).get("source") == "dagger"]
         for d in saved:

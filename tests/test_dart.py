@@ -15,6 +15,8 @@ from takeover.policies.train import TrainConfig, train
 from takeover.sim import EnvSpec
 from takeover.teleop.scripted_collection import collect_scripted
 
+from kill9 import kill_after_saves
+
 
 def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -214,27 +216,14 @@ def test_tiny_dart_run_on_lift_reports_covariances_and_success_and_resumes(tiny,
 def test_kill_during_a_dart_iteration_keeps_saved_episodes_and_resume_finishes(tiny, tmp_path):
     """kill -9 while iteration 1 rolls out: the episodes saved before the kill stay, --resume rolls out
     only the missing seeds with the same fitted noise, one episode per seed in the end."""
-    import os
-    import signal
-    import subprocess
     import sys
-    import time
 
-    from takeover.datasets.journal import pending_files
 
     demos, policy = tiny
     run = tmp_path / "run"
     args = [sys.executable, "-m", "takeover.cli.main", "dart", str(demos), "--policy", str(policy), "--out", str(run),
             "--iterations", "1", "--episodes", "6", "--train-steps", "5", "--eval-episodes", "0", "--workers", "0"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if len(pending_files(run / "data.hdf5")) >= 2:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_saves(args, run / "data.hdf5")
     with DemoReader(run / "data.hdf5") as r:
         saved = [d for d in r.demos if r.attrs(d).get("source") == "dart"]
     assert 2 <= len(saved) < 6
