@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -58,20 +59,28 @@ def test_keyboard_moves_the_arm_saves_and_the_window_shows_the_scene(xvfb, tmp_p
     rec = subprocess.Popen([sys.executable, "-m", "takeover.cli.main", "-v", "record", "--device", "keyboard",
                             "-o", str(out), "--episodes", "1", "--render-size", "128", "--size", "256"],
                            env=xvfb, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # stderr is read on a thread: the log says when the first frame is shown, and a failure can quote it
+    log: list[str] = []
+    reader = threading.Thread(target=lambda: log.extend(iter(rec.stderr.readline, "")), daemon=True)
+    reader.start()
     try:
+        # the first frame (EGL context, first render) can take long on a busy CPU: wait for the log line
+        deadline = time.monotonic() + 240
+        while not any("window up" in line for line in log):
+            assert rec.poll() is None, "recorder exited early:\n" + "".join(log)[-2000:]
+            assert time.monotonic() < deadline, "no first frame within 240 s; recorder log:\n" + "".join(log)[-2000:]
+            time.sleep(0.2)
         wid = None
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 30
         while wid is None:
-            assert rec.poll() is None, rec.stderr.read()[-2000:]
-            assert time.monotonic() < deadline, "no recorder window appeared"
             # xdotool 3.2016's --name misses SDL's UTF-8 WM_NAME; the window's _NET_WM_PID finds it too
             found = (xdo(xvfb, "search", "--name", "takeover record").stdout.split()
                      or xdo(xvfb, "search", "--pid", str(rec.pid)).stdout.split())
             wid = found[0] if found else None
+            assert wid or time.monotonic() < deadline, (
+                "first frame shown but xdotool finds no window: "
+                + xdo(xvfb, "search", "--onlyvisible", "--name", ".").stdout)
             time.sleep(0.3)
-        for line in rec.stderr:  # the first frame (EGL context, first render) can take seconds on a busy CPU
-            if "window up" in line:
-                break
         time.sleep(0.5)
         assert xdo(xvfb, "windowfocus", "--sync", wid).returncode == 0
 
@@ -86,7 +95,10 @@ def test_keyboard_moves_the_arm_saves_and_the_window_shows_the_scene(xvfb, tmp_p
             xdo(xvfb, "keyup", key)
             time.sleep(0.5)
         xdo(xvfb, "key", "y")  # save -> --episodes 1 reached -> exit
-        stdout, stderr = rec.communicate(timeout=120)
+        rec.wait(timeout=120)
+        stdout = rec.stdout.read()
+        reader.join(timeout=10)
+        stderr = "".join(log)
     finally:
         if rec.poll() is None:
             rec.kill()
