@@ -111,6 +111,13 @@ class Env:
         success = bool(self.raw._check_success())
         return self._observe(raw_obs), float(reward), success, self.t >= self.max_steps, info
 
+    def warm_up(self) -> None:
+        """One reset and one step, for interactive use before the first frame: the first step in a
+        fresh install compiles robosuite's numba controller functions (~8 s, then cached on disk),
+        which would otherwise freeze the arm under a person's hands. Call reset(seed) afterwards."""
+        self.reset()
+        self.step(np.zeros(self.action_dim))
+
     def object_layout(self) -> ObsLayout:
         """The named parts of the `object` vector (robosuite observable names, e.g. `SquareNut_quat`)."""
         raw = self.raw._get_observations()

@@ -126,6 +126,7 @@ class RecordingSession:
         self.show_help = True
         self.attempt = 0  # seed offset of the current episode
         self.finished = False
+        self.env.warm_up()
         self._new_episode(advance=False)
 
     def _episode_agent(self):
