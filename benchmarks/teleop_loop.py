@@ -39,8 +39,10 @@ def measure(frames: int, size: int, block: int = 20, warmup: int = 5) -> dict:
     spec = EnvSpec(task="Lift", horizon=total + 10)
     env = make_env(spec, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
+        # render in the loop: this measures the loop's own cost over a bare step + render; the window's
+        # render thread (the default) is measured against this in benchmarks/live_takeover.py
         config = SessionConfig(output=Path(tmp) / "bench.hdf5", realtime=False, render_size=size,
-                               window_size=(2 * size, 2 * size), spec=spec)
+                               window_size=(2 * size, 2 * size), spec=spec, render_thread=False)
         session = RecordingSession(config, InputLogDevice.from_states(states, end_events=()), env=env)
         loop_ms, base_ms = [], []
         action = np.zeros(env.action_dim)

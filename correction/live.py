@@ -131,7 +131,7 @@ class LiveTakeoverSession(RecordingSession):
         self.agent.state = ds
         _, _, _, truncated = self.episode_run.step(**{INPUT_LOG_KEY: ds.to_row(), EVENTS_LOG_KEY: np.uint32(ds.event_mask())})
         self.episode_labels += int(self.gated.teacher_driving)
-        self._frame = None
+        self._scene_changed = True
         if self.episode_run.succeeded or truncated:
             self._save()
         else:

@@ -69,6 +69,9 @@ class SessionConfig:
     max_frames: int | None = None  # stop after this many frames (tests, benchmarks)
     spec: object = None  # an EnvSpec; None = EnvSpec(task=task)
     title: str | None = None
+    # render the window on a worker thread: the control loop keeps its period however long a render
+    # takes; the image shown is the newest finished one (a frame or two old)
+    render_thread: bool = True
 
     def env_spec(self):
         from takeover.sim.spec import EnvSpec
@@ -80,14 +83,33 @@ class SessionResult:
     saved: list[str] = field(default_factory=list)
     discarded: int = 0
     frames: int = 0
-    frame_ms: list[float] = field(default_factory=list)  # step + render + display, pacing excluded
+    # events + step + display, pacing excluded; + the render itself when render_thread is off
+    frame_ms: list[float] = field(default_factory=list)
+    renders: int = 0  # window images rendered (with the render thread, fewer than frames when renders are slow)
     quit: bool = False
+
+
+class Pacer:
+    """Frames at a fixed period: `wait()` sleeps to the next tick; running late, it does not catch up."""
+
+    def __init__(self, period: float):
+        self.period = period
+        self.next_tick = time.perf_counter()
+
+    def wait(self):
+        self.next_tick += self.period
+        delay = self.next_tick - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            self.next_tick = time.perf_counter()
 
 
 class RecordingSession:
     def __init__(self, config: SessionConfig, device: InputDevice, env=None, writer=None, window: Window | None = None):
         from takeover.datasets import DemoWriter, EpisodeRecorder
         from takeover.sim import make_env
+        from takeover.sim.render_thread import BackgroundRenderer
         from takeover.sim.rollout import EpisodeRun
 
         self.config = config
@@ -114,6 +136,8 @@ class RecordingSession:
             if env is None:
                 self.env.close()
             raise
+        self.renderer = BackgroundRenderer(self.env) if config.render_thread else None
+        self._shown = None  # the (main, inset) images on screen
         self.agent = DeviceAgent(device, config.gains)
         self.views = self._layouts(self._available_views([config.camera, *config.cameras]))
         self.view = 1 if config.inset and len(self.views) > 1 else 0
@@ -188,7 +212,7 @@ class RecordingSession:
         self.episode_run.reset(self.seed)  # resets the device too (DeviceAgent.reset)
         self.state = READY
         self.last_step_ms = 0.0
-        self._frame = None
+        self._scene_changed = True
 
     def _save(self):
         if self.steps == 0:
@@ -225,7 +249,7 @@ class RecordingSession:
             self.show_help = not self.show_help
         if ds.has("camera") and len(self.views) > 1:
             self.view = (self.view + 1) % len(self.views)
-            self._frame = None
+            self._scene_changed = True
         if ds.has("save") and self.state in (RECORDING, DONE, PAUSED):
             self._save()
         elif ds.has("discard"):
@@ -239,7 +263,7 @@ class RecordingSession:
     def _step(self, ds: DeviceState):
         self.agent.state = ds
         _, _, _, truncated = self.episode_run.step(**{INPUT_LOG_KEY: ds.to_row(), EVENTS_LOG_KEY: np.uint32(ds.event_mask())})
-        self._frame = None
+        self._scene_changed = True
         if self.auto_save_steps is not None and self.success_run >= self.auto_save_steps:
             logger.info("success held for %d steps: auto-save", self.success_run)
             self._save()
@@ -284,13 +308,31 @@ class RecordingSession:
         return self.views[self.view][1]
 
     def _draw(self, ds: DeviceState):
-        if self._frame is None:  # the scene changes only when the simulator steps or resets
-            size = self.config.render_size
-            inset = self.inset_camera
-            self._frame = (self.env.render(size, size, self.main_camera),
-                           self.env.render(max(8, size // 2), max(8, size // 2), inset) if inset else None)
-        main, inset = self._frame
+        r = self.renderer
+        if r is not None and r.done():
+            self._show(r.result())
+            self.result.renders += 1
+        # the scene changes only when the simulator steps or resets, or the view changes
+        if self._scene_changed and (r is None or not r.pending):
+            self._scene_changed = False
+            size, inset = self.config.render_size, self.inset_camera
+            requests = [(self.main_camera, size, size)] + ([(inset, max(8, size // 2), max(8, size // 2))] if inset else [])
+            if r is None:
+                self._show([self.env.render(w, h, camera) for camera, w, h in requests])
+                self.result.renders += 1
+            else:
+                # rendered on the thread while the next frames step: the control loop never waits for a
+                # render; while one is still running, the newest scene waits for it to finish
+                r.submit(requests)
+        if self._shown is None:  # the first frame waits for its image
+            self._show(r.result())
+            self.result.renders += 1
+        main, inset = self._shown
         self.window.draw(main, self._hud(ds), *self._banner(ds), inset=inset, inset_label=self.inset_camera or "")
+
+    def _show(self, images):
+        if images is not None:
+            self._shown = (images[0], images[1] if len(images) > 1 else None)
 
     def _banner(self, ds: DeviceState):
         if self.state == PAUSED:
@@ -328,16 +370,11 @@ class RecordingSession:
     # --- loop ---------------------------------------------------------------------------------
     def run(self) -> SessionResult:
         try:
-            next_tick = time.perf_counter()
+            pacer = Pacer(self.period)
             while not self.finished:
                 self.frame()
                 if self.config.realtime:
-                    next_tick += self.period
-                    delay = next_tick - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    else:
-                        next_tick = time.perf_counter()  # running late: do not try to catch up
+                    pacer.wait()
         finally:
             self.close()
         return self.result
@@ -347,6 +384,9 @@ class RecordingSession:
             self.writer.close()
             self.writer = None
         self.device.close()
+        if self.renderer is not None:
+            self.renderer.close()
+            self.renderer = None
         if self._own_window:
             self.window.close()
 

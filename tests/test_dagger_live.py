@@ -21,7 +21,7 @@ from takeover.teleop import ActionGains
 from takeover.teleop._pygame import pygame
 from takeover.teleop.gamepad import GamepadDevice
 from takeover.teleop.mapping import Tuning
-from takeover.teleop.session import RECORDING, SessionConfig
+from takeover.teleop.session import RECORDING, Pacer, SessionConfig
 from takeover.teleop.virtual_joystick import VirtualJoystick
 from takeover.teleop.window import LINE_HEIGHT, PANEL_MARGIN, Window
 from takeover.teleop.scripted_collection import collect_scripted
@@ -241,15 +241,18 @@ def test_background_retrain_swaps_the_policy_between_episodes_without_blocking_f
         session.frame()
         pad.set_button(START, False)
         started = time.monotonic()
+        pacer = Pacer(session.period)  # paced as the window's own loop is (the retrain gets the idle time)
         while len(live.state["checkpoints"]) < 2 and time.monotonic() - started < 240:
             if session.state != RECORDING:  # a new attempt waits for the start control
                 pad.set_button(START, True)
                 session.frame()
                 pad.set_button(START, False)
+                pacer.wait()
                 continue
             training = live.retrain.running
             policy_before = session.planner.policy
             session.frame()
+            pacer.wait()
             if training and live.retrain.running:
                 record["during"].append(session.result.frame_ms[-1])
             elif not training and not live.retrain.running and len(live.state["checkpoints"]) == 1:
