@@ -35,6 +35,17 @@ from .storage import open_h5
 log = logging.getLogger(__name__)
 
 
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_once(path, message: str, *args):
+    """A file's attribute warnings once per process: training and evaluation reopen a file many times."""
+    key = (str(Path(path).resolve()), message)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning(message, path, *args)
+
+
 def spec_from_env_args(env_args: dict) -> EnvSpec | None:
     """Best-effort EnvSpec for a file that only has robomimic's env_args."""
     from takeover.sim.tasks import TASKS
@@ -155,8 +166,8 @@ class DemoReader:
             robots = (robots,) if isinstance(robots, str) else tuple(robots)
             arm = (kwargs.get("controller_configs") or {}).get("body_parts", {}).get("right", {})
         except (json.JSONDecodeError, TypeError, AttributeError):
-            log.warning("%s: data attribute env_args is not readable JSON; robomimic's tools cannot rebuild the "
-                        "environment from this file (takeover uses takeover_spec)", self.path)
+            _warn_once(self.path, "%s: data attribute env_args is not readable JSON; robomimic's tools cannot rebuild "
+                       "the environment from this file (takeover uses takeover_spec)")
             return
         from takeover.sim.tasks import TASKS
 
@@ -168,8 +179,8 @@ class DemoReader:
             ("controller", arm.get("type", spec.controller) == spec.controller),
             ("task arguments", all(kwargs.get(k, v) == v for k, v in task.env_kwargs.items()))) if not same]
         if differ:
-            log.warning("%s: env_args and takeover_spec disagree on %s; robomimic's tools would build another "
-                        "environment than takeover does", self.path, ", ".join(differ))
+            _warn_once(self.path, "%s: env_args and takeover_spec disagree on %s; robomimic's tools would build "
+                       "another environment than takeover does", ", ".join(differ))
 
     def _read_action_dim(self) -> int | None:
         if ACTION_DIM_ATTR in self.data_attrs:

@@ -160,6 +160,10 @@ def test_env_args_that_disagree_with_takeover_spec_or_do_not_parse_get_a_warning
             with DemoReader(out) as r:
                 assert r.spec.task == "Lift"
         assert any(says in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # training and evaluation reopen a file many times: once is enough
+        DemoReader(out).close()
+    assert not [r for r in caplog.records if "env_args" in r.getMessage()]
 
 
 def test_evaluation_horizon_covers_the_slowest_training_demo():
