@@ -177,13 +177,19 @@ class Env:
         return np.ascontiguousarray(frame[::-1])
 
     def _make_render_context(self):
-        import mujoco
         from robosuite.utils.binding_utils import MjRenderContextOffscreen
 
         ctx = MjRenderContextOffscreen(self.raw.sim, device_id=-1, max_width=RENDER_MAX_SIZE, max_height=RENDER_MAX_SIZE)
-        # shadows and reflections cost most of a software-rendered frame
-        ctx.scn.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-        ctx.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        set_render_look(ctx.scn)
+
+
+def set_render_look(scene) -> None:
+    """The look of every window and video frame (Env.render, the window's render thread): no shadows or
+    reflections, which cost most of a software-rendered frame."""
+    import mujoco
+
+    scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+    scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
 
     def close(self):
         self.raw.close()

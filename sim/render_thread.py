@@ -9,7 +9,7 @@ step + render having to fit together.
 
 The thread owns its own GL context (`mujoco.Renderer`, made and used only on that thread), separate from
 robosuite's, so camera observations rendered inside `env.step` on the caller's thread never share a
-context across threads. Same look as `Env.render`: no shadows or reflections (most of a software frame).
+context across threads. Same look as `Env.render` (`env.set_render_look`).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from .env import set_render_look
 from .errors import SimError
 
 
@@ -75,8 +76,7 @@ class BackgroundRenderer:
             vis = self._model.vis.global_
             vis.offwidth, vis.offheight = max(vis.offwidth, width), max(vis.offheight, height)
             renderer = mujoco.Renderer(self._model, height=height, width=width)
-            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+            set_render_look(renderer.scene)
             self._renderers[key] = renderer
         return self._renderers[key]
 

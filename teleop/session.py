@@ -311,7 +311,6 @@ class RecordingSession:
         r = self.renderer
         if r is not None and r.done():
             self._show(r.result())
-            self.result.renders += 1
         # the scene changes only when the simulator steps or resets, or the view changes
         if self._scene_changed and (r is None or not r.pending):
             self._scene_changed = False
@@ -319,20 +318,19 @@ class RecordingSession:
             requests = [(self.main_camera, size, size)] + ([(inset, max(8, size // 2), max(8, size // 2))] if inset else [])
             if r is None:
                 self._show([self.env.render(w, h, camera) for camera, w, h in requests])
-                self.result.renders += 1
             else:
                 # rendered on the thread while the next frames step: the control loop never waits for a
                 # render; while one is still running, the newest scene waits for it to finish
                 r.submit(requests)
         if self._shown is None:  # the first frame waits for its image
             self._show(r.result())
-            self.result.renders += 1
         main, inset = self._shown
         self.window.draw(main, self._hud(ds), *self._banner(ds), inset=inset, inset_label=self.inset_camera or "")
 
     def _show(self, images):
         if images is not None:
             self._shown = (images[0], images[1] if len(images) > 1 else None)
+            self.result.renders += 1
 
     def _banner(self, ds: DeviceState):
         if self.state == PAUSED:
