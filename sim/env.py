@@ -182,6 +182,9 @@ class Env:
         ctx = MjRenderContextOffscreen(self.raw.sim, device_id=-1, max_width=RENDER_MAX_SIZE, max_height=RENDER_MAX_SIZE)
         set_render_look(ctx.scn)
 
+    def close(self):
+        self.raw.close()
+
 
 def set_render_look(scene) -> None:
     """The look of every window and video frame (Env.render, the window's render thread): no shadows or
@@ -190,9 +193,6 @@ def set_render_look(scene) -> None:
 
     scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
     scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
-
-    def close(self):
-        self.raw.close()
 
 
 MODEL_SEED = 0
