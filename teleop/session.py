@@ -292,12 +292,16 @@ class RecordingSession:
             self._draw(ds)
             if self.result.frames == 0:
                 logger.info("window up: first frame shown")
+            self._end_of_frame()
         elapsed = (time.perf_counter() - t0) * 1000.0
         self.result.frames += 1
         self.result.frame_ms.append(elapsed)
         if self.config.max_frames is not None and self.result.frames >= self.config.max_frames:
             self.finished = True
         return ds
+
+    def _end_of_frame(self):
+        """Per-frame work of a subclass, inside the measured frame time (a live session's retrain poll)."""
 
     @property
     def main_camera(self) -> str:
