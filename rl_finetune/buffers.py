@@ -75,6 +75,12 @@ def mixed_batch(demo: ReplayBuffer, online: ReplayBuffer, batch_size: int, demo_
     return out
 
 
+def successful_rows(transitions: dict) -> dict:
+    """The transitions of episodes that reached success (their Monte-Carlo return is known)."""
+    keep = np.isfinite(transitions["mc_returns"])
+    return {k: v[keep] for k, v in transitions.items()}
+
+
 def flat_obs(obs: dict, keys, n: int) -> np.ndarray:
     return np.concatenate([np.asarray(obs[k], np.float32).reshape(n, -1) for k in keys], axis=1)
 

@@ -50,7 +50,11 @@ class RLPDConfig:
     backup_entropy: bool = False  # entropy bonus in the Bellman target; off: with a sparse reward of 1 it
     #                               would outweigh the reward while the BC std is small
     tau: float = 0.005  # Polyak rate of the target critics
-    bc_weight: float = 0.0  # weight of the BC regulariser (squared error of the mean action) on demo rows
+    bc_weight: float = 0.0  # weight of the BC regulariser on demo rows
+    bc_loss: str = "mse"  # mse: squared error of the mean action; nll: negative log-likelihood of the demo
+    #                       action, which anchors the std too (mse leaves it to the critic and the entropy term)
+    success_replay: bool = False  # online episodes that reached success join the demo buffer (self-imitation)
+    actor_start_steps: int = 0  # env steps of online data before the actor moves (the critic learns first)
     critic_warmup_updates: int = 0  # critic-only updates on demos before any actor update
     mc_floor: bool = True  # Bellman target >= the transition's Monte-Carlo return where its episode ended
     grad_clip: float = 10.0
@@ -63,6 +67,8 @@ class RLPDConfig:
             raise FinetuneError(f"target_subset must lie in [1, num_critics={self.num_critics}], got {self.target_subset}")
         if self.utd < 1 or self.batch_size < 2:
             raise FinetuneError("utd must be at least 1 and batch_size at least 2")
+        if self.bc_loss not in ("mse", "nll"):
+            raise FinetuneError(f"bc_loss must be mse or nll, got {self.bc_loss!r}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "RLPDConfig":
@@ -130,7 +136,10 @@ class RLPD:
         out = {}
         if cfg.bc_weight > 0 and batch["from_demo"].any():
             demo = batch["from_demo"].bool()
-            bc = ((self.actor.deterministic(batch["obs"][demo]) - batch["actions"][demo]) ** 2).sum(-1).mean()
+            if cfg.bc_loss == "nll":
+                bc = -self.actor.log_prob_of_action(batch["obs"][demo], batch["actions"][demo]).mean()
+            else:
+                bc = ((self.actor.deterministic(batch["obs"][demo]) - batch["actions"][demo]) ** 2).sum(-1).mean()
             loss = loss + cfg.bc_weight * bc
             out["bc_mse"] = bc.item()
         self.actor_opt.zero_grad(set_to_none=True)
@@ -168,14 +177,16 @@ class RLPD:
         return {"demo_q": q.mean().item(), "demo_mc_return": float(demo.data["mc_returns"][pick].mean())}
 
     def train_on(self, new_steps: int, demo: ReplayBuffer, online: ReplayBuffer) -> dict:
-        """`utd` critic updates per new env step, one actor (and temperature) update per env step."""
+        """`utd` critic updates per new env step, one actor (and temperature) update per env step once
+        `actor_start_steps` online transitions exist."""
         cfg = self.cfg
         self.actor.train()
         stats: dict = {}
+        actor_moves = online.added >= cfg.actor_start_steps
         for i in range(new_steps * cfg.utd):
             batch = mixed_batch(demo, online, cfg.batch_size, cfg.demo_fraction, self.generator)
             stats.update(self.critic_update(batch))
-            if (i + 1) % cfg.utd == 0:
+            if actor_moves and (i + 1) % cfg.utd == 0:
                 stats.update(self.actor_update(batch))
             self.updates += 1
         self.actor.eval()

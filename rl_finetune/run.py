@@ -32,7 +32,7 @@ from takeover.sim.env import make_env
 from takeover.sim.rollout import RolloutPool
 
 from .actor import TanhActor, check_finetunable
-from .buffers import ReplayBuffer, check_demo_files, load_demo_buffer
+from .buffers import ReplayBuffer, check_demo_files, load_demo_buffer, successful_rows
 from .collect import COLLECT_SEED_START, ActorFactory, online_transitions
 from .config import FinetuneConfig
 from .dapg import DAPG, DAPGConfig
@@ -87,6 +87,7 @@ class Finetuner:
             env.close()
         obs_dim, action_dim = self.policy.shapes.obs_dim, self.policy.shapes.action_dim
         self.online = ReplayBuffer(obs_dim, action_dim)
+        self.replayed = ReplayBuffer(obs_dim, action_dim)  # online successes added to the demo buffer
         self.learner = algo_cls(self.algo_cfg, self.actor, seed=cfg.seed)
         self.env_steps, self.episodes, self.history = 0, 0, []
         self.best = {"success_rate": -1.0, "env_steps": None}
@@ -123,7 +124,7 @@ class Finetuner:
     def _state(self) -> dict:
         return {"format": STATE_FORMAT, "config": json.dumps(self.cfg.to_dict()), "env_steps": self.env_steps,
                 "episodes": self.episodes, "actor": self.policy.state_dict(), "learner": self.learner.state_dict(),
-                "online": self.online.state_dict(), "torch_rng": torch.get_rng_state(),
+                "online": self.online.state_dict(), "replayed": self.replayed.state_dict(), "torch_rng": torch.get_rng_state(),
                 "history": json.dumps(self.history), "best": json.dumps(self.best)}
 
     def save_state(self):
@@ -138,6 +139,9 @@ class Finetuner:
         self.policy.load_state_dict(state["actor"])
         self.learner.load_state_dict(state["learner"])
         self.online.load_state_dict(state["online"])
+        if "replayed" in state:  # the demo buffer was rebuilt from the files; the successes it gained are here
+            self.replayed.load_state_dict(state["replayed"])
+            self.demo.add(self.replayed.data)
         torch.set_rng_state(state["torch_rng"])
         self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
         self.history, self.best = json.loads(state["history"]), json.loads(state["best"])
@@ -188,6 +192,16 @@ class Finetuner:
                 "success_rate": float(np.mean([r.success for r in results])),
                 "mean_return": float(np.mean([r.total_reward for r in results]))}
 
+    def add_online(self, batch: dict):
+        """Collected transitions into the online buffer; with `success_replay` the episodes that reached
+        success into the demo buffer too (kept in `replayed` as well, since a resume rebuilds the demo
+        buffer from the files)."""
+        self.online.add(batch)
+        if self.algo_cfg.success_replay:
+            rows = successful_rows(batch)
+            self.replayed.add(rows)
+            self.demo.add(rows)
+
     def run(self, progress=None) -> dict:
         cfg = self.cfg
         pool = RolloutPool(self.env_spec, cfg.workers)
@@ -208,7 +222,7 @@ class Finetuner:
                 got = self.collect(pool)
                 t0 = time.time()
                 if cfg.algo == "rlpd":
-                    self.online.add(got["batch"])
+                    self.add_online(got["batch"])
                     stats = self.learner.train_on(got["steps"], self.demo, self.online)
                 else:
                     stats = self.learner.train_on(got["batch"], self.demo)
@@ -218,6 +232,7 @@ class Finetuner:
                           "success_rate": got["success_rate"], "mean_return": got["mean_return"],
                           "env_steps_per_s": round(got["steps"] / (got["collect_s"] + update_s), 1),
                           "collect_s": round(got["collect_s"], 2), "update_s": round(update_s, 2),
+                          "demo_transitions": len(self.demo),
                           **{k: round(v, 5) for k, v in stats.items()}}
                 self._log(record)
                 if progress:
