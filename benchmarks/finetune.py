@@ -54,6 +54,8 @@ def parse():
     p.add_argument("--eval-every", type=int, default=3000)
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the learner (the rollout workers wait "
+                                                         "while it updates)")
     p.add_argument("--reward", default="sparse", choices=("sparse", "shaped"))
     p.add_argument("--rlpd", default="utd=1,batch_size=256,critic_warmup_updates=1000,bc_weight=0.0",
                    help="RLPD options key=value,...")
@@ -109,7 +111,8 @@ def run_rl(name: str, work: Path, start: Path, demos: list, algo: str, opts: dic
                          env_steps=env_steps or args.env_steps, reward=args.reward, horizon=args.horizon,
                          workers=args.workers, eval_every=args.eval_every,
                          eval_episodes=args.eval_episodes if eval_episodes is None else eval_episodes,
-                         max_minutes=max_minutes or args.max_minutes, seed=args.seed, algo_options=opts)
+                         max_minutes=max_minutes or args.max_minutes, seed=args.seed, threads=args.threads,
+                         algo_options=opts)
     t0 = time.time()
     runner = Finetuner(cfg, resume=(out / "checkpoints" / "last.pt").exists())
     result = runner.run()
