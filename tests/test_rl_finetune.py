@@ -148,8 +148,8 @@ def test_nll_bc_term_keeps_the_actor_std_where_bc_left_it(bc_loss):
         start = actor(obs)[1].mean().item()
     demo = ReplayBuffer(1, 1)
     demo.add(data)
-    learner = RLPD(RLPDConfig(batch_size=64, critic_hidden=(32, 32), num_critics=4, bc_weight=1.0, bc_loss=bc_loss),
-                   actor, seed=0)
+    learner = RLPD(RLPDConfig(batch_size=64, critic_hidden=(32, 32), num_critics=4, bc_weight=1.0, bc_loss=bc_loss,
+                              init_alpha=0.01, alpha_lr=3e-4), actor, seed=0)  # SAC's temperature tuning on
     learner.train_on(800, demo, ReplayBuffer(1, 1))  # 800 critic and actor updates, demo rows only
     with torch.no_grad():
         end = actor(obs)[1].mean().item()
