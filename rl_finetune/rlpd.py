@@ -141,7 +141,7 @@ class RLPD:
             else:
                 bc = ((self.actor.deterministic(batch["obs"][demo]) - batch["actions"][demo]) ** 2).sum(-1).mean()
             loss = loss + cfg.bc_weight * bc
-            out["bc_mse"] = bc.item()
+            out[f"bc_{cfg.bc_loss}"] = bc.item()
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.actor.policy.parameters(), cfg.grad_clip)

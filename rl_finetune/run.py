@@ -87,7 +87,7 @@ class Finetuner:
             env.close()
         obs_dim, action_dim = self.policy.shapes.obs_dim, self.policy.shapes.action_dim
         self.online = ReplayBuffer(obs_dim, action_dim)
-        self.replayed = ReplayBuffer(obs_dim, action_dim)  # online successes added to the demo buffer
+        self.demo_from_files = len(self.demo)  # rows past this are online successes (success_replay)
         self.learner = algo_cls(self.algo_cfg, self.actor, seed=cfg.seed)
         self.env_steps, self.episodes, self.history = 0, 0, []
         self.best = {"success_rate": -1.0, "env_steps": None}
@@ -124,7 +124,8 @@ class Finetuner:
     def _state(self) -> dict:
         return {"format": STATE_FORMAT, "config": json.dumps(self.cfg.to_dict()), "env_steps": self.env_steps,
                 "episodes": self.episodes, "actor": self.policy.state_dict(), "learner": self.learner.state_dict(),
-                "online": self.online.state_dict(), "replayed": self.replayed.state_dict(), "torch_rng": torch.get_rng_state(),
+                "online": self.online.state_dict(), "replayed": {k: torch.from_numpy(v[self.demo_from_files:].copy())
+                                                                        for k, v in self.demo.data.items()}, "torch_rng": torch.get_rng_state(),
                 "history": json.dumps(self.history), "best": json.dumps(self.best)}
 
     def save_state(self):
@@ -140,8 +141,7 @@ class Finetuner:
         self.learner.load_state_dict(state["learner"])
         self.online.load_state_dict(state["online"])
         if "replayed" in state:  # the demo buffer was rebuilt from the files; the successes it gained are here
-            self.replayed.load_state_dict(state["replayed"])
-            self.demo.add(self.replayed.data)
+            self.demo.add({k: v.numpy() for k, v in state["replayed"].items()})
         torch.set_rng_state(state["torch_rng"])
         self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
         self.history, self.best = json.loads(state["history"]), json.loads(state["best"])
@@ -194,13 +194,10 @@ class Finetuner:
 
     def add_online(self, batch: dict):
         """Collected transitions into the online buffer; with `success_replay` the episodes that reached
-        success into the demo buffer too (kept in `replayed` as well, since a resume rebuilds the demo
-        buffer from the files)."""
+        success into the demo buffer too (saved in the state, since a resume rebuilds it from the files)."""
         self.online.add(batch)
         if self.algo_cfg.success_replay:
-            rows = successful_rows(batch)
-            self.replayed.add(rows)
-            self.demo.add(rows)
+            self.demo.add(successful_rows(batch))
 
     def run(self, progress=None) -> dict:
         cfg = self.cfg
