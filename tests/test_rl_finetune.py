@@ -159,6 +159,24 @@ def test_nll_bc_term_keeps_the_actor_std_where_bc_left_it(bc_loss):
         assert end > 2 * start, (start, end)
 
 
+def test_actor_waits_for_actor_start_steps_of_online_data_while_the_critic_learns():
+    data = chain_demos(0.99)
+    policy = build("gaussian", data["obs"], data["actions"], hidden_dims=(16, 16))
+    actor = TanhActor(policy).eval()
+    demo, online = ReplayBuffer(1, 1), ReplayBuffer(1, 1)
+    demo.add(data)
+    learner = RLPD(RLPDConfig(batch_size=32, critic_hidden=(16, 16), num_critics=2, actor_start_steps=50), actor, seed=0)
+    snapshot = lambda module: [p.detach().clone() for p in module.parameters()]  # noqa: E731
+    actor_before, critic_before = snapshot(actor), snapshot(learner.critic)
+    online.add({k: v[:40] for k, v in data.items()})  # 40 online steps: fewer than 50
+    learner.train_on(40, demo, online)
+    assert all(torch.equal(a, b) for a, b in zip(actor_before, actor.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(critic_before, learner.critic.parameters()))
+    online.add({k: v[40:60] for k, v in data.items()})  # 60 >= 50: the actor moves
+    learner.train_on(20, demo, online)
+    assert not all(torch.equal(a, b) for a, b in zip(actor_before, actor.parameters()))
+
+
 # ----- a tiny shaped-reward task: a point moves toward the origin, reward = -distance -----------------
 class PointReach:
     """Batched: pos += 0.1 * action; success within 0.15 of the origin ends an episode; 20 steps."""
