@@ -7,11 +7,13 @@ policy to wait). Each (data, head) is trained for a fixed step budget and evalua
 the horizon rule of policies.evaluate.horizon_for (the checkpoint carries it). Results are written
 after every run, so a partial run still reports what it finished.
 
-    nice -n 10 python benchmarks/few_slow_demos.py --heads gaussian diffusion --episodes 20 --steps 3000
+    python benchmarks/few_slow_demos.py                                   # every variant, 50 episodes
+    python benchmarks/few_slow_demos.py --variants gaussian_chunk16 --data humanlike --episodes 20
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import replace
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from common import RESULTS, write_result  # noqa: E402
 from humanlike_demos import collect as collect_humanlike  # noqa: E402
 
 from takeover.datasets import DemoReader, DemoWriter  # noqa: E402
@@ -53,43 +55,75 @@ def trim_idle(src: Path, out: Path) -> list[int]:
     return lengths
 
 
+VARIANTS = {
+    # name: (head, head options) -- what each one tests against the plain gaussian
+    "gaussian": ("gaussian", {}),
+    "gaussian_chunk16": ("gaussian", {"action_horizon": 16, "exec_horizon": 8}),  # action chunking (ACT's fix for pauses)
+    "gaussian_hist2": ("gaussian", {"obs_horizon": 2}),  # one step of history: is the arm moving?
+    "lstm": ("lstm", {}),  # a recurrent history over the episode so far
+    "diffusion": ("diffusion", {}),  # chunks of 16 actions from 2 observations (the head's defaults)
+}
+
+
+def parse_variant(text: str) -> tuple[str, str, dict]:
+    """'gaussian_chunk16' (a named variant) or 'head:key=value,...' -> (name, head, options)."""
+    if text in VARIANTS:
+        return (text, *VARIANTS[text])
+    head, _, opts = text.partition(":")
+    options = {k: json.loads(v) for k, v in (pair.split("=", 1) for pair in filter(None, opts.split(",")))}
+    return text, head, options
+
+
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--heads", nargs="+", default=["gaussian", "diffusion"])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS),
+                   help=f"named ({', '.join(VARIANTS)}) or head:key=value,...")
     p.add_argument("--data", nargs="+", default=["scripted", "humanlike", "humanlike_trimmed"])
-    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--workers", type=int, default=1)
     p.add_argument("--workdir", default="/tmp/few_slow_demos")
     args = p.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     files = {"scripted": work / "scripted.hdf5", "humanlike": work / "humanlike.hdf5",
              "humanlike_trimmed": work / "humanlike_trimmed.hdf5"}
-    lengths = {}
     if not files["scripted"].exists():
         collect_scripted(EnvSpec(task="Lift"), str(files["scripted"]), 4, seed=0)
     if not files["humanlike"].exists():
         collect_humanlike(str(files["humanlike"]), 4, seed=0)
     if not files["humanlike_trimmed"].exists():
         trim_idle(files["humanlike"], files["humanlike_trimmed"])
+    lengths = {}
     for name, path in files.items():
         with DemoReader(path) as r:
             lengths[name] = [r.num_samples(d) for d in r.demos]
-    results = []
-    for head in args.heads:
+    out = RESULTS / "few_slow_demos.json"
+    old = json.loads(out.read_text()) if out.exists() else {}
+    results = {f"{r['data']}/{r.get('variant', r['head'])}": r for r in
+               (old.get("results").values() if isinstance(old.get("results"), dict) else old.get("results", []))}
+    for text in args.variants:
+        name, head, options = parse_variant(text)
         for data in args.data:
-            run = work / f"{data}_{head}"
+            key = f"{data}/{name}"
+            done = results.get(key)
+            if done and done["episodes"] >= args.episodes and done["train_steps"] == args.steps:
+                continue
+            run = work / f"{data}_{name}_{args.steps}"
             t0 = time.time()
             if not (run / "checkpoints" / "best.pt").exists():
-                train(TrainConfig(data=str(files[data]), out=str(run), head=head, steps=args.steps, eval_episodes=0,
-                                  eval_every=args.steps))
-            report = evaluate(run, episodes=args.episodes)
-            results.append({"data": data, "head": head, "episodes": report.episodes, "successes": report.successes,
+                train(TrainConfig(data=str(files[data]), out=str(run), head=head, head_options=options,
+                                  steps=args.steps, eval_episodes=0, eval_every=args.steps, threads=1))
+            report = evaluate(run, episodes=args.episodes, workers=args.workers)
+            results[key] = {"data": data, "variant": name, "head": head, "head_options": options,
+                            "episodes": report.episodes, "successes": report.successes,
                             "success_rate": report.success_rate, "ci95": report.ci95, "horizon": report.horizon,
                             "mean_length": report.mean_length, "train_steps": args.steps,
-                            "seconds": round(time.time() - t0)})
-            print(results[-1], flush=True)
-            write_result("few_slow_demos", {"demo_lengths": lengths, "results": results})
+                            "seconds": round(time.time() - t0)}
+            print(results[key], flush=True)
+            write_result("few_slow_demos", {"demo_lengths": lengths, "results": results,
+                                            "note": "results accumulate over invocations, keyed data/variant; "
+                                                    "each row says its own train steps and episodes"})
 
 
 if __name__ == "__main__":
