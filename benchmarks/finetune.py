@@ -147,7 +147,9 @@ def plot(path: Path, data: dict):
     if more and "success_rate" in more:
         a.axhline(more["success_rate"], ls="--", color=COLOURS["bc-more"], label=f"BC, {more['demos']} demos")
     a.axhline(0.9, ls=":", color="grey")
-    a.set_ylim(-0.02, 1.02), a.set_xlabel("env steps"), a.set_ylabel("success (Wilson 95%)"), a.legend(), a.grid(alpha=0.3)
+    a.set_ylim(-0.02, 1.02), a.set_xlabel("env steps"), a.set_ylabel("success (Wilson 95%)"), a.grid(alpha=0.3)
+    if a.get_legend_handles_labels()[0]:  # nothing labelled yet before the first method finishes
+        a.legend()
     b.set_xlabel("env steps"), b.set_ylabel("mean evaluation return"), b.grid(alpha=0.3)
     fig.suptitle(f"{data['settings']['task']}: fine-tuning from BC on {data['settings']['demos']} demos")
     fig.tight_layout()
