@@ -11,6 +11,18 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def key_values(text: str) -> dict:
+    """'key=value,key=value' -> dict, each value parsed as JSON when it parses (numbers, true/false)."""
+    out = {}
+    for pair in filter(None, text.split(",")):
+        key, value = pair.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write_result  # noqa: E402
+from common import RESULTS, key_values, write_result  # noqa: E402
 from humanlike_demos import collect as collect_humanlike  # noqa: E402
 
 from takeover.datasets import DemoReader, DemoWriter  # noqa: E402
@@ -70,8 +70,7 @@ def parse_variant(text: str) -> tuple[str, str, dict]:
     if text in VARIANTS:
         return (text, *VARIANTS[text])
     head, _, opts = text.partition(":")
-    options = {k: json.loads(v) for k, v in (pair.split("=", 1) for pair in filter(None, opts.split(",")))}
-    return text, head, options
+    return text, head, key_values(opts)
 
 
 def main():
@@ -99,9 +98,7 @@ def main():
         with DemoReader(path) as r:
             lengths[name] = [r.num_samples(d) for d in r.demos]
     out = RESULTS / "few_slow_demos.json"
-    old = json.loads(out.read_text()) if out.exists() else {}
-    results = {f"{r['data']}/{r.get('variant', r['head'])}": r for r in
-               (old.get("results").values() if isinstance(old.get("results"), dict) else old.get("results", []))}
+    results = json.loads(out.read_text())["results"] if out.exists() else {}  # data/variant -> row
     for text in args.variants:
         name, head, options = parse_variant(text)
         for data in args.data:
@@ -123,7 +120,7 @@ def main():
             print(results[key], flush=True)
             write_result("few_slow_demos", {"demo_lengths": lengths, "results": results,
                                             "note": "results accumulate over invocations, keyed data/variant; "
-                                                    "each row says its own train steps and episodes"})
+                                                    "each row says its own train steps and episodes"}, out=str(out))
 
 
 if __name__ == "__main__":

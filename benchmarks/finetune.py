@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine  # noqa: E402
+from common import RESULTS, key_values, machine  # noqa: E402
 
 from takeover.policies.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from takeover.policies.evaluate import evaluate, eval_seeds  # noqa: E402
@@ -65,17 +65,6 @@ def parse():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
     return p.parse_args()
-
-
-def options(text: str) -> dict:
-    out = {}
-    for pair in filter(None, text.split(",")):
-        key, value = pair.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def bc(work: Path, spec: EnvSpec, n_demos: int, steps: int, seed: int) -> tuple[Path, Path]:
@@ -186,12 +175,12 @@ def main():
         if name in data["methods"]:
             continue
         if name == "rlpd":
-            data["methods"][name] = run_rl(name, work, start, [demos], "rlpd", options(args.rlpd), args)
+            data["methods"][name] = run_rl(name, work, start, [demos], "rlpd", key_values(args.rlpd), args)
         elif name == "dapg":
-            data["methods"][name] = run_rl(name, work, start, [demos], "dapg", options(args.dapg), args)
+            data["methods"][name] = run_rl(name, work, start, [demos], "dapg", key_values(args.dapg), args)
         elif name == "scratch":
             fresh = fresh_actor(start, work / "scratch_start.pt")
-            data["methods"][name] = run_rl(name, work, fresh, [], "rlpd", {**options(args.rlpd), "demo_fraction": 0.0,
+            data["methods"][name] = run_rl(name, work, fresh, [], "rlpd", {**key_values(args.rlpd), "demo_fraction": 0.0,
                                                                            "critic_warmup_updates": 0}, args)
         elif name == "bc-more":
             _, more = bc(work, spec, args.more_demos, args.bc_steps, args.seed)
@@ -199,7 +188,7 @@ def main():
         elif name == "utd":
             sweep = {}
             for utd in [int(u) for u in args.utd_sweep.split(",")]:
-                res = run_rl(f"utd_{utd}", work, start, [demos], "rlpd", {**options(args.rlpd), "utd": utd,
+                res = run_rl(f"utd_{utd}", work, start, [demos], "rlpd", {**key_values(args.rlpd), "utd": utd,
                                                                           "critic_warmup_updates": 0}, args,
                              env_steps=2 * args.horizon, eval_episodes=0, max_minutes=10)
                 sweep[str(utd)] = {"env_steps": res["env_steps"], "env_steps_per_s": res["env_steps_per_s"]}

@@ -124,9 +124,12 @@ class Finetuner:
     def _state(self) -> dict:
         return {"format": STATE_FORMAT, "config": json.dumps(self.cfg.to_dict()), "env_steps": self.env_steps,
                 "episodes": self.episodes, "actor": self.policy.state_dict(), "learner": self.learner.state_dict(),
-                "online": self.online.state_dict(), "replayed": {k: torch.from_numpy(v[self.demo_from_files:].copy())
-                                                                        for k, v in self.demo.data.items()}, "torch_rng": torch.get_rng_state(),
+                "online": self.online.state_dict(), "replayed": self._replayed_rows(), "torch_rng": torch.get_rng_state(),
                 "history": json.dumps(self.history), "best": json.dumps(self.best)}
+
+    def _replayed_rows(self) -> dict:
+        """The demo buffer's rows past the files' own: the online successes success_replay added."""
+        return {k: torch.from_numpy(v[self.demo_from_files:].copy()) for k, v in self.demo.data.items()}
 
     def save_state(self):
         path = self.out / "checkpoints" / "last.pt"
