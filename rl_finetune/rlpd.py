@@ -5,7 +5,8 @@ in every batch (Ball et al. 2023, "Efficient Online RL with Offline Data").
     critics             = an ensemble of `num_critics` LayerNorm Q-networks; the Bellman target takes
                           the min over a random `target_subset` of the target networks
     update-to-data      = `utd` critic updates per environment step, one actor update per env step
-    actor loss          = alpha * log pi(a|s) - mean_i Q_i(s, a)  (+ `bc_weight` * BC on demo rows)
+    actor loss          = alpha * log pi(a|s) - mean_i Q_i(s, a)  (+ `bc_weight` * BC on demo rows,
+                          optionally annealed to `bc_weight_end` over `bc_anneal_steps` env steps)
     critic warm-up      = `critic_warmup_updates` critic-only updates on the demos before the actor
                           moves, so a good BC actor is not pushed around by an untrained critic
     Monte-Carlo floor   = `mc_floor`: the Bellman target of a transition from an episode that reached
@@ -51,6 +52,9 @@ class RLPDConfig:
     #                               would outweigh the reward while the BC std is small
     tau: float = 0.005  # Polyak rate of the target critics
     bc_weight: float = 0.0  # weight of the BC regulariser on demo rows
+    bc_weight_end: float | None = None  # anneal bc_weight geometrically to this over `bc_anneal_steps` online
+    bc_anneal_steps: int = 0  #           env steps: a strong anchor while the critic is untrained, then room
+    #                                     for the critic to move the mean action (None: constant bc_weight)
     bc_loss: str = "mse"  # mse: squared error of the mean action; nll: negative log-likelihood of the demo
     #                       action, which anchors the std too (mse leaves it to the critic and the entropy term)
     success_replay: bool = False  # online episodes that reached success join the demo buffer (self-imitation)
@@ -67,6 +71,8 @@ class RLPDConfig:
             raise FinetuneError(f"target_subset must lie in [1, num_critics={self.num_critics}], got {self.target_subset}")
         if self.utd < 1 or self.batch_size < 2:
             raise FinetuneError("utd must be at least 1 and batch_size at least 2")
+        if self.bc_weight_end is not None and not (self.bc_weight > 0 and self.bc_weight_end > 0 and self.bc_anneal_steps > 0):
+            raise FinetuneError("bc_weight_end needs bc_weight > 0, bc_weight_end > 0 and bc_anneal_steps > 0")
         if self.bc_loss not in ("mse", "nll"):
             raise FinetuneError(f"bc_loss must be mse or nll, got {self.bc_loss!r}")
 
@@ -128,20 +134,29 @@ class RLPD:
                 tp.lerp_(p, cfg.tau)
         return {"critic_loss": loss.item() / cfg.num_critics, "q": q.mean().item()}
 
-    def actor_update(self, batch: dict) -> dict:
+    def bc_weight_at(self, online_steps: int) -> float:
+        """The BC weight after `online_steps` env steps: constant, or annealed geometrically."""
         cfg = self.cfg
+        if cfg.bc_weight_end is None:
+            return cfg.bc_weight
+        frac = min(1.0, online_steps / cfg.bc_anneal_steps)
+        return cfg.bc_weight * (cfg.bc_weight_end / cfg.bc_weight) ** frac
+
+    def actor_update(self, batch: dict, bc_weight: float | None = None) -> dict:
+        cfg = self.cfg
+        bc_weight = cfg.bc_weight if bc_weight is None else bc_weight
         action, logp, _ = self.actor.sample(batch["obs"], self.generator)
         q = self.critic(self.actor.features(batch["obs"]), action).mean(0)
         loss = (self.alpha.detach() * logp - q).mean()
         out = {}
-        if cfg.bc_weight > 0 and batch["from_demo"].any():
+        if bc_weight > 0 and batch["from_demo"].any():
             demo = batch["from_demo"].bool()
             if cfg.bc_loss == "nll":
                 bc = -self.actor.log_prob_of_action(batch["obs"][demo], batch["actions"][demo]).mean()
             else:
                 bc = ((self.actor.deterministic(batch["obs"][demo]) - batch["actions"][demo]) ** 2).sum(-1).mean()
-            loss = loss + cfg.bc_weight * bc
-            out[f"bc_{cfg.bc_loss}"] = bc.item()
+            loss = loss + bc_weight * bc
+            out[f"bc_{cfg.bc_loss}"], out["bc_weight"] = bc.item(), bc_weight
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.actor.policy.parameters(), cfg.grad_clip)
@@ -183,11 +198,12 @@ class RLPD:
         self.actor.train()
         stats: dict = {}
         actor_moves = online.added >= cfg.actor_start_steps
+        bc_weight = self.bc_weight_at(online.added)
         for i in range(new_steps * cfg.utd):
             batch = mixed_batch(demo, online, cfg.batch_size, cfg.demo_fraction, self.generator)
             stats.update(self.critic_update(batch))
             if actor_moves and (i + 1) % cfg.utd == 0:
-                stats.update(self.actor_update(batch))
+                stats.update(self.actor_update(batch, bc_weight))
             self.updates += 1
         self.actor.eval()
         return stats

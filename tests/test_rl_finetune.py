@@ -177,6 +177,22 @@ def test_actor_waits_for_actor_start_steps_of_online_data_while_the_critic_learn
     assert not all(torch.equal(a, b) for a, b in zip(actor_before, actor.parameters()))
 
 
+
+def test_annealed_bc_weight_falls_geometrically_and_the_actor_update_uses_it():
+    cfg = RLPDConfig(batch_size=32, critic_hidden=(16, 16), num_critics=2, bc_weight=0.1, bc_weight_end=0.001,
+                     bc_anneal_steps=100, bc_loss="nll")
+    data = chain_demos(0.99)
+    actor = TanhActor(build("gaussian", data["obs"], data["actions"], hidden_dims=(16, 16))).eval()
+    learner = RLPD(cfg, actor, seed=0)
+    assert [round(learner.bc_weight_at(n), 6) for n in (0, 50, 100, 1000)] == [0.1, 0.01, 0.001, 0.001]
+    demo, online = ReplayBuffer(1, 1), ReplayBuffer(1, 1)
+    demo.add(data)
+    online.add({k: v[:50] for k, v in data.items()})
+    assert learner.train_on(50, demo, online)["bc_weight"] == pytest.approx(0.01)
+    assert RLPD(RLPDConfig(bc_weight=0.1), actor).bc_weight_at(10**6) == 0.1
+    with pytest.raises(FinetuneError, match="bc_anneal_steps"):
+        RLPDConfig(bc_weight=0.1, bc_weight_end=0.01)
+
 # ----- a tiny shaped-reward task: a point moves toward the origin, reward = -distance -----------------
 class PointReach:
     """Batched: pos += 0.1 * action; success within 0.15 of the origin ends an episode; 20 steps."""
