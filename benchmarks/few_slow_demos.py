@@ -62,6 +62,9 @@ VARIANTS = {
     "gaussian_hist2": ("gaussian", {"obs_horizon": 2}),  # one step of history: is the arm moving?
     "lstm": ("lstm", {}),  # a recurrent history over the episode so far
     "diffusion": ("diffusion", {}),  # chunks of 16 actions from 2 observations (the head's defaults)
+    "gmm": ("gmm", {}),  # a mixture: can "wait" and "close" near the cube stay two modes?
+    "cvae": ("cvae", {}),  # a latent variable for the same ambiguity
+    "autoregressive": ("autoregressive", {}),  # discretised per-dimension actions, chunks of 8 (defaults)
 }
 
 

@@ -6,7 +6,8 @@ in every batch (Ball et al. 2023, "Efficient Online RL with Offline Data").
                           the min over a random `target_subset` of the target networks
     update-to-data      = `utd` critic updates per environment step, one actor update per env step
     actor loss          = alpha * log pi(a|s) - mean_i Q_i(s, a)  (+ `bc_weight` * BC on demo rows,
-                          optionally annealed to `bc_weight_end` over `bc_anneal_steps` env steps)
+                          optionally annealed to `bc_weight_end` over `bc_anneal_steps` env steps;
+                          + `mean_action_q` * -Q(s, tanh(mu)), the action evaluation executes)
     critic warm-up      = `critic_warmup_updates` critic-only updates on the demos before the actor
                           moves, so a good BC actor is not pushed around by an untrained critic
     Monte-Carlo floor   = `mc_floor`: the Bellman target of a transition from an episode that reached
@@ -57,6 +58,9 @@ class RLPDConfig:
     #                                     for the critic to move the mean action (None: constant bc_weight)
     bc_loss: str = "mse"  # mse: squared error of the mean action; nll: negative log-likelihood of the demo
     #                       action, which anchors the std too (mse leaves it to the critic and the entropy term)
+    mean_action_q: float = 0.0  # weight of -Q(s, tanh(mu)) in the actor loss: evaluation executes the mean
+    #                             action, SAC's term values the sampled ones (they differ where the pre-tanh
+    #                             std is wide, e.g. a gripper dimension at MAX_PRE_TANH_STD)
     success_replay: bool = False  # online episodes that reached success join the demo buffer (self-imitation)
     actor_start_steps: int = 0  # env steps of online data before the actor moves (the critic learns first)
     critic_warmup_updates: int = 0  # critic-only updates on demos before any actor update
@@ -149,6 +153,10 @@ class RLPD:
         q = self.critic(self.actor.features(batch["obs"]), action).mean(0)
         loss = (self.alpha.detach() * logp - q).mean()
         out = {}
+        if cfg.mean_action_q > 0:
+            q_mean = self.critic(self.actor.features(batch["obs"]), self.actor.deterministic(batch["obs"])).mean(0)
+            loss = loss - cfg.mean_action_q * q_mean.mean()
+            out["q_mean_action"] = q_mean.mean().item()
         if bc_weight > 0 and batch["from_demo"].any():
             demo = batch["from_demo"].bool()
             if cfg.bc_loss == "nll":

@@ -193,6 +193,18 @@ def test_annealed_bc_weight_falls_geometrically_and_the_actor_update_uses_it():
     with pytest.raises(FinetuneError, match="bc_anneal_steps"):
         RLPDConfig(bc_weight=0.1, bc_weight_end=0.01)
 
+
+def test_mean_action_term_values_the_action_evaluation_executes():
+    data = chain_demos(0.99)
+    actor = TanhActor(build("gaussian", data["obs"], data["actions"], hidden_dims=(16, 16))).eval()
+    learner = RLPD(RLPDConfig(batch_size=32, critic_hidden=(16, 16), num_critics=2, mean_action_q=1.0), actor, seed=0)
+    batch = {k: torch.from_numpy(np.asarray(v[:32])) for k, v in data.items()}
+    batch["from_demo"] = torch.ones(32)
+    with torch.no_grad():
+        expected = learner.critic(actor.features(batch["obs"]), actor.deterministic(batch["obs"])).mean().item()
+    assert learner.actor_update(batch)["q_mean_action"] == pytest.approx(expected, rel=1e-5)
+    assert "q_mean_action" not in RLPD(RLPDConfig(batch_size=32, critic_hidden=(16, 16), num_critics=2), actor).actor_update(batch)
+
 # ----- a tiny shaped-reward task: a point moves toward the origin, reward = -distance -----------------
 class PointReach:
     """Batched: pos += 0.1 * action; success within 0.15 of the origin ends an episode; 20 steps."""
