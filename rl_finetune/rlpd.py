@@ -8,6 +8,8 @@ in every batch (Ball et al. 2023, "Efficient Online RL with Offline Data").
     actor loss          = alpha * log pi(a|s) - mean_i Q_i(s, a)  (+ `bc_weight` * BC on demo rows,
                           optionally annealed to `bc_weight_end` over `bc_anneal_steps` env steps;
                           + `mean_action_q` * -Q(s, tanh(mu)), the action evaluation executes)
+    target action       = `target_action`: the next action of the Bellman target, sampled (SAC) or the
+                          mean (TD3-style, what evaluation executes; see the option's comment)
     critic warm-up      = `critic_warmup_updates` critic-only updates on the demos before the actor
                           moves, so a good BC actor is not pushed around by an untrained critic
     Monte-Carlo floor   = `mc_floor`: the Bellman target of a transition from an episode that reached
@@ -61,6 +63,12 @@ class RLPDConfig:
     mean_action_q: float = 0.0  # weight of -Q(s, tanh(mu)) in the actor loss: evaluation executes the mean
     #                             action, SAC's term values the sampled ones (they differ where the pre-tanh
     #                             std is wide, e.g. a gripper dimension at MAX_PRE_TANH_STD)
+    target_action: str = "sample"  # sample: the Bellman target values the exploring policy (SAC); mean: it
+    #                                values the executed mean action (TD3-style, with `target_noise`). A
+    #                                sampling policy escapes a state where its mean action stalls, so SAC's
+    #                                critic rates the stall as fine while the evaluated mean policy stays stuck
+    target_noise: float = 0.0  # with target_action=mean: std of the target smoothing noise (action units,
+    #                            clipped at 2.5 std)
     success_replay: bool = False  # online episodes that reached success join the demo buffer (self-imitation)
     actor_start_steps: int = 0  # env steps of online data before the actor moves (the critic learns first)
     critic_warmup_updates: int = 0  # critic-only updates on demos before any actor update
@@ -77,6 +85,8 @@ class RLPDConfig:
             raise FinetuneError("utd must be at least 1 and batch_size at least 2")
         if self.bc_weight_end is not None and not (self.bc_weight > 0 and self.bc_weight_end > 0 and self.bc_anneal_steps > 0):
             raise FinetuneError("bc_weight_end needs bc_weight > 0, bc_weight_end > 0 and bc_anneal_steps > 0")
+        if self.target_action not in ("sample", "mean"):
+            raise FinetuneError(f"target_action must be sample or mean, got {self.target_action!r}")
         if self.bc_loss not in ("mse", "nll"):
             raise FinetuneError(f"bc_loss must be mse or nll, got {self.bc_loss!r}")
 
@@ -120,7 +130,14 @@ class RLPD:
         cfg = self.cfg
         obs, next_obs = self.actor.features(batch["obs"]), self.actor.features(batch["next_obs"])
         with torch.no_grad():
-            next_action, next_logp, _ = self.actor.sample(batch["next_obs"], self.generator)
+            if cfg.target_action == "mean":
+                next_action = self.actor.deterministic(batch["next_obs"])
+                if cfg.target_noise > 0:
+                    noise = torch.randn(next_action.shape, generator=self.generator) * cfg.target_noise
+                    next_action = (next_action + noise.clamp(-2.5 * cfg.target_noise, 2.5 * cfg.target_noise)).clamp(-1, 1)
+                next_logp = torch.zeros(len(next_action))
+            else:
+                next_action, next_logp, _ = self.actor.sample(batch["next_obs"], self.generator)
             members = torch.randperm(cfg.num_critics, generator=self.generator)[: cfg.target_subset]
             next_q = self.target(next_obs, next_action)[members].min(0).values
             backup = next_q - self.alpha * next_logp if cfg.backup_entropy else next_q

@@ -205,6 +205,29 @@ def test_mean_action_term_values_the_action_evaluation_executes():
     assert learner.actor_update(batch)["q_mean_action"] == pytest.approx(expected, rel=1e-5)
     assert "q_mean_action" not in RLPD(RLPDConfig(batch_size=32, critic_hidden=(16, 16), num_critics=2), actor).actor_update(batch)
 
+
+@pytest.mark.parametrize("target_action", ["sample", "mean"])
+def test_a_mean_action_target_sees_the_stall_a_sampling_target_forgives(target_action):
+    """One state: a positive action succeeds (reward 1, terminal), any other stays put. The policy's mean
+    action is -0.5 with a wide std, so the sampling policy escapes often while its mean never does. SAC's
+    target values the stall highly (the sampled next action escapes); the mean-action target values it
+    at about 0, what the evaluated policy gets."""
+    data = chain_demos(0.99)
+    actor = TanhActor(build("gaussian", data["obs"], data["actions"], hidden_dims=(16, 16))).eval()
+    actor.forward = lambda obs: (torch.full((len(obs), 1), float(np.arctanh(-0.5))), torch.full((len(obs), 1), 0.8))
+    actions = np.linspace(-0.95, 0.95, 20, dtype=np.float32)[:, None]  # every action tried once: 10 escape
+    success = (actions[:, 0] > 0).astype(np.float32)
+    s0 = np.full((20, 1), 0.5, np.float32)
+    buffer = ReplayBuffer(1, 1)
+    buffer.add({"obs": s0, "actions": actions, "rewards": success, "next_obs": s0, "terminals": success})
+    learner = RLPD(RLPDConfig(batch_size=32, critic_hidden=(32, 32), num_critics=2, mc_floor=False, tau=0.05,
+                              target_action=target_action), actor, seed=0)
+    for _ in range(1500):
+        learner.critic_update(mixed_batch(buffer, ReplayBuffer(1, 1), 32, 1.0, learner.generator))
+    with torch.no_grad():
+        stall = learner.critic(actor.features(torch.tensor([[0.5]])), torch.tensor([[-0.5]])).mean().item()
+    assert (stall < 0.3) if target_action == "mean" else (stall > 0.5)
+
 # ----- a tiny shaped-reward task: a point moves toward the origin, reward = -distance -----------------
 class PointReach:
     """Batched: pos += 0.1 * action; success within 0.15 of the origin ends an episode; 20 steps."""
