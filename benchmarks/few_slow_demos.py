@@ -68,18 +68,25 @@ VARIANTS = {
 }
 
 
-def parse_variant(text: str) -> tuple[str, str, dict]:
-    """'gaussian_chunk16' (a named variant) or 'head:key=value,...' -> (name, head, options)."""
-    if text in VARIANTS:
-        return (text, *VARIANTS[text])
-    head, _, opts = text.partition(":")
-    return text, head, key_values(opts)
+SAMPLED = "_sampled"  # suffix of any variant: the same checkpoint, evaluated with actions drawn from the head
+
+
+def parse_variant(text: str) -> tuple[str, str, dict, bool]:
+    """'gaussian_chunk16' (a named variant) or 'head:key=value,...', either with an optional '_sampled'
+    suffix -> (name of the trained variant, head, options, sampled evaluation)."""
+    sampled = text.endswith(SAMPLED)
+    base = text[: -len(SAMPLED)] if sampled else text
+    if base in VARIANTS:
+        return (base, *VARIANTS[base], sampled)
+    head, _, opts = base.partition(":")
+    return base, head, key_values(opts), sampled
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS),
-                   help=f"named ({', '.join(VARIANTS)}) or head:key=value,...")
+                   help=f"named ({', '.join(VARIANTS)}) or head:key=value,...; add {SAMPLED} to evaluate "
+                        f"the same checkpoint with sampled actions")
     p.add_argument("--data", nargs="+", default=["scripted", "humanlike", "humanlike_trimmed"])
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--steps", type=int, default=3000)
@@ -103,9 +110,9 @@ def main():
     out = RESULTS / "few_slow_demos.json"
     results = json.loads(out.read_text())["results"] if out.exists() else {}  # data/variant -> row
     for text in args.variants:
-        name, head, options = parse_variant(text)
+        name, head, options, sampled = parse_variant(text)
         for data in args.data:
-            key = f"{data}/{name}"
+            key = f"{data}/{name}{SAMPLED if sampled else ''}"
             done = results.get(key)
             if done and done["episodes"] >= args.episodes and done["train_steps"] == args.steps:
                 continue
@@ -114,8 +121,8 @@ def main():
             if not (run / "checkpoints" / "best.pt").exists():
                 train(TrainConfig(data=str(files[data]), out=str(run), head=head, head_options=options,
                                   steps=args.steps, eval_episodes=0, eval_every=args.steps, threads=1))
-            report = evaluate(run, episodes=args.episodes, workers=args.workers)
-            results[key] = {"data": data, "variant": name, "head": head, "head_options": options,
+            report = evaluate(run, episodes=args.episodes, workers=args.workers, sample=sampled)
+            results[key] = {"data": data, "variant": name, "sampled": sampled, "head": head, "head_options": options,
                             "episodes": report.episodes, "successes": report.successes,
                             "success_rate": report.success_rate, "ci95": report.ci95, "horizon": report.horizon,
                             "mean_length": report.mean_length, "train_steps": args.steps,

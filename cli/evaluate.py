@@ -26,6 +26,8 @@ def eval_(
                                             callback=limits(min=1)),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Inference-time head option key=value (repeat), "
                                              "e.g. --set inference_scheduler=ddpm --set inference_steps=100."),
+    sample: bool = typer.Option(False, "--sample", help="Draw actions from the head's distribution instead of "
+                                "its mode (gmm: a random component; gaussian: mean + std noise)."),
 ):
     """Roll the policy out in the simulator rebuilt from the checkpoint's EnvSpec."""
     from rich.console import Console
@@ -53,11 +55,11 @@ def eval_(
 
         report = evaluate(ckpt, seeds=seeds, workers=workers, video_dir=out / "videos" if video else None,
                           videos=video, progress=progress, max_steps=max_steps,
-                          overrides=overrides or None)
+                          overrides=overrides or None, sample=sample)
     tmp = out / ".eval.json.tmp"
     tmp.write_text(report.to_json())
     tmp.replace(out / "eval.json")
-    settings = "".join(f" {k}={v}" for k, v in overrides.items())
+    settings = "".join(f" {k}={v}" for k, v in overrides.items()) + (" (sampled actions)" if sample else "")
     table = Table(title=f"{report.task}: {ckpt}{settings}")
     for col in ("episodes", "success rate", "95% CI (Wilson)", "mean length", "horizon"):
         table.add_column(col)

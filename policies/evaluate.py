@@ -66,6 +66,7 @@ class EvalReport:
     step: int | None = None
     overrides: dict = field(default_factory=dict)  # inference-time config changes it ran with
     horizon: int | None = None  # the episode step limit it ran under
+    sampled: bool = False  # actions drawn from the head's distribution, not its mode
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -110,9 +111,12 @@ def resolve_checkpoint(path) -> Path:
 
 def evaluate(checkpoint, episodes: int = 50, seeds=None, workers: int = 1, video_dir=None, videos: int = 0,
              pool: RolloutPool | None = None, progress=None, spec: EnvSpec | None = None,
-             max_steps: int | None = None, overrides: dict | None = None) -> EvalReport:
+             max_steps: int | None = None, overrides: dict | None = None, sample: bool = False) -> EvalReport:
     """Success rate of `checkpoint` over `episodes` fixed seeds, the environment rebuilt from the
-    EnvSpec stored in the checkpoint. Pass `pool` to reuse workers across calls."""
+    EnvSpec stored in the checkpoint. Pass `pool` to reuse workers across calls. `sample`: draw each
+    action from the head's distribution instead of taking its mode (gmm: a random component; gaussian,
+    lstm: the mean plus std noise; cvae: a latent from the prior; autoregressive: drawn bins; diffusion
+    samples either way)."""
     checkpoint = resolve_checkpoint(checkpoint)
     _, ckpt_spec, info = load_checkpoint(checkpoint, overrides=overrides)  # refuses bad files here, not in a worker
     spec = spec or ckpt_spec
@@ -121,7 +125,8 @@ def evaluate(checkpoint, episodes: int = 50, seeds=None, workers: int = 1, video
     own = pool is None
     pool = pool or RolloutPool(spec, workers if workers > 1 else 0)
     try:
-        agent = CheckpointAgent(str(checkpoint.resolve()), overrides=tuple(sorted((overrides or {}).items())))
+        agent = CheckpointAgent(str(checkpoint.resolve()), sample=sample,
+                                overrides=tuple(sorted((overrides or {}).items())))
         results = pool.run(agent, seeds, video_seeds=video_seeds,
                            video_dir=video_dir, progress=progress, max_steps=max_steps)
     finally:
@@ -130,4 +135,5 @@ def evaluate(checkpoint, episodes: int = 50, seeds=None, workers: int = 1, video
     report = EvalReport.from_results(str(checkpoint), spec.task, results, step=info["step"])
     report.overrides = dict(overrides or {})
     report.horizon = int(max_steps or spec.max_steps)
+    report.sampled = bool(sample)
     return report

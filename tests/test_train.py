@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from takeover.cli.app import run_cli
+from takeover.datasets import DemoReader
 from takeover.policies import PolicyError
 from takeover.policies.checkpoint import load_checkpoint
 from takeover.policies.evaluate import evaluate
@@ -116,6 +117,17 @@ def test_eval_command_writes_report_and_video(lift_demos, tmp_path, capsys):
     assert cli("eval", out, "--episodes", 1, "--workers", 1, "--max-steps", 5, "--set", "exec_horizon=1",
                "--out", tmp_path / "override") == 0
     assert json.loads((tmp_path / "override" / "eval.json").read_text())["overrides"] == {"exec_horizon": 1}
+
+    # --sample draws actions from the head (the mode is deterministic, samples are not) and says so
+    from takeover.policies.evaluate import CheckpointAgent
+
+    ckpt = str(out / "checkpoints" / "best.pt")
+    with DemoReader(lift_demos) as reader:
+        obs = {k: v[0] for k, v in reader.episode(reader.demos[0]).obs.items()}
+    mode, drawn = CheckpointAgent(ckpt)().policy, CheckpointAgent(ckpt, sample=True)().policy
+    assert np.array_equal(mode.act(obs), mode.act(obs)) and not np.array_equal(drawn.act(obs), drawn.act(obs))
+    assert cli("eval", out, "--episodes", 1, "--workers", 1, "--max-steps", 5, "--sample", "--out", tmp_path / "s") == 0
+    assert json.loads((tmp_path / "s" / "eval.json").read_text())["sampled"] is True
     capsys.readouterr()
     assert cli("eval", out, "--episodes", 1, "--set", "no_such_option=3") == 2
     err = capsys.readouterr().err.strip()
