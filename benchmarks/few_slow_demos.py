@@ -82,6 +82,21 @@ def parse_variant(text: str) -> tuple[str, str, dict, bool]:
     return base, head, key_values(opts), sampled
 
 
+def table(results: dict) -> str:
+    """Markdown: a row per variant, a column per data set, 'successes/episodes = rate [95% CI]'."""
+    datas = [d for d in ("scripted", "humanlike", "humanlike_trimmed") if any(r["data"] == d for r in results.values())]
+    variants = list(dict.fromkeys(key.split("/", 1)[1] for key in results))
+    lines = ["| variant | " + " | ".join(datas) + " |", "|---|" + "---|" * len(datas)]
+    for v in variants:
+        cells = []
+        for d in datas:
+            r = results.get(f"{d}/{v}")
+            cells.append(f"{r['successes']}/{r['episodes']} = {r['success_rate']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
+                         if r else "-")
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS),
@@ -92,7 +107,12 @@ def main():
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--workdir", default="/tmp/few_slow_demos")
+    p.add_argument("--table", action="store_true", help="print the results so far as a markdown table and stop")
     args = p.parse_args()
+    out = RESULTS / "few_slow_demos.json"
+    if args.table:
+        print(table(json.loads(out.read_text())["results"]))
+        return
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     files = {"scripted": work / "scripted.hdf5", "humanlike": work / "humanlike.hdf5",
@@ -107,7 +127,6 @@ def main():
     for name, path in files.items():
         with DemoReader(path) as r:
             lengths[name] = [r.num_samples(d) for d in r.demos]
-    out = RESULTS / "few_slow_demos.json"
     results = json.loads(out.read_text())["results"] if out.exists() else {}  # data/variant -> row
     for text in args.variants:
         name, head, options, sampled = parse_variant(text)
