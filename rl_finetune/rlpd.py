@@ -57,16 +57,19 @@ class RLPDConfig:
     bc_weight: float = 0.0  # weight of the BC regulariser on demo rows
     bc_weight_end: float | None = None  # anneal bc_weight geometrically to this over `bc_anneal_steps` online
     bc_anneal_steps: int = 0  #           env steps: a strong anchor while the critic is untrained, then room
-    #                                     for the critic to move the mean action (None: constant bc_weight)
+    #                                     for the critic to move the mean action (None: constant bc_weight).
+    #                                     Lift, 0.1 -> 0.003 over 40k: lost the start's gains (README)
     bc_loss: str = "mse"  # mse: squared error of the mean action; nll: negative log-likelihood of the demo
     #                       action, which anchors the std too (mse leaves it to the critic and the entropy term)
     mean_action_q: float = 0.0  # weight of -Q(s, tanh(mu)) in the actor loss: evaluation executes the mean
     #                             action, SAC's term values the sampled ones (they differ where the pre-tanh
-    #                             std is wide, e.g. a gripper dimension at MAX_PRE_TANH_STD)
+    #                             std is wide, e.g. a gripper dimension at MAX_PRE_TANH_STD). With SAC's
+    #                             target the two Q values agreed to 0.004 on Lift: it needs target_action=mean
     target_action: str = "sample"  # sample: the Bellman target values the exploring policy (SAC); mean: it
     #                                values the executed mean action (TD3-style, with `target_noise`). A
     #                                sampling policy escapes a state where its mean action stalls, so SAC's
-    #                                critic rates the stall as fine while the evaluated mean policy stays stuck
+    #                                critic rates the stall as fine while the evaluated mean policy stays stuck.
+    #                                Lift: closed the sampled/mean gap, but by lowering the sampled policy (README)
     target_noise: float = 0.0  # with target_action=mean: std of the target smoothing noise (action units,
     #                            clipped at 2.5 std)
     success_replay: bool = False  # online episodes that reached success join the demo buffer (self-imitation)
