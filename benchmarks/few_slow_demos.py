@@ -131,7 +131,7 @@ def main():
     for text in args.variants:
         name, head, options, sampled = parse_variant(text)
         for data in args.data:
-            key = f"{data}/{name}{SAMPLED if sampled else ''}"
+            key = f"{data}/{text}"
             done = results.get(key)
             if done and done["episodes"] >= args.episodes and done["train_steps"] == args.steps:
                 continue

@@ -170,11 +170,12 @@ class RLPD:
         cfg = self.cfg
         bc_weight = cfg.bc_weight if bc_weight is None else bc_weight
         action, logp, _ = self.actor.sample(batch["obs"], self.generator)
-        q = self.critic(self.actor.features(batch["obs"]), action).mean(0)
+        features = self.actor.features(batch["obs"])
+        q = self.critic(features, action).mean(0)
         loss = (self.alpha.detach() * logp - q).mean()
         out = {}
         if cfg.mean_action_q > 0:
-            q_mean = self.critic(self.actor.features(batch["obs"]), self.actor.deterministic(batch["obs"])).mean(0)
+            q_mean = self.critic(features, self.actor.deterministic(batch["obs"])).mean(0)
             loss = loss - cfg.mean_action_q * q_mean.mean()
             out["q_mean_action"] = q_mean.mean().item()
         if bc_weight > 0 and batch["from_demo"].any():
