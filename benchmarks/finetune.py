@@ -53,6 +53,7 @@ def parse():
     p.add_argument("--max-minutes", type=float, default=60.0, help="wall-clock cap per RL method")
     p.add_argument("--eval-every", type=int, default=3000)
     p.add_argument("--eval-episodes", type=int, default=50)
+    p.add_argument("--eval-sample", action="store_true", help="evaluate the RL policies with sampled actions too")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch threads of the learner (the rollout workers wait "
                                                          "while it updates)")
@@ -100,7 +101,7 @@ def run_rl(name: str, work: Path, start: Path, demos: list, algo: str, opts: dic
                          env_steps=env_steps or args.env_steps, reward=args.reward, horizon=args.horizon,
                          workers=args.workers, eval_every=args.eval_every,
                          eval_episodes=args.eval_episodes if eval_episodes is None else eval_episodes,
-                         max_minutes=max_minutes or args.max_minutes, seed=args.seed, threads=args.threads,
+                         eval_sample=args.eval_sample, max_minutes=max_minutes or args.max_minutes, seed=args.seed, threads=args.threads,
                          algo_options=opts)
     t0 = time.time()
     runner = Finetuner(cfg, resume=(out / "checkpoints" / "last.pt").exists())
@@ -110,8 +111,10 @@ def run_rl(name: str, work: Path, start: Path, demos: list, algo: str, opts: dic
     collects = [r for r in rows if r["kind"] == "collect"]
     to90 = next((r["env_steps"] for r in evals if r["success_rate"] >= 0.9), None)
     return {"algo": algo, "options": opts, "max_minutes": cfg.max_minutes, "env_steps": result["env_steps"], "wall_s": round(time.time() - t0, 1),
-            "curve": [{k: r[k] for k in ("env_steps", "success_rate", "ci95", "mean_return", "episodes")} for r in evals],
-            "steps_to_90": to90, "best": result["best"],
+            "curve": [{k: r[k] for k in ("env_steps", "success_rate", "ci95", "mean_return", "episodes", "sampled")
+                       if k in r} for r in evals],
+            "steps_to_90": to90,
+            "steps_to_90_sampled": next((r["env_steps"] for r in evals if r.get("sampled", {}).get("success_rate", 0) >= 0.9), None), "best": result["best"],
             "env_steps_per_s": round(sum(c["env_steps"] - p for c, p in zip(collects, [0] + [c["env_steps"] for c in collects]))
                                      / max(1e-9, sum(c["collect_s"] + c["update_s"] for c in collects)), 2),
             "run": str(out)}
@@ -132,6 +135,9 @@ def plot(path: Path, data: dict):
         err = [[y - r["ci95"][0] for y, r in zip(ys, res["curve"])], [r["ci95"][1] - y for y, r in zip(ys, res["curve"])]]
         a.errorbar(xs, ys, yerr=err, fmt="o-", capsize=3, label=name, color=COLOURS.get(name))
         b.plot(xs, [r["mean_return"] for r in res["curve"]], "o-", label=name, color=COLOURS.get(name))
+        drawn = [(r["env_steps"], r["sampled"]["success_rate"]) for r in res["curve"] if "sampled" in r]
+        if drawn:
+            a.plot(*zip(*drawn), "s--", label=f"{name}, sampled actions", color=COLOURS.get(name))
     more = data["methods"].get("bc-more")
     if more and "success_rate" in more:
         a.axhline(more["success_rate"], ls="--", color=COLOURS["bc-more"], label=f"BC, {more['demos']} demos")

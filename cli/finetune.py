@@ -29,6 +29,7 @@ def finetune(
     episodes_per_round: Optional[int] = config_option(FinetuneConfig, "episodes_per_round"),
     eval_every: int = config_option(FinetuneConfig, "eval_every"),
     eval_episodes: int = config_option(FinetuneConfig, "eval_episodes"),
+    eval_sample: bool = config_option(FinetuneConfig, "eval_sample", "--eval-sample"),
     max_minutes: Optional[float] = config_option(FinetuneConfig, "max_minutes"),
     seed: int = config_option(FinetuneConfig, "seed"),
     threads: int = config_option(FinetuneConfig, "threads"),
@@ -48,7 +49,7 @@ def finetune(
     cfg = FinetuneConfig(checkpoint=str(resolve_checkpoint(checkpoint)), demos=[str(p) for p in demos or []],
                          out=str(out), algo=algo, env_steps=env_steps, reward=reward, horizon=horizon, workers=workers,
                          episodes_per_round=episodes_per_round, eval_every=eval_every, eval_episodes=eval_episodes,
-                         max_minutes=max_minutes, seed=seed, threads=threads,
+                         eval_sample=eval_sample, max_minutes=max_minutes, seed=seed, threads=threads,
                          algo_options=parse_head_options(set_ or []))
     runner = Finetuner(cfg, resume=resume)
     with Progress(TextColumn(f"[bold]finetune {algo}"), BarColumn(), MofNCompleteColumn(),
@@ -60,6 +61,8 @@ def finetune(
             if record["kind"] == "eval":
                 lo, hi = record["ci95"]
                 status = f"eval success {record['success_rate']:.2f} [{lo:.2f}, {hi:.2f}]"
+                if "sampled" in record:
+                    status += f", sampled {record['sampled']['success_rate']:.2f}"
             bar.update(tid, completed=min(steps, env_steps), status=status)
 
         result = runner.run(progress=progress)

@@ -29,6 +29,8 @@ class FinetuneConfig:
                                                                    "(default: one per worker).")
     eval_every: int = config_field(5000, min=1, help="Env steps between evaluations (and one at start and end).")
     eval_episodes: int = config_field(20, min=0, help="Episodes per evaluation, on the fixed evaluation seeds.")
+    eval_sample: bool = config_field(False, help="Evaluate also with actions drawn from the policy (what SAC and PPO "
+                                                 "optimise) next to its mean action; best.pt still follows the mean.")
     max_minutes: float | None = config_field(None, above=0, help="Wall-clock budget; the run evaluates and stops "
                                                                   "after the round that passes it.")
     seed: int = config_field(0, min=0, help="Seed of the updates and the collection episodes.")

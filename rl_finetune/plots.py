@@ -21,6 +21,12 @@ def plot_learning_curve(run) -> Path | None:
     rates = [r["success_rate"] for r in evals]
     a.errorbar(steps, rates, yerr=[[r - e["ci95"][0] for r, e in zip(rates, evals)],
                                    [e["ci95"][1] - r for r, e in zip(rates, evals)]], fmt="o-", capsize=3)
+    drawn = [(s, r["sampled"]) for s, r in zip(steps, evals) if "sampled" in r]
+    if drawn:
+        a.plot([s for s, _ in drawn], [d["success_rate"] for _, d in drawn], "s--", label="sampled actions")
+        b.plot([s for s, _ in drawn], [d["mean_return"] for _, d in drawn], "s--", label="sampled actions")
+        a.lines[0].set_label("mean action")
+        a.legend()
     a.set_ylim(-0.02, 1.02), a.set_xlabel("env steps"), a.set_ylabel("success (Wilson 95%)"), a.grid(alpha=0.3)
     a.set_title(f"{evals[-1]['episodes']} evaluation episodes per point")
     b.plot(steps, [r["mean_return"] for r in evals], "o-")

@@ -169,6 +169,12 @@ class Finetuner:
         record = {"kind": "eval", "env_steps": self.env_steps, "success_rate": report.success_rate,
                   "ci95": list(report.ci95), "episodes": report.episodes, "mean_return": float(np.mean(returns)),
                   "mean_length": report.mean_length, "seconds": round(time.time() - t0, 1), "checkpoint": path.name}
+        if self.cfg.eval_sample:  # same seeds, actions drawn from the tanh-Gaussian instead of tanh(mean)
+            drawn = evaluate(path, seeds=eval_seeds(self.cfg.eval_episodes), pool=pool, spec=self.env_spec,
+                             max_steps=self.env_spec.max_steps, sample=True)
+            record["sampled"] = {"success_rate": drawn.success_rate, "ci95": list(drawn.ci95),
+                                 "mean_return": float(np.mean([e["total_reward"] for e in drawn.per_episode]))}
+            record["seconds"] = round(time.time() - t0, 1)
         self.history.append(record)
         self._log(record)
         if report.success_rate >= self.best["success_rate"] and path.name != "start.pt":

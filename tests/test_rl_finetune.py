@@ -407,3 +407,28 @@ def test_killed_finetune_resumes_with_the_same_steps_and_buffers(lift_demos, lif
     policy, _, info = load_checkpoint(run / "checkpoints" / "last_policy.pt")  # a standard checkpoint
     assert info["step"] == result["env_steps"] and policy.config.head == "gaussian"
     assert json.loads((run / "config.json").read_text())["finetune"]["algo"] == "rlpd"
+
+
+def test_eval_sample_evaluates_mean_and_sampled_actions_on_the_same_seeds(lift_demos, lift_bc, tmp_path, monkeypatch):
+    import takeover.rl_finetune.run as run_module
+    from takeover.rl_finetune.config import FinetuneConfig
+
+    calls = []
+    real = run_module.evaluate
+
+    def spy(path, seeds=None, sample=False, **kw):
+        calls.append((tuple(seeds), sample))
+        return real(path, seeds=seeds, sample=sample, **kw)
+
+    monkeypatch.setattr(run_module, "evaluate", spy)
+    cfg = FinetuneConfig(checkpoint=str(lift_bc), demos=[str(lift_demos)], out=str(tmp_path / "run"), env_steps=10,
+                         horizon=10, workers=0, eval_episodes=2, eval_sample=True,
+                         algo_options={"num_critics": 2, "critic_hidden": [16, 16], "batch_size": 8})
+    run_module.Finetuner(cfg).run()
+    evals = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in evals if r["kind"] == "eval"]
+    assert len(evals) == 2 and len(calls) == 4  # start and end, each with the mean and with sampled actions
+    assert [s for _, s in calls] == [False, True, False, True] and calls[0][0] == calls[1][0]
+    for r in evals:
+        assert 0.0 <= r["sampled"]["success_rate"] <= 1.0 and len(r["sampled"]["ci95"]) == 2
+    assert (tmp_path / "run" / "plots" / "learning_curve.png").exists()
