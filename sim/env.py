@@ -100,14 +100,16 @@ class Env:
             raise SimError(f"action has shape {action.shape}; {self.spec.task} expects ({self.action_dim},)")
         if not np.isfinite(action).all():
             raise SimError(f"action contains NaN or inf: {action.tolist()}")
-        _, reward, _, info = self.raw.step(action)
+        _, _, _, info = self.raw.step(action)
         self.t += 1
         # robosuite's step reads site poses computed before the last substep's integration; one
         # mj_forward (~20 us) makes the observation a function of the saved state, so replaying
-        # `states` reproduces `obs` exactly.
+        # `states` reproduces `obs` exactly. The reward is recomputed on that state too: robosuite's
+        # own lags a step behind `success` (a sparse Lift episode stopped at success scored 0).
         self.raw.sim.forward()
         self.raw._update_observables(force=True)
         raw_obs = self.raw._get_observations()
+        reward = self.raw.reward(action)
         success = bool(self.raw._check_success())
         return self._observe(raw_obs), float(reward), success, self.t >= self.max_steps, info
 

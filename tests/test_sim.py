@@ -121,3 +121,21 @@ def test_wilson_interval():
     assert 0.92 < lo < 0.94 and hi == pytest.approx(1.0)
     lo, hi = wilson_interval(25, 50)
     assert lo < 0.5 < hi and abs((lo + hi) / 2 - 0.5) < 1e-9
+
+
+def test_reward_is_paid_on_the_state_success_is_read_from():
+    """A cube dropped from rest 12.2 mm above Lift's success height is above it after 24 of a control
+    step's 25 physics substeps (2 ms each: 11.8 mm fallen) and below after the 25th (12.7 mm).
+    robosuite's own reward reads the poses of substep 24: it paid 1 for a step that ends unsuccessful
+    (and, the other way round, 0 for a step that ends lifted)."""
+    env = make_env(EnvSpec(task="Lift"))
+    env.reset(seed=0)
+    raw = env.raw
+    success_height = raw.model.mujoco_arena.table_offset[2] + 0.04
+    addr = raw.sim.model.get_joint_qpos_addr("cube_joint0")[0]
+    raw.sim.data.qpos[addr + 2] = success_height + 0.0122
+    raw.sim.data.qvel[raw.sim.model.get_joint_qvel_addr("cube_joint0")[0]:][:6] = 0.0
+    raw.sim.forward()
+    assert raw._check_success()
+    _, reward, success, _, _ = env.step(np.r_[np.zeros(6), -1.0])
+    assert not success and reward == 0.0
