@@ -56,8 +56,8 @@ class ActorFactory:
 
 def online_transitions(results, keys, success_reward: float, shaped: bool, gamma: float) -> dict:
     """Transitions of collected episodes (stopped at success: the last step of a successful one is
-    terminal and its reward is `success_reward`; sparse: 0 everywhere else, as robosuite's reward is
-    computed before the state our success check reads), with `pre_tanh` kept beside them."""
+    terminal and its reward is `success_reward`; sparse: 0 everywhere else), with `pre_tanh` kept
+    beside them."""
     parts = []
     for res in results:
         ep = res.episode
