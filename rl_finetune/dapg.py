@@ -6,6 +6,10 @@ Deep RL and Demonstrations"; PPO's clipped surrogate stands in for the natural g
     advantages      = GAE(gamma, gae_lambda) from a LayerNorm value network, normalised per batch
     actor loss      = PPO clipped surrogate  -  lambda0 * lambda1^k * mean log pi(a_demo | s_demo)
     value loss      = squared error to the GAE returns
+    step size       = an iteration's minibatch steps stop once the approximate KL to the collecting policy
+                      passes 1.5 `target_kl`, and the actor's learning rate is rescaled after each iteration
+                      by sqrt(target_kl / KL) (within [0.1, 1.5]; KL grows about quadratically with the step),
+                      standing in for the natural gradient's normalised step
 
 With normalised advantages the demo term reads as DAPG's: every demonstration pair is weighted like an
 online sample of advantage lambda0 * lambda1^k, a weight that fades as the policy improves on its own.
@@ -36,7 +40,10 @@ class DAPGConfig:
     value_hidden: tuple = (256, 256)
     lambda0: float = 0.1  # demo-term weight at iteration 0
     lambda1: float = 0.95  # per-iteration decay of the demo-term weight
-    target_kl: float = 0.05  # stop an iteration's epochs early beyond this approximate KL
+    target_kl: float = 0.05  # approximate KL per iteration the step size is steered to
+    adaptive_lr: bool = True  # rescale actor_lr toward target_kl after each iteration (False: stop early only)
+    # A BC actor's std is small (pre-tanh 0.02 on most Lift dims), so a fixed 3e-5 moved the policy by a KL of
+    # 1-340 per iteration on Lift (measured), where 0.05 was asked: every iteration was one overshooting epoch.
     grad_clip: float = 1.0
 
     def __post_init__(self):
@@ -103,13 +110,16 @@ class DAPG:
         n = len(adv)
         stats: dict = {"demo_weight": weight}
         self.actor.train()
+        updates, stop, surrogate = 0, False, torch.zeros(())
         for _ in range(cfg.epochs):
             perm = torch.randperm(n, generator=self.generator)
-            kls = []
             for start in range(0, n, cfg.minibatch):
                 idx = perm[start:start + cfg.minibatch]
                 mu, sigma = self.actor(obs[idx])
                 logp = TanhActor.log_prob(mu, sigma, u[idx])
+                if updates and (old_logp[idx] - logp.detach()).mean().item() > 1.5 * cfg.target_kl:
+                    stop = True
+                    break
                 ratio = (logp - old_logp[idx]).exp()
                 surrogate = torch.min(ratio * adv_t[idx], ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv_t[idx]).mean()
                 loss = -surrogate
@@ -120,14 +130,26 @@ class DAPG:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.actor.policy.parameters(), cfg.grad_clip)
                 self.actor_opt.step()
+                updates += 1
+            if stop:
+                break
+        for _ in range(cfg.epochs):  # the value network takes all its epochs whenever the actor stops
+            perm = torch.randperm(n, generator=self.generator)
+            for start in range(0, n, cfg.minibatch):
+                idx = perm[start:start + cfg.minibatch]
                 value_loss = ((self.value(feats[idx]).squeeze(-1) - returns[idx]) ** 2).mean()
                 self.value_opt.zero_grad(set_to_none=True)
                 value_loss.backward()
                 self.value_opt.step()
-                kls.append((old_logp[idx] - logp.detach()).mean().item())
-            stats.update(approx_kl=float(np.mean(kls)), value_loss=value_loss.item(), surrogate=surrogate.item())
-            if stats["approx_kl"] > cfg.target_kl:
-                break
+        with torch.no_grad():
+            mu, sigma = self.actor(obs)
+            kl = (old_logp - TanhActor.log_prob(mu, sigma, u)).mean().item()
+        stats.update(approx_kl=kl, actor_updates=updates, value_loss=value_loss.item(), surrogate=surrogate.item(),
+                     actor_lr=self.actor_opt.param_groups[0]["lr"])
+        if cfg.adaptive_lr:
+            scale = min(1.5, max(0.1, (cfg.target_kl / max(kl, 1e-12)) ** 0.5))
+            for group in self.actor_opt.param_groups:
+                group["lr"] = min(cfg.actor_lr * 10, max(cfg.actor_lr / 1000, group["lr"] * scale))
         self.actor.eval()
         self.iteration += 1
         return stats

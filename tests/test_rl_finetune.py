@@ -19,6 +19,7 @@ from takeover.cli.app import run_cli
 from takeover.policies import PolicyShapes, make_config, make_policy
 from takeover.policies.checkpoint import load_checkpoint, save_checkpoint
 from takeover.rl_finetune.actor import ACTION_BOUND, TanhActor, check_finetunable
+from takeover.rl_finetune.dapg import DAPG, DAPGConfig, gae
 from takeover.rl_finetune.buffers import ReplayBuffer, discounted_returns, mixed_batch
 from takeover.rl_finetune.errors import FinetuneError
 from takeover.rl_finetune.rlpd import RLPD, RLPDConfig
@@ -261,6 +262,60 @@ def rollout(actor, starts, explore: bool, gen=None):
             break
     return {k: np.concatenate([s[i] for s in steps]) for i, k in
             enumerate(("obs", "actions", "rewards", "next_obs", "terminals"))}, returns
+
+
+def test_gae_stops_at_episode_ends_and_bootstraps_only_cut_episodes():
+    """Two episodes back to back: the first ends in a terminal (no bootstrap), the second is cut by the
+    horizon (its last step bootstraps from the next state's value); hand-computed with gamma 0.5, lambda 0.5."""
+    rewards = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
+    values = np.array([0.2, 0.4, 0.1, 0.3], np.float32)
+    next_values = np.array([0.4, 9.0, 0.3, 0.8], np.float32)  # 9.0 follows a terminal: never read
+    terminals = np.array([0, 1, 0, 0], np.float32)
+    ends = np.array([False, True, False, True])
+    adv = gae(rewards, values, next_values, terminals, ends, gamma=0.5, lam=0.5)
+    d = [0.0 + 0.5 * 0.4 - 0.2, 1.0 - 0.4, 0.0 + 0.5 * 0.3 - 0.1, 0.0 + 0.5 * 0.8 - 0.3]
+    assert adv == pytest.approx([d[0] + 0.25 * d[1], d[1], d[2] + 0.25 * d[3], d[3]], abs=1e-6)
+
+
+def dapg_batch(actor, obs: np.ndarray, seed: int) -> dict:
+    """An on-policy batch on the given states: actions sampled from the actor, random rewards, 50-step episodes."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        _, _, u = actor.sample(torch.from_numpy(obs), gen)
+    n = len(obs)
+    return {"obs": obs, "next_obs": obs, "pre_tanh": u.numpy(),
+            "rewards": np.random.default_rng(seed).normal(size=n).astype(np.float32),
+            "terminals": np.zeros(n, np.float32), "episode_ends": np.arange(n) % 50 == 49}
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_dapg_steers_each_iteration_to_the_target_kl(adaptive):
+    """A BC actor's std is small, so a learning rate that is fine for BC moves the policy by a KL far above
+    the target in one PPO epoch (on Lift: 1-340 against 0.05). The iteration stops its minibatch steps once
+    the KL passes the target, and the adaptive learning rate brings the next iterations to it; without
+    the adaptation every iteration keeps overshooting (here a learning rate far too high for the toy actor). The demo term's weight decays as lambda0 * lambda1^k."""
+    torch.manual_seed(0)
+    data = chain_demos(0.99)
+    policy = build("gaussian", data["obs"], data["actions"], hidden_dims=(32, 32))
+    bc_train(policy, data["obs"][:, None], data["actions"][:, None], steps=300)
+    actor = TanhActor(policy).eval()
+    demo = ReplayBuffer(1, 1)
+    demo.add(data)
+    cfg = DAPGConfig(actor_lr=0.1, minibatch=64, epochs=5, target_kl=0.02, adaptive_lr=adaptive, lambda0=0.1,
+                     lambda1=0.5, value_hidden=(16, 16))
+    learner = DAPG(cfg, actor, seed=0)
+    obs = np.random.default_rng(0).uniform(0.0, 1.2, size=(400, 1)).astype(np.float32)
+    stats = [learner.train_on(dapg_batch(actor, obs, k), demo) for k in range(8)]
+    assert [s["demo_weight"] for s in stats[:3]] == pytest.approx([0.1, 0.05, 0.025])
+    kls = [s["approx_kl"] for s in stats]
+    assert kls[0] > 3 * cfg.target_kl, kls  # the starting step size overshoots
+    assert stats[0]["actor_updates"] < cfg.epochs * 400 // cfg.minibatch  # and the iteration stopped early
+    if adaptive:  # measured: KL 0.23 at first, then 0.012-0.062 (mean of the last four 0.027)
+        assert np.mean(kls[-4:]) < 2 * cfg.target_kl, kls
+        assert stats[-1]["actor_lr"] < cfg.actor_lr / 3
+    else:  # measured: 0.17-1.7 in every iteration
+        assert np.mean(kls[-4:]) > 5 * cfg.target_kl, kls
+        assert stats[-1]["actor_lr"] == cfg.actor_lr
 
 
 def test_rlpd_raises_the_return_of_a_weak_bc_start():
