@@ -15,6 +15,9 @@ evaluation at or above 90%.
 
 Results: benchmarks/results/finetune_<task>.json and .png; runs under benchmarks/results/work/finetune_<task>/
 (not committed). A finished method is skipped when the script runs again with the same settings.
+Runs of other training seeds (or methods run into separate files) go side by side in one JSON and plot with
+    python benchmarks/finetune.py --merge A.json,B.json --out C.json
+which refuses files whose settings differ in anything but the seed, and names each method <method>_seed<N>.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ from takeover.teleop.scripted_collection import collect_scripted  # noqa: E402
 
 METHODS = ("rlpd", "dapg", "scratch", "bc-more", "utd")
 COLOURS = {"rlpd": "tab:blue", "dapg": "tab:orange", "scratch": "tab:red", "bc-more": "tab:green",
-           "rlpd_bc0_partial": "tab:purple"}
+           "rlpd_bc0_partial": "tab:purple", "dapg_fixed_lr": "tab:brown"}
 
 
 def parse():
@@ -65,6 +68,7 @@ def parse():
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
+    p.add_argument("--merge", default=None, help="comma-separated result JSONs to put side by side in --out")
     return p.parse_args()
 
 
@@ -133,18 +137,20 @@ def plot(path: Path, data: dict):
         xs = [r["env_steps"] for r in res["curve"]]
         ys = [r["success_rate"] for r in res["curve"]]
         err = [[y - r["ci95"][0] for y, r in zip(ys, res["curve"])], [r["ci95"][1] - y for y, r in zip(ys, res["curve"])]]
-        a.errorbar(xs, ys, yerr=err, fmt="o-", capsize=3, label=name, color=COLOURS.get(name))
-        b.plot(xs, [r["mean_return"] for r in res["curve"]], "o-", label=name, color=COLOURS.get(name))
+        colour = COLOURS.get(name.split("_seed")[0])
+        fmt = "o-" if "_seed" not in name else "os^dv"[int(name.rsplit("_seed", 1)[1]) % 5] + "-"
+        a.errorbar(xs, ys, yerr=err, fmt=fmt, capsize=3, label=name, color=colour)
+        b.plot(xs, [r["mean_return"] for r in res["curve"]], fmt, label=name, color=colour)
         drawn = [(r["env_steps"], r["sampled"]["success_rate"]) for r in res["curve"] if "sampled" in r]
         if drawn:
-            a.plot(*zip(*drawn), "s--", label=f"{name}, sampled actions", color=COLOURS.get(name))
-    more = data["methods"].get("bc-more")
+            a.plot(*zip(*drawn), "s--", label=f"{name}, sampled actions", color=colour)
+    more = next((r for n, r in data["methods"].items() if n.split("_seed")[0] == "bc-more"), None)
     if more and "success_rate" in more:
         a.axhline(more["success_rate"], ls="--", color=COLOURS["bc-more"], label=f"BC, {more['demos']} demos")
     a.axhline(0.9, ls=":", color="grey")
     a.set_ylim(-0.02, 1.02), a.set_xlabel("env steps"), a.set_ylabel("success (Wilson 95%)"), a.grid(alpha=0.3)
     if a.get_legend_handles_labels()[0]:  # nothing labelled yet before the first method finishes
-        a.legend()
+        a.legend(fontsize=8)
     b.set_xlabel("env steps"), b.set_ylabel("mean evaluation return"), b.grid(alpha=0.3)
     fig.suptitle(f"{data['settings']['task']}: fine-tuning from BC on {data['settings']['demos']} demos")
     fig.tight_layout()
@@ -152,8 +158,29 @@ def plot(path: Path, data: dict):
     plt.close(fig)
 
 
+def merge(files: list[str], out: Path):
+    merged = {"settings": None, "merged_from": files, "methods": {}, "bc_start": {}}
+    for f in files:
+        data = json.loads(Path(f).read_text())
+        settings = {k: v for k, v in data["settings"].items() if k != "seed"}
+        if merged["settings"] not in (None, settings):
+            raise SystemExit(f"{f}: settings differ from {files[0]}'s in more than the seed; not merged")
+        merged["settings"] = settings
+        seed = data["settings"]["seed"]
+        merged["bc_start"][f"seed{seed}"] = data["bc_start"]
+        for name, res in data["methods"].items():
+            merged["methods"][f"{name}_seed{seed}"] = res
+    out.write_text(json.dumps(merged, indent=2) + "\n")
+    plot(out, merged)
+    print(f"wrote {out}")
+
+
 def main():
     args = parse()
+    if args.merge:
+        if not args.out:
+            raise SystemExit("--merge needs --out")
+        return merge(args.merge.split(","), Path(args.out))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     import torch
 
