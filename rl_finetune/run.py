@@ -239,7 +239,7 @@ class Finetuner:
                           "env_steps_per_s": round(got["steps"] / (got["collect_s"] + update_s), 1),
                           "collect_s": round(got["collect_s"], 2), "update_s": round(update_s, 2),
                           "demo_transitions": len(self.demo),
-                          **{k: round(v, 5) for k, v in stats.items()}}
+                          **{k: v if isinstance(v, int) else float(f"{v:.5g}") for k, v in stats.items()}}
                 self._log(record)
                 if progress:
                     progress(self.env_steps, record)
