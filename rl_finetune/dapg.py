@@ -110,37 +110,28 @@ class DAPG:
         n = len(adv)
         stats: dict = {"demo_weight": weight}
         self.actor.train()
-        updates, stop, surrogate = 0, False, torch.zeros(())
-        for _ in range(cfg.epochs):
-            perm = torch.randperm(n, generator=self.generator)
-            for start in range(0, n, cfg.minibatch):
-                idx = perm[start:start + cfg.minibatch]
-                mu, sigma = self.actor(obs[idx])
-                logp = TanhActor.log_prob(mu, sigma, u[idx])
-                if updates and (old_logp[idx] - logp.detach()).mean().item() > 1.5 * cfg.target_kl:
-                    stop = True
-                    break
-                ratio = (logp - old_logp[idx]).exp()
-                surrogate = torch.min(ratio * adv_t[idx], ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv_t[idx]).mean()
-                loss = -surrogate
-                if weight > 0 and len(demo):
-                    d = demo.sample(len(idx), self.generator)
-                    loss = loss - weight * self.actor.log_prob_of_action(d["obs"], d["actions"]).mean()
-                self.actor_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.actor.policy.parameters(), cfg.grad_clip)
-                self.actor_opt.step()
-                updates += 1
-            if stop:
+        updates, surrogate = 0, torch.zeros(())
+        for idx in self._minibatches(n):
+            mu, sigma = self.actor(obs[idx])
+            logp = TanhActor.log_prob(mu, sigma, u[idx])
+            if updates and (old_logp[idx] - logp.detach()).mean().item() > 1.5 * cfg.target_kl:
                 break
-        for _ in range(cfg.epochs):  # the value network takes all its epochs whenever the actor stops
-            perm = torch.randperm(n, generator=self.generator)
-            for start in range(0, n, cfg.minibatch):
-                idx = perm[start:start + cfg.minibatch]
-                value_loss = ((self.value(feats[idx]).squeeze(-1) - returns[idx]) ** 2).mean()
-                self.value_opt.zero_grad(set_to_none=True)
-                value_loss.backward()
-                self.value_opt.step()
+            ratio = (logp - old_logp[idx]).exp()
+            surrogate = torch.min(ratio * adv_t[idx], ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv_t[idx]).mean()
+            loss = -surrogate
+            if weight > 0 and len(demo):
+                d = demo.sample(len(idx), self.generator)
+                loss = loss - weight * self.actor.log_prob_of_action(d["obs"], d["actions"]).mean()
+            self.actor_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.actor.policy.parameters(), cfg.grad_clip)
+            self.actor_opt.step()
+            updates += 1
+        for idx in self._minibatches(n):  # the value network takes all its epochs whenever the actor stops
+            value_loss = ((self.value(feats[idx]).squeeze(-1) - returns[idx]) ** 2).mean()
+            self.value_opt.zero_grad(set_to_none=True)
+            value_loss.backward()
+            self.value_opt.step()
         with torch.no_grad():
             mu, sigma = self.actor(obs)
             kl = (old_logp - TanhActor.log_prob(mu, sigma, u)).mean().item()
@@ -153,6 +144,12 @@ class DAPG:
         self.actor.eval()
         self.iteration += 1
         return stats
+
+    def _minibatches(self, n: int):
+        """`epochs` shuffled passes over n rows, in minibatches of row indices."""
+        for _ in range(self.cfg.epochs):
+            perm = torch.randperm(n, generator=self.generator)
+            yield from (perm[start:start + self.cfg.minibatch] for start in range(0, n, self.cfg.minibatch))
 
     def state_dict(self) -> dict:
         return {"value": self.value.state_dict(), "actor_opt": self.actor_opt.state_dict(),
