@@ -199,7 +199,8 @@ def run_round_based(method: str, sw: SeedWork, args) -> list[dict]:
     pending = list(sw.budgets)
     for k in range(1, MAX_ROUNDS + 1):
         setattr(cfg, rounds_key, k)
-        last = run(cfg, resume=(out / state_file).is_file())[rounds_key][-1]
+        # the k-th entry, not the last: a resumed state may already hold rounds past k (a killed run's)
+        last = run(cfg, resume=(out / state_file).is_file())[rounds_key][k]
         while pending and last["expert_labels"] >= pending[0]:
             extra = {"noise_trace": last["noise_trace"]} if method == "dart-fit" else {}
             points.append(evaluated_point(Path(last["checkpoint"]), last["expert_labels"], args, t0,
