@@ -10,6 +10,8 @@ in every batch (Ball et al. 2023, "Efficient Online RL with Offline Data").
                           + `mean_action_q` * -Q(s, tanh(mu)), the action evaluation executes)
     target action       = `target_action`: the next action of the Bellman target, sampled (SAC) or the
                           mean (TD3-style, what evaluation executes; see the option's comment)
+    action bound        = the actor's mean passes the bound in gradient (see `TanhActor.distribution`), and
+                          `bound_weight` * its squared excess over [-1, 1] joins the actor loss
     critic warm-up      = `critic_warmup_updates` critic-only updates on the demos before the actor
                           moves, so a good BC actor is not pushed around by an untrained critic
     Monte-Carlo floor   = `mc_floor`: the Bellman target of a transition from an episode that reached
@@ -76,6 +78,9 @@ class RLPDConfig:
     actor_start_steps: int = 0  # env steps of online data before the actor moves (the critic learns first)
     critic_warmup_updates: int = 0  # critic-only updates on demos before any actor update
     mc_floor: bool = True  # Bellman target >= the transition's Monte-Carlo return where its episode ended
+    bound_weight: float = 1.0  # weight of the actor's raw mean action outside [-1, 1], squared (`TanhActor.overshoot`):
+    #                            the mean's gradient passes the action bound, so this keeps the critic from
+    #                            driving it arbitrarily far out where a later change of mind takes as long to undo
     grad_clip: float = 10.0
 
     def __post_init__(self):
@@ -169,11 +174,15 @@ class RLPD:
     def actor_update(self, batch: dict, bc_weight: float | None = None) -> dict:
         cfg = self.cfg
         bc_weight = cfg.bc_weight if bc_weight is None else bc_weight
-        action, logp, _ = self.actor.sample(batch["obs"], self.generator)
+        mu, sigma, raw = self.actor.distribution(batch["obs"])
+        action, logp, _ = self.actor.sample_from(mu, sigma, self.generator)
         features = self.actor.features(batch["obs"])
         q = self.critic(features, action).mean(0)
         loss = (self.alpha.detach() * logp - q).mean()
-        out = {}
+        overshoot = self.actor.overshoot(raw)
+        out = {"overshoot": overshoot.mean().item(), "past_bound": (raw.abs() > 1).float().mean().item()}
+        if cfg.bound_weight > 0:
+            loss = loss + cfg.bound_weight * overshoot.mean()
         if cfg.mean_action_q > 0:
             q_mean = self.critic(features, self.actor.deterministic(batch["obs"])).mean(0)
             loss = loss - cfg.mean_action_q * q_mean.mean()

@@ -207,6 +207,38 @@ def test_mean_action_term_values_the_action_evaluation_executes():
     assert "q_mean_action" not in RLPD(RLPDConfig(batch_size=32, critic_hidden=(16, 16), num_critics=2), actor).actor_update(batch)
 
 
+@pytest.mark.parametrize("bound_weight", [1.0, 0.0])
+def test_a_mean_past_the_action_bound_still_learns_and_the_bound_term_pulls_it_back(bound_weight):
+    """A hard clamp at the bound gave a raw mean past it zero gradient (the Lift fly-offs: raw means of
+    8-19); the mean now passes its gradient through the bound and the bound term brings it back in."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    data = {"obs": rng.normal(size=(64, 3)).astype(np.float32), "actions": rng.uniform(-0.9, 0.9, (64, 2)).astype(np.float32)}
+    policy = build("gaussian", data["obs"], data["actions"], hidden_dims=(16, 16))
+    with torch.no_grad():  # push every mean far past the bound (normalised units: the range is +-1)
+        policy.net[-1].bias[:2] += 4.0
+    actor = TanhActor(policy).eval()
+    obs = torch.from_numpy(data["obs"])
+    raw_before = actor.distribution(obs)[2].detach()
+    assert (raw_before.abs() > 1.5).all()
+    assert torch.allclose(actor.deterministic(obs), torch.full_like(raw_before, ACTION_BOUND).copysign(raw_before))
+    actor.deterministic(obs).sum().backward()  # a clamp in gradient: every parameter's grad was zero here
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.parameters())
+    policy.zero_grad()
+    learner = RLPD(RLPDConfig(batch_size=64, critic_hidden=(16, 16), num_critics=2, bound_weight=bound_weight, actor_lr=3e-3,
+                               init_alpha=1e-6, alpha_lr=0.0),  # the Lift runs: no entropy term to pull it in either
+                   actor, seed=0)
+    batch = {k: torch.from_numpy(np.asarray(v[:64])) for k, v in data.items()}
+    batch["from_demo"] = torch.ones(64)
+    first = learner.actor_update(batch)["overshoot"]
+    for _ in range(150):
+        last = learner.actor_update(batch)["overshoot"]
+    if bound_weight > 0:  # measured: 2.95 -> 0.021
+        assert last < 0.05 * first, (first, last)
+    else:  # measured: 2.95 -> 2,269: an untrained critic's gradient drives the mean ever further out
+        assert last > 0.5 * first, (first, last)
+
+
 @pytest.mark.parametrize("target_action", ["sample", "mean"])
 def test_a_mean_action_target_sees_the_stall_a_sampling_target_forgives(target_action):
     """One state: a positive action succeeds (reward 1, terminal), any other stays put. The policy's mean
