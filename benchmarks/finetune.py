@@ -158,13 +158,17 @@ def plot(path: Path, data: dict):
     plt.close(fig)
 
 
+NOT_SETTINGS = ("methods", "out", "max_minutes", "merge")  # options that do not change a method's result
+
+
 def merge(files: list[str], out: Path):
     merged = {"settings": None, "merged_from": files, "methods": {}, "bc_start": {}}
     for f in files:
         data = json.loads(Path(f).read_text())
-        settings = {k: v for k, v in data["settings"].items() if k != "seed"}
+        settings = {k: v for k, v in data["settings"].items() if k not in NOT_SETTINGS + ("seed",)}
         if merged["settings"] not in (None, settings):
-            raise SystemExit(f"{f}: settings differ from {files[0]}'s in more than the seed; not merged")
+            differ = sorted(k for k in set(settings) | set(merged["settings"]) if settings.get(k) != merged["settings"].get(k))
+            raise SystemExit(f"{f}: settings differ from {files[0]}'s in {differ}, not only the seed; not merged")
         merged["settings"] = settings
         seed = data["settings"]["seed"]
         merged["bc_start"][f"seed{seed}"] = data["bc_start"]
@@ -188,7 +192,7 @@ def main():
     path = Path(args.out) if args.out else RESULTS / f"finetune_{args.task}.json"
     work = RESULTS / "work" / path.stem
     work.mkdir(parents=True, exist_ok=True)
-    settings = {k: v for k, v in vars(args).items() if k not in ("methods", "out", "max_minutes")}
+    settings = {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS}
     data = json.loads(path.read_text()) if path.exists() else {}
     if data.get("settings") != settings:
         data = {"settings": settings, "methods": {}}
