@@ -44,6 +44,7 @@ class DAPGConfig:
     adaptive_lr: bool = True  # rescale actor_lr toward target_kl after each iteration (False: stop early only)
     # A BC actor's std is small (pre-tanh 0.02 on most Lift dims), so a fixed 3e-5 moved the policy by a KL of
     # 1-340 per iteration on Lift (measured), where 0.05 was asked: every iteration was one overshooting epoch.
+    bound_weight: float = 1.0  # weight of the raw mean action's squared excess over [-1, 1] (as in RLPDConfig)
     grad_clip: float = 1.0
 
     def __post_init__(self):
@@ -112,13 +113,13 @@ class DAPG:
         self.actor.train()
         updates, surrogate = 0, torch.zeros(())
         for idx in self._minibatches(n):
-            mu, sigma = self.actor(obs[idx])
+            mu, sigma, raw = self.actor.distribution(obs[idx])
             logp = TanhActor.log_prob(mu, sigma, u[idx])
             if updates and (old_logp[idx] - logp.detach()).mean().item() > 1.5 * cfg.target_kl:
                 break
             ratio = (logp - old_logp[idx]).exp()
             surrogate = torch.min(ratio * adv_t[idx], ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * adv_t[idx]).mean()
-            loss = -surrogate
+            loss = -surrogate + cfg.bound_weight * TanhActor.overshoot(raw).mean()
             if weight > 0 and len(demo):
                 d = demo.sample(len(idx), self.generator)
                 loss = loss - weight * self.actor.log_prob_of_action(d["obs"], d["actions"]).mean()
