@@ -8,6 +8,12 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first (a stable sort keeps each module's order): under xdist the minutes-long ones
+    then run side by side at the start instead of one of them trailing at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def lift_demos(tmp_path_factory):
     """12 scripted Lift demonstrations (seeds 0..), with a train/valid split when `split` exists."""

@@ -227,6 +227,7 @@ def test_background_planner_gives_the_synchronous_actions(head, options):
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # its retrain runs at nice 19: beside a busy xdist worker it would get ~1.5% of a core
 def test_background_retrain_swaps_the_policy_between_episodes_without_blocking_frames(small_lift, tmp_path, headless):
     demos, policy = small_lift
     cfg = DaggerConfig(data=str(demos), policy=str(policy), out=str(tmp_path / "run"), labeller="human",
