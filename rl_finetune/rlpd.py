@@ -184,15 +184,15 @@ class RLPD:
         if cfg.bound_weight > 0:
             loss = loss + cfg.bound_weight * overshoot.mean()
         if cfg.mean_action_q > 0:
-            q_mean = self.critic(features, self.actor.deterministic(batch["obs"])).mean(0)
+            q_mean = self.critic(features, torch.tanh(mu)).mean(0)  # the executed mean action
             loss = loss - cfg.mean_action_q * q_mean.mean()
             out["q_mean_action"] = q_mean.mean().item()
         if bc_weight > 0 and batch["from_demo"].any():
             demo = batch["from_demo"].bool()
             if cfg.bc_loss == "nll":
-                bc = -self.actor.log_prob_of_action(batch["obs"][demo], batch["actions"][demo]).mean()
+                bc = -self.actor.log_prob_of_action(None, batch["actions"][demo], dist=(mu[demo], sigma[demo])).mean()
             else:
-                bc = ((self.actor.deterministic(batch["obs"][demo]) - batch["actions"][demo]) ** 2).sum(-1).mean()
+                bc = ((torch.tanh(mu[demo]) - batch["actions"][demo]) ** 2).sum(-1).mean()
             loss = loss + bc_weight * bc
             out[f"bc_{cfg.bc_loss}"], out["bc_weight"] = bc.item(), bc_weight
         self.actor_opt.zero_grad(set_to_none=True)
