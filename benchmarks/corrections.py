@@ -58,6 +58,7 @@ from takeover.correction.dart import DartConfig, run_dart  # noqa: E402
 from takeover.datasets import DemoReader  # noqa: E402
 from takeover.policies.evaluate import CheckpointAgent, eval_seeds  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
+from takeover.sim.stats import wilson_interval  # noqa: E402
 from takeover.sim.rollout import RolloutPool  # noqa: E402
 from takeover.teleop.noise import ActionNoise  # noqa: E402
 from takeover.teleop.scripted_collection import ExpertAgent, collect_scripted  # noqa: E402
@@ -315,6 +316,33 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def pooled_table(results: dict) -> str:
+    """Each method's successes summed over the training seeds at each budget point (Wilson 95% over all
+    their episodes), and on how many seeds it beat BC at that point: seeds move BC itself as much as
+    most corrections do, so a pooled rate alone can hide a method that helps on one seed only."""
+    budgets = results["settings"]["budgets"].split(",")
+    by_method: dict[str, dict[int, list]] = {}
+    for entry in results["entries"].values():
+        points = [p for p in entry["points"] if "budget" in p]
+        by_method.setdefault(entry["method"], {})[entry["seed"]] = points
+    bc = by_method.get("bc", {})
+    lines = ["| method | seeds | " + " | ".join(f"~{b} demos: success [95% CI], seeds above BC" for b in budgets) + " |",
+             "|---|---|" + "---|" * len(budgets)]
+    for method in [m for m in METHODS if m in by_method]:
+        seeds = sorted(by_method[method])
+        cells = []
+        for i in range(len(budgets)):
+            pts = [by_method[method][s][i] for s in seeds if len(by_method[method][s]) > i]
+            k, n = sum(p["successes"] for p in pts), sum(p["episodes"] for p in pts)
+            lo, hi = wilson_interval(k, n)
+            paired = [s for s in seeds if s in bc and len(bc[s]) > i and len(by_method[method][s]) > i]
+            above = sum(by_method[method][s][i]["success_rate"] > bc[s][i]["success_rate"] for s in paired)
+            versus = "" if method == "bc" else f", {above} of {len(paired)}"
+            cells.append(f"{k}/{n} = {k / max(n, 1):.2f} [{lo:.2f}, {hi:.2f}]{versus}")
+        lines.append(f"| {method} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(results: dict, path: Path):
     s = results["settings"]
     plot_label_curves(results, path, "method", COLOURS,
@@ -352,6 +380,7 @@ def main(argv=None):
                 print(f"seed {seed} compounding {m}: d slope {c['d_slope_per_step']:.2e}/step, "
                       f"C(T) ~ T^{c['cost_exponent']:.2f}", flush=True)
     print(table(results))
+    print(pooled_table(results))
     print(f"wrote {out}", flush=True)
 
 

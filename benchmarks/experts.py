@@ -19,21 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from takeover.sim.stats import wilson_interval
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TASKS = ("Lift", "Stack", "PickPlaceCan", "NutAssemblySquare", "Door")
 BARS = {"Lift": 0.98, "Stack": 0.90, "PickPlaceCan": 0.90, "NutAssemblySquare": 0.80, "Door": 0.80}
 
 log = logging.getLogger("benchmarks.experts")
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _run_chunk(args):
@@ -100,7 +92,7 @@ def main(argv=None) -> int:
         eps = sorted(results[task], key=lambda e: e["seed"])
         n, k = len(eps), sum(e["success"] for e in eps)
         lengths = np.array([e["length"] for e in eps])
-        lo, hi = wilson(k, n)
+        lo, hi = wilson_interval(k, n)
         episode_wall = float(sum(e["wall_s"] for e in eps))
         report["tasks"][task] = {
             "success_rate": k / n,
