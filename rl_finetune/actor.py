@@ -111,8 +111,11 @@ class TanhActor(nn.Module):
     def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self(obs)[0])
 
-    def log_prob_of_action(self, obs: torch.Tensor | None, action: torch.Tensor, dist=None) -> torch.Tensor:
-        """Log-likelihood of a given action (a demonstration's), clipped inside the bound first. `dist`:
-        an already computed (mu, sigma) for these rows, which saves the forward pass on `obs`."""
-        mu, sigma = self(obs) if dist is None else dist
-        return self.log_prob(mu, sigma, torch.atanh(action.clamp(-ACTION_BOUND, ACTION_BOUND)))
+    def log_prob_of_action(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Log-likelihood of a given action (a demonstration's), clipped inside the bound first."""
+        return self.log_prob_of(*self(obs), action)
+
+    @classmethod
+    def log_prob_of(cls, mu: torch.Tensor, sigma: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The same for an already computed (mu, sigma), which saves the forward pass."""
+        return cls.log_prob(mu, sigma, torch.atanh(action.clamp(-ACTION_BOUND, ACTION_BOUND)))

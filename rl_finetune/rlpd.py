@@ -190,7 +190,7 @@ class RLPD:
         if bc_weight > 0 and batch["from_demo"].any():
             demo = batch["from_demo"].bool()
             if cfg.bc_loss == "nll":
-                bc = -self.actor.log_prob_of_action(None, batch["actions"][demo], dist=(mu[demo], sigma[demo])).mean()
+                bc = -self.actor.log_prob_of(mu[demo], sigma[demo], batch["actions"][demo]).mean()
             else:
                 bc = ((torch.tanh(mu[demo]) - batch["actions"][demo]) ** 2).sum(-1).mean()
             loss = loss + bc_weight * bc
