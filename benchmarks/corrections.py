@@ -84,7 +84,9 @@ def parse_args(argv=None):
     ap.add_argument("--beta", default="const:0.7", help="scripted DAgger's schedule")
     ap.add_argument("--operator-threshold", type=float, default=0.5)
     ap.add_argument("--dart-std", type=float, default=0.1, help="dart-fixed: std of the noise on each arm dimension")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=3, help="training seeds 0..N-1")
+    ap.add_argument("--seed-list", default=None,
+                    help="these training seeds instead (e.g. 1,2): one process per seed can share the JSON")
     ap.add_argument("--eval-episodes", type=int, default=50)
     ap.add_argument("--selection-episodes", type=int, default=0, help="checkpoint selection rollouts (0: last weights)")
     ap.add_argument("--methods", default=",".join(METHODS))
@@ -98,6 +100,10 @@ def parse_args(argv=None):
     if unknown:
         ap.error(f"unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
     args.budget_demos = [float(b) for b in args.budgets.split(",")]
+    try:
+        args.seed_ids = [int(s) for s in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
+    except ValueError:
+        ap.error(f"--seed-list must be integers separated by commas, got {args.seed_list!r}")
     if sorted(args.budget_demos) != args.budget_demos or args.budget_demos[0] <= args.initial_demos:
         ap.error("--budgets must increase and start above --initial-demos")
     return args
@@ -357,7 +363,7 @@ def main(argv=None):
     spec = EnvSpec(task=args.task, horizon=args.horizon)
     work = out.parent / "work" / out.stem
     methods = [m for m in METHODS if m in args.methods.split(",")]
-    for seed in range(args.seeds):
+    for seed in args.seed_ids:
         sw = SeedWork(spec, work, args, seed)
         print(f"seed {seed}: one demo ~{sw.demo_length:.0f} steps, budgets {sw.budgets} labels", flush=True)
         for method in methods:

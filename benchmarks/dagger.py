@@ -116,11 +116,23 @@ def load_results(path: Path, settings: dict, compared=COMPARED) -> dict:
 
 
 def save_results(path: Path, results: dict):
+    """Writes the results atomically, merged with what is on disk under a lock: two runs of the same
+    benchmark on different training seeds (--seed-list) may share one file, and neither loses the
+    other's entries. The entries this run holds win over the disk's on a clash."""
+    import fcntl
+
     results["machine"] = machine()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(path)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            disk = json.loads(path.read_text())
+            results["entries"] = {**disk.get("entries", {}), **results["entries"]}
+            for key, value in disk.items():
+                results.setdefault(key, value)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        tmp.replace(path)
 
 
 def point(report: dict, labels: int, wall_s: float, **extra) -> dict:
