@@ -24,10 +24,14 @@ actual label counts.
 
 The compounding-error measurement (--compounding): from the same start states (the first
 --compounding-episodes evaluation seeds), the policy and the scripted expert each run the full horizon;
-d(t) = |x_policy(t) - x_expert(t)| with x = (end-effector position, object position). Reported per
-method at the middle budget: mean d(t), the slope of a linear fit of d(t), and the exponent p of the
-cumulative cost C(T) = sum_{t<T} d(t) ~ T^p (behaviour cloning's bound is O(eps T^2), DAgger's O(eps T)),
-with the R^2 of a linear and of a quadratic fit of C(T).
+d(t) = |x_policy(t) - x_expert(t)| with x = (end-effector position, object position), and the off-path
+distance off(t) = min_s |x_policy(t) - x_expert(s)| (how far the policy is from anywhere on the expert's
+path, whatever its pace). Reported per method at the --compounding-at budget (default the largest, where
+the policies succeed most): mean d(t) and off(t), the slope of a linear fit of d(t), and the exponent p of
+the cumulative cost C(T) = sum_{t<T} d(t) ~ T^p (behaviour cloning's bound is O(eps T^2), DAgger's
+O(eps T)), with the R^2 of a linear and of a quadratic fit of C(T), over the whole horizon and over the
+expert's working window (up to its median success step; after it the expert stands still and d(t)
+saturates). A table over the seeds closes the run.
 
     python benchmarks/corrections.py --task PickPlaceCan                  # 3 seeds, 50 episodes per point
     python benchmarks/corrections.py --task Lift --horizon 100 --seeds 1 --eval-episodes 20 --steps 800
@@ -92,6 +96,9 @@ def parse_args(argv=None):
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--compounding", action="store_true", help="also measure the compounding error (see above)")
     ap.add_argument("--compounding-episodes", type=int, default=20)
+    ap.add_argument("--compounding-at", type=float, default=None,
+                    help="the budget (in demos' worth, one of --budgets) whose policies the compounding "
+                         "measurement rolls out (default: the largest, where the policies succeed most)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/corrections_<task>.json)")
@@ -100,6 +107,10 @@ def parse_args(argv=None):
     if unknown:
         ap.error(f"unknown method(s) {sorted(unknown)}; choose from {', '.join(METHODS)}")
     args.budget_demos = [float(b) for b in args.budgets.split(",")]
+    if args.compounding_at is None:
+        args.compounding_at = args.budget_demos[-1]
+    elif args.compounding_at not in args.budget_demos:
+        ap.error(f"--compounding-at {args.compounding_at:g} is not one of --budgets {args.budgets}")
     try:
         args.seed_ids = [int(s) for s in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
     except ValueError:
@@ -287,27 +298,77 @@ def growth_fit(d: np.ndarray) -> dict:
     return fit
 
 
+def offpath_distance(policy: np.ndarray, expert: np.ndarray) -> np.ndarray:
+    """Per step, the distance from the policy's state to the nearest state anywhere on the expert's
+    trajectory from the same start: how far the policy is off the demonstrated path, whatever its pace
+    along it (the time-aligned distance also counts a policy that is merely slower)."""
+    return np.min(np.linalg.norm(policy[:, None, :] - expert[None, :, :], axis=2), axis=1)
+
+
 def compounding(sw: SeedWork, entries: dict, args) -> dict:
+    """The compounding-error measurement of one seed at the --compounding-at budget (see the docstring)."""
     seeds = eval_seeds(args.compounding_episodes)
     expert, expert_done = trajectories(sw.spec, ExpertAgent(sw.spec.task), seeds, args.workers)
     # After the expert succeeds its state stops moving while a failed policy's keeps its distance: the
     # whole-horizon curve saturates and cannot separate T^2 from T, so the growth is also fitted over the
     # expert's working window (up to its median success step) alone.
     window = int(np.median([d for d in expert_done if d])) if any(expert_done) else None
-    middle = sw.budgets[len(sw.budgets) // 2]
-    out = {"seeds": [seeds[0], seeds[-1]], "budget": middle, "expert_window": window, "methods": {}}
+    budget = sw.budgets[args.budget_demos.index(args.compounding_at)]
+    out = {"seeds": [seeds[0], seeds[-1]], "budget": budget, "budget_demos": args.compounding_at,
+           "expert_window": window, "expert_success": sum(d is not None for d in expert_done), "methods": {}}
     for method, points in entries.items():
-        at = [p for p in points if p.get("budget") == middle]
+        at = [p for p in points if p.get("budget") == budget]
         if not at:
             continue
-        policy, _ = trajectories(sw.spec, CheckpointAgent(at[0]["checkpoint"]), seeds, args.workers)
+        policy, done = trajectories(sw.spec, CheckpointAgent(at[0]["checkpoint"]), seeds, args.workers)
         n = min(min(len(a), len(b)) for a, b in zip(policy, expert))
         dist = np.mean([np.linalg.norm(a[:n] - b[:n], axis=1) for a, b in zip(policy, expert)], axis=0)
-        out["methods"][method] = {"labels": at[0]["expert_labels"], "mean_distance": [round(float(v), 4) for v in dist],
-                                  **growth_fit(dist)}
+        off = np.mean([offpath_distance(a[:n], b[:n]) for a, b in zip(policy, expert)], axis=0)
+        entry = {"labels": at[0]["expert_labels"], "success": sum(d is not None for d in done),
+                 "mean_distance": [round(float(v), 4) for v in dist],
+                 "mean_offpath_distance": [round(float(v), 4) for v in off], **growth_fit(dist)}
         if window and window >= 20:
-            out["methods"][method]["expert_window_fit"] = growth_fit(dist[:window])
+            entry["expert_window_fit"] = growth_fit(dist[:window])
+            entry["offpath_window_fit"] = growth_fit(off[:window])
+        out["methods"][method] = entry
     return out
+
+
+def compounding_key(seed: int, args) -> str:
+    return f"compounding/{seed}/{args.compounding_at:g}demos"
+
+
+def compounding_table(results: dict, budget_demos: float) -> str:
+    """Per method, over the seeds measured at that budget: the policies' success in the measurement's
+    episodes, the time-aligned and off-path distances at a few steps, and C(T)'s fitted exponent over
+    the expert's working window (1: the distance stays level, linear cost; 2: it grows linearly,
+    quadratic cost)."""
+    runs = [v for k, v in results.items() if k.startswith("compounding/") and v.get("budget_demos") == budget_demos]
+    if not runs:
+        return ""
+    window = min(r.get("expert_window") or 0 for r in runs)
+    horizon = min(len(m["mean_distance"]) for r in runs for m in r["methods"].values())
+    steps = [t for t in (10, 25, 50, 100, 200) if t < horizon]
+    lines = [f"compounding at ~{budget_demos:g} demos' worth, {len(runs)} seed(s), expert window {window} steps",
+             "| method | policy success | " + " | ".join(f"d({t}) / off({t})" for t in steps)
+             + " | C(T) ~ T^p in the window: time-aligned, off-path |",
+             "|---|---|" + "---|" * len(steps) + "---|"]
+    for method in METHODS:
+        per = [r["methods"][method] for r in runs if method in r["methods"]]
+        if not per:
+            continue
+        episodes = len(per) * (runs[0]["seeds"][1] - runs[0]["seeds"][0] + 1)
+        # runs from before the off-path distance and the success count (session 8's) lack them
+        off = [m["mean_offpath_distance"] for m in per if "mean_offpath_distance" in m]
+        cells = [f"{np.mean([m['mean_distance'][t] for m in per]):.3f} / "
+                 + (f"{np.mean([o[t] for o in off]):.3f}" if off else "n/a") for t in steps]
+        p_al = [m["expert_window_fit"]["cost_exponent"] for m in per if "expert_window_fit" in m]
+        p_off = [m["offpath_window_fit"]["cost_exponent"] for m in per if "offpath_window_fit" in m]
+        fits = (f"{np.mean(p_al):.2f} ({min(p_al):.2f}-{max(p_al):.2f}), {np.mean(p_off):.2f} "
+                f"({min(p_off):.2f}-{max(p_off):.2f})") if p_al and p_off else "n/a"
+        lines.append(f"| {method} | {sum(m.get('success', 0) for m in per) if all('success' in m for m in per) else 'n/a'}/{episodes} | " + " | ".join(cells)
+                     + f" | {fits} |")
+    return "\n".join(lines)
 
 
 # ----- report -------------------------------------------------------------------------------------------
@@ -378,15 +439,20 @@ def main(argv=None):
             plot(results, out.with_suffix(".png"))
             print(f"seed {seed} {method}: " + ", ".join(f"{p['expert_labels']}->{p['success_rate']:.2f}"
                                                         for p in points) + f" ({time.time() - t0:.0f} s)", flush=True)
-        if args.compounding and f"compounding/{seed}" not in results:
+        key = compounding_key(seed, args)
+        if args.compounding and key not in results:
+            t0 = time.time()
             entries = {e["method"]: e["points"] for e in results["entries"].values() if e["seed"] == seed}
-            results[f"compounding/{seed}"] = compounding(sw, entries, args)
+            results[key] = compounding(sw, entries, args)
+            results[key]["wall_s"] = round(time.time() - t0, 1)
             save_results(out, results)
-            for m, c in results[f"compounding/{seed}"]["methods"].items():
+            for m, c in results[key]["methods"].items():
                 print(f"seed {seed} compounding {m}: d slope {c['d_slope_per_step']:.2e}/step, "
                       f"C(T) ~ T^{c['cost_exponent']:.2f}", flush=True)
     print(table(results))
     print(pooled_table(results))
+    if args.compounding:
+        print(compounding_table(results, args.compounding_at))
     print(f"wrote {out}", flush=True)
 
 
