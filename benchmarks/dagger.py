@@ -178,9 +178,19 @@ def demos_with_labels(spec: EnvSpec, folder: Path, start: Path | None, budget: i
     return path
 
 
+def finished(run: Path) -> bool:
+    """Whether a training run reached its end: best.pt alone is not enough, the trainer writes it at
+    every evaluation step, so a run killed half-way (a session's end) has one too."""
+    metrics = run / "metrics.jsonl"
+    if not (run / "checkpoints" / "best.pt").is_file() or not metrics.is_file():
+        return False
+    lines = metrics.read_text().strip().splitlines()
+    return bool(lines) and json.loads(lines[-1]).get("kind") == "done"
+
+
 def train_bc(data: Path, out: Path, args, seed: int, steps: int | None = None) -> Path:
     done = out / "checkpoints" / "best.pt"
-    if done.is_file():
+    if finished(out):
         return done
     if out.exists():
         shutil.rmtree(out)
