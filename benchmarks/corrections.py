@@ -305,6 +305,15 @@ def offpath_distance(policy: np.ndarray, expert: np.ndarray) -> np.ndarray:
     return np.min(np.linalg.norm(policy[:, None, :] - expert[None, :, :], axis=2), axis=1)
 
 
+def exponent_interval(per_episode: list[np.ndarray], seed: int, resamples: int = 500) -> list[float]:
+    """A bootstrap 95% interval of C(T)'s fitted exponent over the episodes (the starts): how much of
+    the difference between two methods' exponents the choice of starts alone would give."""
+    rng = np.random.default_rng(seed)
+    d = np.stack(per_episode)
+    ps = [growth_fit(d[rng.integers(0, len(d), len(d))].mean(axis=0))["cost_exponent"] for _ in range(resamples)]
+    return [round(float(v), 3) for v in np.percentile(ps, [2.5, 97.5])]
+
+
 def compounding(sw: SeedWork, entries: dict, args) -> dict:
     """The compounding-error measurement of one seed at the --compounding-at budget (see the docstring)."""
     seeds = eval_seeds(args.compounding_episodes)
@@ -330,6 +339,10 @@ def compounding(sw: SeedWork, entries: dict, args) -> dict:
         if window and window >= 20:
             entry["expert_window_fit"] = growth_fit(dist[:window])
             entry["offpath_window_fit"] = growth_fit(off[:window])
+            aligned = [np.linalg.norm(a[:window] - b[:window], axis=1) for a, b in zip(policy, expert)]
+            offpath = [offpath_distance(a[:window], b[:n]) for a, b in zip(policy, expert)]
+            entry["expert_window_fit"]["cost_exponent_ci95"] = exponent_interval(aligned, seed=sw.seed)
+            entry["offpath_window_fit"]["cost_exponent_ci95"] = exponent_interval(offpath, seed=sw.seed)
         out["methods"][method] = entry
     return out
 
@@ -338,36 +351,49 @@ def compounding_key(seed: int, args) -> str:
     return f"compounding/{seed}/{args.compounding_at:g}demos"
 
 
+def drift_after_window(curve: list, window: int) -> float:
+    """The slope (m per step) of a line fitted to a distance curve after the expert's working window:
+    whether the policy keeps moving away once the expert's task is done, or holds its distance."""
+    tail = np.asarray(curve[window:], dtype=float)
+    return float(np.polyfit(np.arange(len(tail)), tail, 1)[0]) if len(tail) > 10 else float("nan")
+
+
 def compounding_table(results: dict, budget_demos: float) -> str:
-    """Per method, over the seeds measured at that budget: the policies' success in the measurement's
-    episodes, the time-aligned and off-path distances at a few steps, and C(T)'s fitted exponent over
-    the expert's working window (1: the distance stays level, linear cost; 2: it grows linearly,
-    quadratic cost)."""
-    runs = [v for k, v in results.items() if k.startswith("compounding/") and v.get("budget_demos") == budget_demos]
+    """Per method, over the seeds measured at that budget (the runs with the off-path distance): the
+    policies' success in the measurement's episodes, the time-aligned and off-path distances at a few
+    steps, C(T)'s fitted exponent over the expert's working window (1: the distance stays level, linear
+    cost; 2: it grows linearly, quadratic cost; a bootstrap 95% interval over the starts where the run
+    has one) and the off-path drift after the window."""
+    runs = [v for k, v in results.items() if k.startswith("compounding/") and v.get("budget_demos") == budget_demos
+            and all("mean_offpath_distance" in m for m in v["methods"].values())]
     if not runs:
         return ""
     window = min(r.get("expert_window") or 0 for r in runs)
     horizon = min(len(m["mean_distance"]) for r in runs for m in r["methods"].values())
-    steps = [t for t in (10, 25, 50, 100, 200) if t < horizon]
-    lines = [f"compounding at ~{budget_demos:g} demos' worth, {len(runs)} seed(s), expert window {window} steps",
+    steps = [t for t in (25, 50, 100, 200) if t < horizon] + [horizon - 1]
+
+    def exponent(fits: list[dict]) -> str:
+        ci = f" [{fits[0]['cost_exponent_ci95'][0]:.2f}, {fits[0]['cost_exponent_ci95'][1]:.2f}]" \
+            if len(fits) == 1 and "cost_exponent_ci95" in fits[0] else ""
+        return f"{np.mean([f['cost_exponent'] for f in fits]):.2f}{ci}" if fits else "n/a"
+
+    episodes = runs[0]["seeds"][1] - runs[0]["seeds"][0] + 1
+    lines = [f"compounding at ~{budget_demos:g} demos' worth, {len(runs)} seed(s) x {episodes} starts, "
+             f"expert window {window} steps (distances in m; means over the seeds)",
              "| method | policy success | " + " | ".join(f"d({t}) / off({t})" for t in steps)
-             + " | C(T) ~ T^p in the window: time-aligned, off-path |",
-             "|---|---|" + "---|" * len(steps) + "---|"]
+             + " | C(T) ~ T^p in the window, time-aligned | off-path | off-path drift after the window, mm/100 steps |",
+             "|---|---|" + "---|" * (len(steps) + 3)]
     for method in METHODS:
         per = [r["methods"][method] for r in runs if method in r["methods"]]
         if not per:
             continue
-        episodes = len(per) * (runs[0]["seeds"][1] - runs[0]["seeds"][0] + 1)
-        # runs from before the off-path distance and the success count (session 8's) lack them
-        off = [m["mean_offpath_distance"] for m in per if "mean_offpath_distance" in m]
         cells = [f"{np.mean([m['mean_distance'][t] for m in per]):.3f} / "
-                 + (f"{np.mean([o[t] for o in off]):.3f}" if off else "n/a") for t in steps]
-        p_al = [m["expert_window_fit"]["cost_exponent"] for m in per if "expert_window_fit" in m]
-        p_off = [m["offpath_window_fit"]["cost_exponent"] for m in per if "offpath_window_fit" in m]
-        fits = (f"{np.mean(p_al):.2f} ({min(p_al):.2f}-{max(p_al):.2f}), {np.mean(p_off):.2f} "
-                f"({min(p_off):.2f}-{max(p_off):.2f})") if p_al and p_off else "n/a"
-        lines.append(f"| {method} | {sum(m.get('success', 0) for m in per) if all('success' in m for m in per) else 'n/a'}/{episodes} | " + " | ".join(cells)
-                     + f" | {fits} |")
+                 f"{np.mean([m['mean_offpath_distance'][t] for m in per]):.3f}" for t in steps]
+        drift = np.mean([drift_after_window(m["mean_offpath_distance"], window) for m in per]) * 1e5
+        lines.append(f"| {method} | {sum(m['success'] for m in per)}/{len(per) * episodes} | " + " | ".join(cells)
+                     + f" | {exponent([m['expert_window_fit'] for m in per if 'expert_window_fit' in m])}"
+                     + f" | {exponent([m['offpath_window_fit'] for m in per if 'offpath_window_fit' in m])}"
+                     + f" | {drift:+.1f} |")
     return "\n".join(lines)
 
 
@@ -408,6 +434,42 @@ def pooled_table(results: dict) -> str:
             cells.append(f"{k}/{n} = {k / max(n, 1):.2f} [{lo:.2f}, {hi:.2f}]{versus}")
         lines.append(f"| {method} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def plot_compounding(results: dict, budget_demos: float, path: Path):
+    """Mean time-aligned and off-path distance against the time step, one line per method and seed,
+    the expert's working window shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = {k: v for k, v in results.items() if k.startswith("compounding/") and v.get("budget_demos") == budget_demos
+            and all("mean_offpath_distance" in m for m in v["methods"].values())}
+    if not runs:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for key, run in sorted(runs.items()):
+        seed = int(key.split("/")[1])
+        for method, m in run["methods"].items():
+            for ax, curve in zip(axes, ("mean_distance", "mean_offpath_distance")):
+                ax.plot(m[curve], color=COLOURS[method], linestyle=("-", "--", ":")[seed % 3], lw=1.2,
+                        label=f"{method} ({m['success']} ok)" if curve == "mean_distance" else None)
+        if run.get("expert_window"):
+            for ax in axes:
+                ax.axvspan(0, run["expert_window"], color="0.9", zorder=0)
+    axes[0].set_title("time-aligned |x_policy(t) - x_expert(t)|", fontsize=9)
+    axes[1].set_title("off-path min_s |x_policy(t) - x_expert(s)|", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("time step (shaded: the expert's working window)")
+    axes[0].set_ylabel("mean distance, hand + object (m)")
+    axes[0].legend(fontsize=7)
+    s = results["settings"]
+    fig.suptitle(f"{s['task']}: compounding error at ~{budget_demos:g} demos' worth ({s['head']}); "
+                 f"line style = seed", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def plot(results: dict, path: Path):
@@ -453,6 +515,7 @@ def main(argv=None):
     print(pooled_table(results))
     if args.compounding:
         print(compounding_table(results, args.compounding_at))
+        plot_compounding(results, args.compounding_at, out.with_name(f"{out.stem}_compounding.png"))
     print(f"wrote {out}", flush=True)
 
 
