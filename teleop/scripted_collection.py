@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from takeover.datasets import DemoWriter, EpisodeRecorder
+from takeover.sim.env import object_layout
 from takeover.sim.experts import EXPERT_SUCCESS_HOLD, make_expert
 from takeover.sim.rollout import RolloutPool
 from takeover.sim.spec import EnvSpec
@@ -57,7 +58,9 @@ def collect_scripted(spec: EnvSpec, out: str, episodes: int, seed: int | None = 
     attrs = {"source": "expert"}
     if action_noise is not None:
         attrs["noise"] = action_noise.describe()
-    with DemoWriter(out, spec, append=append) as writer, \
+    # the layout now, not the writer's default (known only once this process has built the env): the
+    # pool builds its env later, or in other processes, and the file would go without it
+    with DemoWriter(out, spec, append=append, object_layout=object_layout(spec)) as writer, \
             RolloutPool(spec, workers if workers > 1 else 0) as pool:
         next_seed = writer.next_seed if (append and seed is None) else (seed or 0)
         while saved < episodes and tried < max_attempts:

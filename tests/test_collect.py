@@ -10,9 +10,16 @@ def cli(*args):
     return run_cli([str(a) for a in args])
 
 
-def test_collect_append_continues_seeds_and_refuses_overwrite(tmp_path, capsys):
+def test_collect_append_continues_seeds_and_refuses_overwrite(tmp_path, capsys, monkeypatch):
+    import h5py
+
+    from takeover.sim import env as env_module
+
+    monkeypatch.setattr(env_module, "_SEEN_LAYOUTS", {})  # as in a fresh process: no env built yet
     out = tmp_path / "d.hdf5"
     assert cli("collect", "--task", "Lift", "-n", 2, "-o", out, "--workers", 1) == 0
+    with h5py.File(out, "r") as f:  # the object layout is stored, so training never builds a simulator
+        assert '"cube_pos"' in f["data"].attrs["takeover_object_layout"]
     before = out.read_bytes()
     assert cli("collect", "--task", "Lift", "-n", 1, "-o", out) == 2
     assert "exists; pass --append" in capsys.readouterr().err
