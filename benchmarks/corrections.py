@@ -62,7 +62,7 @@ from takeover.correction.dart import DartConfig, run_dart  # noqa: E402
 from takeover.datasets import DemoReader  # noqa: E402
 from takeover.policies.evaluate import CheckpointAgent, eval_seeds  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
-from takeover.sim.stats import wilson_interval  # noqa: E402
+from takeover.sim.stats import mean_interval, wilson_interval  # noqa: E402
 from takeover.sim.rollout import RolloutPool  # noqa: E402
 from takeover.teleop.noise import ActionNoise  # noqa: E402
 from takeover.teleop.scripted_collection import ExpertAgent, collect_scripted  # noqa: E402
@@ -409,15 +409,44 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def points_by_method(results: dict) -> dict[str, dict[int, list]]:
+    """method -> seed -> that run's budget points, in budget order."""
+    by_method: dict[str, dict[int, list]] = {}
+    for entry in results["entries"].values():
+        by_method.setdefault(entry["method"], {})[entry["seed"]] = [p for p in entry["points"] if "budget" in p]
+    return by_method
+
+
+def paired_table(results: dict) -> str:
+    """Each method's success minus BC's on the same training seed, averaged over the seeds, with a t 95%
+    interval over the seeds: the seed is the unit, so an interval that excludes 0 means the gain held
+    up against the spread between seeds, which the pooled table's interval does not account for."""
+    budgets = results["settings"]["budgets"].split(",")
+    by_method = points_by_method(results)
+    bc = by_method.get("bc", {})
+    lines = ["| method - BC | " + " | ".join(f"~{b} demos: mean difference [t 95% over seeds] (seeds)" for b in budgets)
+             + " |", "|---|" + "---|" * len(budgets)]
+    for method in [m for m in METHODS if m in by_method and m != "bc"]:
+        cells = []
+        for i in range(len(budgets)):
+            diffs = [by_method[method][s][i]["success_rate"] - bc[s][i]["success_rate"] for s in sorted(by_method[method])
+                     if s in bc and len(bc[s]) > i and len(by_method[method][s]) > i]
+            if not diffs:
+                cells.append("n/a")
+                continue
+            mean, lo, hi = mean_interval(diffs)
+            cells.append(f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}] ({len(diffs)})" if len(diffs) > 1
+                         else f"{mean:+.2f} (1)")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def pooled_table(results: dict) -> str:
     """Each method's successes summed over the training seeds at each budget point (Wilson 95% over all
     their episodes), and on how many seeds it beat BC at that point: seeds move BC itself as much as
     most corrections do, so a pooled rate alone can hide a method that helps on one seed only."""
     budgets = results["settings"]["budgets"].split(",")
-    by_method: dict[str, dict[int, list]] = {}
-    for entry in results["entries"].values():
-        points = [p for p in entry["points"] if "budget" in p]
-        by_method.setdefault(entry["method"], {})[entry["seed"]] = points
+    by_method = points_by_method(results)
     bc = by_method.get("bc", {})
     lines = ["| method | seeds | " + " | ".join(f"~{b} demos: success [95% CI], seeds above BC" for b in budgets) + " |",
              "|---|---|" + "---|" * len(budgets)]
@@ -513,6 +542,7 @@ def main(argv=None):
                       f"C(T) ~ T^{c['cost_exponent']:.2f}", flush=True)
     print(table(results))
     print(pooled_table(results))
+    print(paired_table(results))
     if args.compounding:
         print(compounding_table(results, args.compounding_at))
         plot_compounding(results, args.compounding_at, out.with_name(f"{out.stem}_compounding.png"))

@@ -5,7 +5,7 @@ import pytest
 
 from takeover.sim import EnvSpec, SimError, TASKS, make_env
 from takeover.sim.rollout import run_rollouts
-from takeover.sim.stats import wilson_interval
+from takeover.sim.stats import mean_interval, wilson_interval
 
 
 def test_envspec_json_round_trip():
@@ -114,6 +114,17 @@ def test_parallel_rollouts_do_not_depend_on_worker_count():
     assert [r.seed for r in two] == [3, 4, 5]
     assert [r.total_reward for r in one] == [r.total_reward for r in two]
     assert len({r.total_reward for r in one}) == 3
+
+
+def test_mean_interval_is_the_t_interval_over_units():
+    mean, lo, hi = mean_interval([0.44, 0.32, 0.28])  # HG-DAgger minus BC on three seeds
+    assert abs(mean - 0.3467) < 1e-3
+    # sd 0.0833, se 0.0481, t(2) = 4.303: half-width 0.207
+    assert abs((hi - lo) / 2 - 0.207) < 2e-3 and lo > 0
+    assert mean_interval([0.58, -0.08, 0.0])[1] < 0 < mean_interval([0.58, -0.08, 0.0])[2]
+    assert mean_interval([0.5]) == (0.5, float("-inf"), float("inf"))
+    with pytest.raises(ValueError):
+        mean_interval([])
 
 
 def test_wilson_interval():
