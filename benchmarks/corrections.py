@@ -35,6 +35,9 @@ saturates). A table over the seeds closes the run.
 
     python benchmarks/corrections.py --task PickPlaceCan                  # 3 seeds, 50 episodes per point
     python benchmarks/corrections.py --task Lift --horizon 100 --seeds 1 --eval-episodes 20 --steps 800
+    # one process per seed, one core each, sharing the JSON (its writes merge under a lock):
+    python benchmarks/corrections.py --task NutAssemblySquare --seed-list 0 --workers 1 &
+    python benchmarks/corrections.py --task NutAssemblySquare --seed-list 1 --workers 1 &
 
 Results: benchmarks/results/corrections_<task>.json + .png; finished (method, seed) entries are kept
 when the script runs again with the same settings. Work files: benchmarks/results/work/corrections_<task>/.
