@@ -308,11 +308,11 @@ def offpath_distance(policy: np.ndarray, expert: np.ndarray) -> np.ndarray:
     return np.min(np.linalg.norm(policy[:, None, :] - expert[None, :, :], axis=2), axis=1)
 
 
-def exponent_interval(per_episode: list[np.ndarray], seed: int, resamples: int = 500) -> list[float]:
+def exponent_interval(per_episode: np.ndarray, seed: int, resamples: int = 500) -> list[float]:
     """A bootstrap 95% interval of C(T)'s fitted exponent over the episodes (the starts): how much of
     the difference between two methods' exponents the choice of starts alone would give."""
     rng = np.random.default_rng(seed)
-    d = np.stack(per_episode)
+    d = np.asarray(per_episode)
     ps = [growth_fit(d[rng.integers(0, len(d), len(d))].mean(axis=0))["cost_exponent"] for _ in range(resamples)]
     return [round(float(v), 3) for v in np.percentile(ps, [2.5, 97.5])]
 
@@ -334,18 +334,19 @@ def compounding(sw: SeedWork, entries: dict, args) -> dict:
             continue
         policy, done = trajectories(sw.spec, CheckpointAgent(at[0]["checkpoint"]), seeds, args.workers)
         n = min(min(len(a), len(b)) for a, b in zip(policy, expert))
-        dist = np.mean([np.linalg.norm(a[:n] - b[:n], axis=1) for a, b in zip(policy, expert)], axis=0)
-        off = np.mean([offpath_distance(a[:n], b[:n]) for a, b in zip(policy, expert)], axis=0)
+        # per start: (episodes, n) time-aligned and off-path distances, computed once for the means and
+        # the bootstrap over the starts
+        aligned = np.stack([np.linalg.norm(a[:n] - b[:n], axis=1) for a, b in zip(policy, expert)])
+        offpath = np.stack([offpath_distance(a[:n], b[:n]) for a, b in zip(policy, expert)])
+        dist, off = aligned.mean(axis=0), offpath.mean(axis=0)
         entry = {"labels": at[0]["expert_labels"], "success": sum(d is not None for d in done),
                  "mean_distance": [round(float(v), 4) for v in dist],
                  "mean_offpath_distance": [round(float(v), 4) for v in off], **growth_fit(dist)}
         if window and window >= 20:
             entry["expert_window_fit"] = growth_fit(dist[:window])
             entry["offpath_window_fit"] = growth_fit(off[:window])
-            aligned = [np.linalg.norm(a[:window] - b[:window], axis=1) for a, b in zip(policy, expert)]
-            offpath = [offpath_distance(a[:window], b[:n]) for a, b in zip(policy, expert)]
-            entry["expert_window_fit"]["cost_exponent_ci95"] = exponent_interval(aligned, seed=sw.seed)
-            entry["offpath_window_fit"]["cost_exponent_ci95"] = exponent_interval(offpath, seed=sw.seed)
+            entry["expert_window_fit"]["cost_exponent_ci95"] = exponent_interval(aligned[:, :window], seed=sw.seed)
+            entry["offpath_window_fit"]["cost_exponent_ci95"] = exponent_interval(offpath[:, :window], seed=sw.seed)
         out["methods"][method] = entry
     return out
 

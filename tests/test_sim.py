@@ -121,7 +121,8 @@ def test_mean_interval_is_the_t_interval_over_units():
     assert abs(mean - 0.3467) < 1e-3
     # sd 0.0833, se 0.0481, t(2) = 4.303: half-width 0.207
     assert abs((hi - lo) / 2 - 0.207) < 2e-3 and lo > 0
-    assert mean_interval([0.58, -0.08, 0.0])[1] < 0 < mean_interval([0.58, -0.08, 0.0])[2]
+    _, lo, hi = mean_interval([0.58, -0.08, 0.0])  # fixed DART minus BC: a gain on one seed only
+    assert lo < 0 < hi
     assert mean_interval([0.5]) == (0.5, float("-inf"), float("inf"))
     with pytest.raises(ValueError):
         mean_interval([])
