@@ -439,8 +439,12 @@ def paired_table(results: dict) -> str:
                 cells.append("n/a")
                 continue
             mean, lo, hi = mean_interval(diffs)
-            cells.append(f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}] ({len(diffs)})" if len(diffs) > 1
-                         else f"{mean:+.2f} (1)")
+            if len(diffs) == 1:
+                cells.append(f"{mean:+.2f} (1)")
+            elif hi - lo < 1e-9:  # equal differences on every seed: a zero-width interval would claim certainty
+                cells.append(f"{mean:+.2f}, the same on all {len(diffs)} seeds (no spread to estimate)")
+            else:
+                cells.append(f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}] ({len(diffs)})")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
