@@ -76,6 +76,8 @@ COLOURS = {"bc": "tab:green", "dart-fixed": "tab:purple", "dart-fit": "tab:pink"
 DAGGER_LABELLER = {"dagger": "scripted", "hg-dagger": "operator"}
 COMPARED = ("task", "horizon", "budgets", "initial_demos", "episodes_per_round", "steps", "head", "beta",
             "operator_threshold", "dart_std", "eval_episodes", "selection_episodes")
+ROUND_STATE = {"dart-fit": ("iterations", "dart.json"), "dagger": ("rounds", "dagger.json"),
+               "hg-dagger": ("rounds", "dagger.json")}  # where a round-based run keeps its rounds
 MAX_ROUNDS = 60  # a round-based method that stops gaining labels (an operator who never takes over) ends here
 
 
@@ -208,13 +210,14 @@ def run_round_based(method: str, sw: SeedWork, args) -> list[dict]:
     out = sw.folder / method
     common = dict(data=str(demos), policy=str(initial.parent.parent), out=str(out), workers=args.workers,
                   eval_episodes=0, seed=sw.seed, train_overrides=train_overrides(args))
+    rounds_key, state_file = ROUND_STATE[method]
     if method == "dart-fit":
         cfg = DartConfig(iterations=1, episodes=args.episodes_per_round, noise="fit", **common)
-        run, rounds_key, state_file = run_dart, "iterations", "dart.json"
+        run = run_dart
     else:
         cfg = DaggerConfig(rounds=1, episodes_per_round=args.episodes_per_round, labeller=DAGGER_LABELLER[method],
                            operator_threshold=args.operator_threshold, beta=args.beta, **common)
-        run, rounds_key, state_file = run_dagger, "rounds", "dagger.json"
+        run = run_dagger
     t0 = time.time()
     points = [evaluated_point(initial, labels_of(demos), args, t0, round=0)]
     pending = list(sw.budgets)
@@ -332,6 +335,11 @@ def compounding(sw: SeedWork, entries: dict, args) -> dict:
         at = [p for p in points if p.get("budget") == budget]
         if not at:
             continue
+        labels = rolled_out_labels(sw, method, at[0])
+        if labels is None:
+            print(f"  seed {sw.seed} {method}: no policy at {at[0]['checkpoint']} (work folder lost?); "
+                  "left out of the compounding measurement", flush=True)
+            continue
         policy, done = trajectories(sw.spec, CheckpointAgent(at[0]["checkpoint"]), seeds, args.workers)
         n = min(min(len(a), len(b)) for a, b in zip(policy, expert))
         # per start: (episodes, n) time-aligned and off-path distances, computed once for the means and
@@ -339,7 +347,7 @@ def compounding(sw: SeedWork, entries: dict, args) -> dict:
         aligned = np.stack([np.linalg.norm(a[:n] - b[:n], axis=1) for a, b in zip(policy, expert)])
         offpath = np.stack([offpath_distance(a[:n], b[:n]) for a, b in zip(policy, expert)])
         dist, off = aligned.mean(axis=0), offpath.mean(axis=0)
-        entry = {"labels": at[0]["expert_labels"], "success": sum(d is not None for d in done),
+        entry = {"labels": labels, "success": sum(d is not None for d in done),
                  "mean_distance": [round(float(v), 4) for v in dist],
                  "mean_offpath_distance": [round(float(v), 4) for v in off], **growth_fit(dist)}
         if window and window >= 20:
@@ -347,8 +355,26 @@ def compounding(sw: SeedWork, entries: dict, args) -> dict:
             entry["offpath_window_fit"] = growth_fit(off[:window])
             entry["expert_window_fit"]["cost_exponent_ci95"] = exponent_interval(aligned[:, :window], seed=sw.seed)
             entry["offpath_window_fit"]["cost_exponent_ci95"] = exponent_interval(offpath[:, :window], seed=sw.seed)
+        if labels != at[0]["expert_labels"]:
+            entry["evaluated_labels"] = at[0]["expert_labels"]
+            print(f"  seed {sw.seed} {method}: the policy rolled out is a rerun's ({labels} labels), not the "
+                  f"evaluated one ({at[0]['expert_labels']}); its success here is its own", flush=True)
         out["methods"][method] = entry
     return out
+
+
+def rolled_out_labels(sw: SeedWork, method: str, point: dict) -> int | None:
+    """The expert labels behind the policy at the point's checkpoint now, None where there is none. A
+    round-based run that was run again (a lost work folder) can differ from the evaluated one, since its
+    rounds depend on its own policies: its state file says what that round's policy was trained on. The
+    other methods' data is a fixed function of the seed's stream."""
+    if not Path(point["checkpoint"]).is_file():
+        return None
+    if method not in ROUND_STATE or not point.get("round"):
+        return point["expert_labels"]
+    rounds_key, state_file = ROUND_STATE[method]
+    rounds = json.loads((sw.folder / method / state_file).read_text())[rounds_key]
+    return rounds[point["round"]]["expert_labels"] if point["round"] < len(rounds) else None
 
 
 def compounding_key(seed: int, args) -> str:
