@@ -335,12 +335,13 @@ def compounding(sw: SeedWork, entries: dict, args) -> dict:
         at = [p for p in points if p.get("budget") == budget]
         if not at:
             continue
-        labels = rolled_out_labels(sw, method, at[0])
-        if labels is None:
-            print(f"  seed {sw.seed} {method}: no policy at {at[0]['checkpoint']} (work folder lost?); "
-                  "left out of the compounding measurement", flush=True)
+        found = policy_at_budget(sw, method, at[0], budget)
+        if found is None:
+            print(f"  seed {sw.seed} {method}: no policy at {budget} labels in {sw.folder / method} (work folder "
+                  "lost?); left out of the compounding measurement", flush=True)
             continue
-        policy, done = trajectories(sw.spec, CheckpointAgent(at[0]["checkpoint"]), seeds, args.workers)
+        ckpt, labels = found
+        policy, done = trajectories(sw.spec, CheckpointAgent(str(ckpt)), seeds, args.workers)
         n = min(min(len(a), len(b)) for a, b in zip(policy, expert))
         # per start: (episodes, n) time-aligned and off-path distances, computed once for the means and
         # the bootstrap over the starts
@@ -356,25 +357,32 @@ def compounding(sw: SeedWork, entries: dict, args) -> dict:
             entry["expert_window_fit"]["cost_exponent_ci95"] = exponent_interval(aligned[:, :window], seed=sw.seed)
             entry["offpath_window_fit"]["cost_exponent_ci95"] = exponent_interval(offpath[:, :window], seed=sw.seed)
         if labels != at[0]["expert_labels"]:
-            entry["evaluated_labels"] = at[0]["expert_labels"]
+            entry["evaluated_labels"], entry["checkpoint"] = at[0]["expert_labels"], str(ckpt)
             print(f"  seed {sw.seed} {method}: the policy rolled out is a rerun's ({labels} labels), not the "
                   f"evaluated one ({at[0]['expert_labels']}); its success here is its own", flush=True)
         out["methods"][method] = entry
     return out
 
 
-def rolled_out_labels(sw: SeedWork, method: str, point: dict) -> int | None:
-    """The expert labels behind the policy at the point's checkpoint now, None where there is none. A
-    round-based run that was run again (a lost work folder) can differ from the evaluated one, since its
-    rounds depend on its own policies: its state file says what that round's policy was trained on. The
-    other methods' data is a fixed function of the seed's stream."""
-    if not Path(point["checkpoint"]).is_file():
-        return None
+def policy_at_budget(sw: SeedWork, method: str, point: dict, budget: int) -> tuple[Path, int] | None:
+    """The checkpoint of the method's policy at the budget as the work folder holds it now, and the expert
+    labels it was trained on; None where there is none. A round-based run that was run again (a lost work
+    folder) takes its own rounds, since they depend on its own policies: its state file names the first
+    round past the budget, which need not be the evaluated run's round or label count. The other
+    methods' data is a fixed function of the seed's stream, so their point's checkpoint is the one."""
     if method not in ROUND_STATE or not point.get("round"):
-        return point["expert_labels"]
+        ckpt = Path(point["checkpoint"])
+        return (ckpt, point["expert_labels"]) if ckpt.is_file() else None
     rounds_key, state_file = ROUND_STATE[method]
-    rounds = json.loads((sw.folder / method / state_file).read_text())[rounds_key]
-    return rounds[point["round"]]["expert_labels"] if point["round"] < len(rounds) else None
+    state = sw.folder / method / state_file
+    rounds = json.loads(state.read_text())[rounds_key] if state.is_file() else []
+    past = [r for r in rounds[1:] if r["expert_labels"] >= budget]
+    if not past:
+        return None
+    ckpt = Path(past[0]["checkpoint"])
+    if not ckpt.is_file():  # the run was made under another path to the same folder
+        ckpt = sw.folder / method / Path(*ckpt.parts[-4:])
+    return (ckpt, past[0]["expert_labels"]) if ckpt.is_file() else None
 
 
 def compounding_key(seed: int, args) -> str:

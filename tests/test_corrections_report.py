@@ -1,6 +1,7 @@
 """The corrections study's seed-level table (benchmarks/corrections.py): what it prints is what the
 README quotes, so its degenerate cases must read as what they are."""
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -35,22 +36,24 @@ def test_paired_table_says_when_every_seed_gave_the_same_difference():
     assert "+0.02 (1)" in rows["dagger"]
 
 
-def test_compounding_records_the_labels_of_the_policy_it_rolls_out(tmp_path):
+def test_compounding_rolls_out_the_policy_the_work_folder_holds_at_the_budget(tmp_path):
     """A round-based run done again after its work folder was lost takes its own rounds (they depend on
-    its own policies): the compounding entry must carry that run's label count, not the evaluated one's,
-    and leave out a round the rerun never reached."""
+    its own policies): the compounding measurement must roll out that run's first round past the budget
+    and carry its label count, not the evaluated run's; a method with no policy there is left out."""
     corrections = _corrections()
     seed_folder = tmp_path / "seed1"
-    (seed_folder / "dart-fit").mkdir(parents=True)
-    (seed_folder / "dart-fit" / "dart.json").write_text(
-        '{"iterations": [{"expert_labels": 369}, {"expert_labels": 588}, {"expert_labels": 818}]}')
-    ckpt = seed_folder / "dart-fit" / "iter_2" / "train" / "checkpoints" / "best.pt"
-    ckpt.parent.mkdir(parents=True)
-    ckpt.write_bytes(b"weights")
+    ckpts = {}
+    for k in (1, 2, 3):
+        ckpts[k] = seed_folder / "dagger" / f"round_{k}" / "train" / "checkpoints" / "best.pt"
+        ckpts[k].parent.mkdir(parents=True)
+        ckpts[k].write_bytes(b"weights")
+    rounds = [{"expert_labels": n, "checkpoint": str(ckpts.get(k, ""))} for k, n in enumerate((369, 1800, 2407, 2600))]
+    (seed_folder / "dagger" / "dagger.json").write_text(json.dumps({"rounds": rounds}))
     sw = type("SeedWork", (), {"folder": seed_folder})()
-    point = {"round": 2, "expert_labels": 819, "checkpoint": str(ckpt)}
-    assert corrections.rolled_out_labels(sw, "dart-fit", point) == 818
-    assert corrections.rolled_out_labels(sw, "bc", {"expert_labels": 2479, "checkpoint": str(ckpt)}) == 2479
-    assert corrections.rolled_out_labels(sw, "dart-fit", {**point, "round": 3}) is None  # beyond the rerun
-    gone = {**point, "checkpoint": str(tmp_path / "lost" / "best.pt")}
-    assert corrections.rolled_out_labels(sw, "dart-fit", gone) is None
+    evaluated = {"round": 3, "expert_labels": 2566, "checkpoint": str(ckpts[3])}  # the lost run's round 3
+    assert corrections.policy_at_budget(sw, "dagger", evaluated, 2376) == (ckpts[2], 2407)
+    assert corrections.policy_at_budget(sw, "dagger", evaluated, 2700) is None  # the rerun stopped short
+    assert corrections.policy_at_budget(sw, "hg-dagger", evaluated, 2376) is None  # no run at all
+    bc = {"expert_labels": 2479, "checkpoint": str(ckpts[1])}
+    assert corrections.policy_at_budget(sw, "bc", bc, 2376) == (ckpts[1], 2479)
+    assert corrections.policy_at_budget(sw, "bc", {**bc, "checkpoint": str(tmp_path / "lost.pt")}, 2376) is None
