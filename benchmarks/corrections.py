@@ -78,6 +78,7 @@ COMPARED = ("task", "horizon", "budgets", "initial_demos", "episodes_per_round",
             "operator_threshold", "dart_std", "eval_episodes", "selection_episodes")
 ROUND_STATE = {"dart-fit": ("iterations", "dart.json"), "dagger": ("rounds", "dagger.json"),
                "hg-dagger": ("rounds", "dagger.json")}  # where a round-based run keeps its rounds
+STREAM_METHODS = ("bc", "dart-fixed", "ccil")  # trained on the seed's stream cut at the budget (ccil: plus its labels)
 MAX_ROUNDS = 60  # a round-based method that stops gaining labels (an operator who never takes over) ends here
 
 
@@ -369,10 +370,14 @@ def policy_at_budget(sw: SeedWork, method: str, point: dict, budget: int) -> tup
     labels it was trained on; None where there is none. A round-based run that was run again (a lost work
     folder) takes its own rounds, since they depend on its own policies: its state file names the first
     round past the budget, which need not be the evaluated run's round or label count. The other
-    methods' data is a fixed function of the seed's stream, so their point's checkpoint is the one."""
+    methods' data is the seed's stream cut at the budget; their labels are counted again from the file,
+    since a stream collected again under other code can differ by a step."""
     if method not in ROUND_STATE or not point.get("round"):
         ckpt = Path(point["checkpoint"])
-        return (ckpt, point["expert_labels"]) if ckpt.is_file() else None
+        if not ckpt.is_file():
+            return None
+        data = sw.folder / ("dart-fixed" if method == "dart-fixed" else "bc") / f"bc_{budget}.hdf5"
+        return ckpt, (labels_of(data) if method in STREAM_METHODS and data.is_file() else point["expert_labels"])
     rounds_key, state_file = ROUND_STATE[method]
     state = sw.folder / method / state_file
     rounds = json.loads(state.read_text())[rounds_key] if state.is_file() else []

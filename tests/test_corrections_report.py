@@ -36,7 +36,7 @@ def test_paired_table_says_when_every_seed_gave_the_same_difference():
     assert "+0.02 (1)" in rows["dagger"]
 
 
-def test_compounding_rolls_out_the_policy_the_work_folder_holds_at_the_budget(tmp_path):
+def test_compounding_rolls_out_the_policy_the_work_folder_holds_at_the_budget(tmp_path, monkeypatch):
     """A round-based run done again after its work folder was lost takes its own rounds (they depend on
     its own policies): the compounding measurement must roll out that run's first round past the budget
     and carry its label count, not the evaluated run's; a method with no policy there is left out."""
@@ -55,5 +55,12 @@ def test_compounding_rolls_out_the_policy_the_work_folder_holds_at_the_budget(tm
     assert corrections.policy_at_budget(sw, "dagger", evaluated, 2700) is None  # the rerun stopped short
     assert corrections.policy_at_budget(sw, "hg-dagger", evaluated, 2376) is None  # no run at all
     bc = {"expert_labels": 2479, "checkpoint": str(ckpts[1])}
-    assert corrections.policy_at_budget(sw, "bc", bc, 2376) == (ckpts[1], 2479)
+    assert corrections.policy_at_budget(sw, "bc", bc, 2376) == (ckpts[1], 2479)  # no stream file: the point's
+    stream = seed_folder / "bc" / "bc_2376.hdf5"
+    stream.parent.mkdir()
+    stream.write_bytes(b"demos")
+    counted = []
+    monkeypatch.setattr(corrections, "labels_of", lambda path: counted.append(path) or 2478)
+    assert corrections.policy_at_budget(sw, "ccil", bc, 2376) == (ckpts[1], 2478)  # recounted from the stream
+    assert counted == [stream]
     assert corrections.policy_at_budget(sw, "bc", {**bc, "checkpoint": str(tmp_path / "lost.pt")}, 2376) is None
