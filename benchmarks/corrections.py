@@ -55,7 +55,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, plot_label_curves  # noqa: E402
-from dagger import (DEMO_SEED_STRIDE, demos_with_labels, evaluate_cached, labels_of, load_results,  # noqa: E402
+from dagger import (DEMO_SEED_STRIDE, budget_file, demos_with_labels, evaluate_cached, labels_of, load_results,  # noqa: E402
                     point, save_results, train_bc)
 
 from takeover.correction.ccil_augment import augment_ccil  # noqa: E402
@@ -78,7 +78,7 @@ COMPARED = ("task", "horizon", "budgets", "initial_demos", "episodes_per_round",
             "operator_threshold", "dart_std", "eval_episodes", "selection_episodes")
 ROUND_STATE = {"dart-fit": ("iterations", "dart.json"), "dagger": ("rounds", "dagger.json"),
                "hg-dagger": ("rounds", "dagger.json")}  # where a round-based run keeps its rounds
-STREAM_METHODS = ("bc", "dart-fixed", "ccil")  # trained on the seed's stream cut at the budget (ccil: plus its labels)
+STREAM_FOLDER = {"bc": "bc", "ccil": "bc", "dart-fixed": "dart-fixed"}  # where each stream method's demos grow
 MAX_ROUNDS = 60  # a round-based method that stops gaining labels (an operator who never takes over) ends here
 
 
@@ -159,7 +159,8 @@ class SeedWork:
         return path
 
     def bc_data(self, budget: int) -> Path:
-        return demos_with_labels(self.spec, self.folder / "bc", self.clean_demos(5), budget, self.args.workers)
+        return demos_with_labels(self.spec, self.folder / STREAM_FOLDER["bc"], self.clean_demos(5), budget,
+                                 self.args.workers)
 
     def initial_policy(self) -> tuple[Path, Path]:
         demos = self.clean_demos(self.args.initial_demos)
@@ -184,7 +185,7 @@ def run_bc(sw: SeedWork, args) -> list[dict]:
 
 def run_dart_fixed(sw: SeedWork, args) -> list[dict]:
     noise = ActionNoise.from_option(str(args.dart_std), action_dim=7, seed=sw.seed)
-    folder = sw.folder / "dart-fixed"
+    folder = sw.folder / STREAM_FOLDER["dart-fixed"]
     points = []
     for budget in sw.budgets:
         t0 = time.time()
@@ -372,22 +373,18 @@ def policy_at_budget(sw: SeedWork, method: str, point: dict, budget: int) -> tup
     round past the budget, which need not be the evaluated run's round or label count. The other
     methods' data is the seed's stream cut at the budget; their labels are counted again from the file,
     since a stream collected again under other code can differ by a step."""
-    if method not in ROUND_STATE or not point.get("round"):
-        ckpt = Path(point["checkpoint"])
-        if not ckpt.is_file():
+    if method in STREAM_FOLDER:
+        ckpt, data = Path(point["checkpoint"]), budget_file(sw.folder / STREAM_FOLDER[method], budget)
+        labels = labels_of(data) if data.is_file() else point["expert_labels"]
+    else:
+        rounds_key, state_file = ROUND_STATE[method]
+        state = sw.folder / method / state_file
+        rounds = json.loads(state.read_text())[rounds_key] if state.is_file() else []
+        past = [r for r in rounds[1:] if r["expert_labels"] >= budget]
+        if not past:
             return None
-        data = sw.folder / ("dart-fixed" if method == "dart-fixed" else "bc") / f"bc_{budget}.hdf5"
-        return ckpt, (labels_of(data) if method in STREAM_METHODS and data.is_file() else point["expert_labels"])
-    rounds_key, state_file = ROUND_STATE[method]
-    state = sw.folder / method / state_file
-    rounds = json.loads(state.read_text())[rounds_key] if state.is_file() else []
-    past = [r for r in rounds[1:] if r["expert_labels"] >= budget]
-    if not past:
-        return None
-    ckpt = Path(past[0]["checkpoint"])
-    if not ckpt.is_file():  # the run was made under another path to the same folder
-        ckpt = sw.folder / method / Path(*ckpt.parts[-4:])
-    return (ckpt, past[0]["expert_labels"]) if ckpt.is_file() else None
+        ckpt, labels = Path(past[0]["checkpoint"]), past[0]["expert_labels"]
+    return (ckpt, labels) if ckpt.is_file() else None
 
 
 def compounding_key(seed: int, args) -> str:

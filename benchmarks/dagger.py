@@ -147,13 +147,18 @@ def labels_of(path: Path) -> int:
         return sum(reader.num_samples(d) for d in reader.demos)
 
 
+def budget_file(folder: Path, budget: int) -> Path:
+    """Where demos_with_labels keeps the stream cut at `budget` labels."""
+    return folder / f"bc_{budget}.hdf5"
+
+
 def demos_with_labels(spec: EnvSpec, folder: Path, start: Path | None, budget: int, workers: int,
                       first_seed: int = 0, **collect_options) -> Path:
     """The first demos of the seed's stream (`start`, then the next scripted demos) holding >= `budget`
     steps: what one would collect, stopping as soon as the budget is met. The stream grows in
     folder/pool.hdf5, so later budgets reuse the demos collected for earlier ones. Without `start` the
     stream begins at `first_seed`; `collect_options` (action_noise, keep_failed) go to collect_scripted."""
-    path = folder / f"bc_{budget}.hdf5"
+    path = budget_file(folder, budget)
     if path.exists() and labels_of(path) >= budget:
         return path
     folder.mkdir(parents=True, exist_ok=True)
