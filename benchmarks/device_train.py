@@ -60,10 +60,10 @@ log = logging.getLogger("device_train")
 
 
 def _ensure_takeover_importable():
-    """Without `pip install -e .`, map `takeover.X` to the checkout's X/ folder, as pyproject's package-dir does."""
+    """Without `pip install -e .`, import the checkout's src/takeover."""
     if importlib.util.find_spec("takeover") is None:
         pkg = types.ModuleType("takeover")
-        pkg.__path__ = [str(ROOT)]
+        pkg.__path__ = [str(ROOT / "src" / "takeover")]
         sys.modules["takeover"] = pkg
 
 
