@@ -8,19 +8,14 @@ import subprocess
 import time
 from pathlib import Path
 
+from takeover.config import parse_assignments
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def key_values(text: str) -> dict:
-    """'key=value,key=value' -> dict, each value parsed as JSON when it parses (numbers, true/false)."""
-    out = {}
-    for pair in filter(None, text.split(",")):
-        key, value = pair.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+    """'key=value,key=value' -> dict (the CLI's --set parser, values parsed as JSON where they parse)."""
+    return parse_assignments(filter(None, text.split(",")), what="a setting")
 
 
 def cpu_model() -> str:

@@ -10,7 +10,7 @@ import typer
 
 from takeover.cli import commands  # noqa: F401  (registers every command on the app)
 from takeover.cli.app import app, run_cli
-from takeover.policies.config_fields import default_of
+from takeover.config import default_of
 from takeover.policies.errors import HeadImportError, PolicyError
 from takeover.policies.train import TrainConfig
 
@@ -20,7 +20,7 @@ def _command(name):
 
 
 def test_train_options_take_default_and_help_from_train_config():
-    fields = {"head": "head", "steps": "steps", "batch_size": "batch_size", "lr": "lr", "ema": "ema_decay",
+    fields = {"head": "head", "steps": "steps", "batch_size": "batch_size", "lr": "lr", "ema_decay": "ema_decay",
               "eval_every": "eval_every", "eval_episodes": "eval_episodes", "eval_workers": "eval_workers",
               "seed": "seed", "device": "device", "threads": "threads", "quaternions": "quaternions",
               "max_minutes": "max_minutes"}

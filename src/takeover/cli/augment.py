@@ -4,42 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from takeover.correction.ccil_config import CcilConfig
 
 from .app import app, fail
-from .options import config_option
-
-_C = CcilConfig
+from .options import config_options
 
 
 @app.command()
+@config_options(CcilConfig, decls={"lipschitz_k": ("--lipschitz-k", "-k"), "obs_keys": ("--obs-key",)},
+                replace={"obs_keys": {"help": "Low-dim observation key to model (repeat); default: the training "
+                                              "default keys present in the file."}})
 def augment(
+    settings: dict,
     data: Path = typer.Argument(..., help="Demonstration HDF5 file (never modified)."),
     out: Path = typer.Option(..., "--out", "-o", help="New HDF5 file: the input's demos and the label demos."),
     method: str = typer.Option("ccil", help="Augmentation: ccil (learned dynamics, corrective labels). "
                                "Noise-injected collection (DART) is `takeover collect --noise`."),
-    labels: str = config_option(_C, "labels"),
-    lipschitz: str = config_option(_C, "lipschitz"),
-    lipschitz_k: float = config_option(_C, "lipschitz_k", "--lipschitz-k", "-k"),
-    soft_weight: float = config_option(_C, "soft_weight"),
-    epsilon: float = config_option(_C, "epsilon"),
-    max_model_error: float = config_option(_C, "max_model_error"),
-    noise_scale: float = config_option(_C, "noise_scale"),
-    disturbed_per_step: int = config_option(_C, "disturbed_per_step"),
-    solver: str = config_option(_C, "solver"),
-    solver_iters: int = config_option(_C, "solver_iters"),
-    epochs: int = config_option(_C, "epochs"),
-    hidden: int = config_option(_C, "hidden"),
-    valid_fraction: float = config_option(_C, "valid_fraction"),
-    history: int = config_option(_C, "history"),
-    obs_key: Optional[List[str]] = config_option(_C, "obs_keys", "--obs-key",
-                                                 help="Low-dim observation key to model (repeat); default: the "
-                                                      "training default keys present in the file."),
-    seed: int = config_option(_C, "seed"),
     report: Optional[Path] = typer.Option(None, help="Also write the report (model errors, Lipschitz estimates, "
                                           "label counts per filter) to this JSON file."),
 ):
@@ -51,11 +35,7 @@ def augment(
         fail(f"--method {method!r}: the only augmentation is 'ccil' (DART noise: takeover collect --noise)")
     if report is not None and report.exists():
         fail(f"--report {report}: already exists; choose a new file")
-    cfg = CcilConfig(obs_keys=list(obs_key) if obs_key else None, labels=labels, lipschitz=lipschitz,
-                     lipschitz_k=lipschitz_k, soft_weight=soft_weight, epsilon=epsilon,
-                     max_model_error=max_model_error, noise_scale=noise_scale, disturbed_per_step=disturbed_per_step,
-                     solver=solver, solver_iters=solver_iters, epochs=epochs, hidden=hidden,
-                     valid_fraction=valid_fraction, history=history, seed=seed)
+    cfg = CcilConfig(**{**settings, "obs_keys": settings["obs_keys"] or None})
     result = augment_ccil(data, out, cfg, progress=lambda line: typer.echo(line, err=True))
     fit = result["dynamics"]
     valid = "-" if fit["valid_error_mean"] is None else f"{fit['valid_error_mean']:.3f}"

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from takeover.policies.config_fields import default_of
+from takeover.config import default_of
 from takeover.sim.spec import EnvSpec
 from takeover.sim.tasks import TASKS
 

@@ -12,22 +12,20 @@ from takeover.correction.dagger_config import DaggerConfig
 from takeover.policies.train_config import TrainConfig
 
 from .app import app, fail
-from .options import config_argument, config_option, limits
+from .options import config_option, config_options, limits, retrain_overrides
 
 LIVE_DEVICES = ("gamepad", "keyboard")
 
 
 @app.command()
+@config_options(DaggerConfig, arguments=("data",), skip=("labeller",), decls={"out": ("--out", "-o")})
 def dagger(
-    data: Path = config_argument(DaggerConfig, "data"),
-    policy: Path = config_option(DaggerConfig, "policy", "--policy"),
-    out: Path = config_option(DaggerConfig, "out", "--out", "-o"),
+    settings: dict,
     expert: str = typer.Option("scripted", help="Who labels: 'scripted' (the task's scripted expert labels every "
                                "visited state) or 'human' (HG-DAgger: takes over where the policy strays)."),
     device: str = typer.Option("scripted-operator", help="With --expert human: who is at the take-over control; "
                                "'scripted-operator' (the scripted expert playing a person, headless), 'gamepad' or "
                                "'keyboard' (live in a window: hold the take-over control to drive, let go to hand back)."),
-    retrain_every: int = config_option(DaggerConfig, "retrain_every"),
     stick_takeover: Optional[bool] = typer.Option(None, "--stick-takeover/--no-stick-takeover",
                                                   help="Live: pushing a stick (any motion) past the deadzone takes over "
                                                        "too (default: on for the gamepad, off for the keyboard)."),
@@ -43,22 +41,13 @@ def dagger(
                                  callback=limits(min=0)),
     realtime: bool = typer.Option(True, "--realtime/--no-realtime", hidden=True),
     max_frames: Optional[int] = typer.Option(None, hidden=True),
-    operator_threshold: float = config_option(DaggerConfig, "operator_threshold"),
-    rounds: int = config_option(DaggerConfig, "rounds"),
-    episodes_per_round: int = config_option(DaggerConfig, "episodes_per_round"),
-    beta: str = config_option(DaggerConfig, "beta"),
     train_steps: Optional[int] = typer.Option(None, callback=limits(min=1),
                                               help="Gradient steps per retraining (default: the learner's run)."),
     weighting: str = config_option(TrainConfig, "weighting"),
-    from_scratch: bool = config_option(DaggerConfig, "from_scratch", "--from-scratch"),
-    eval_episodes: int = config_option(DaggerConfig, "eval_episodes"),
-    workers: int = config_option(DaggerConfig, "workers"),
-    seed: int = config_option(DaggerConfig, "seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
 ):
     """Roll out the beta-mixture of expert and learner, label every visited state with the expert,
     aggregate, retrain, evaluate; one folder per round and a report.
-
     Live take-over (--expert human --device gamepad|keyboard): the policy drives in a window; hold the
     take-over control (pad: or push a stick) to drive, let go to hand back. Each attempt is saved;
     only your steps are labels. --retrain-every N retrains in the background; quit any time, --resume."""
@@ -73,11 +62,8 @@ def dagger(
     if expert != "human" and device != "scripted-operator":
         fail(f"--device {device!r} needs --expert human")
     labeller = ("human" if live else "operator") if expert == "human" else "scripted"
-    cfg = DaggerConfig(data=str(data), policy=str(policy), out=str(out), rounds=rounds,
-                       episodes_per_round=episodes_per_round, beta=beta, workers=workers, eval_episodes=eval_episodes,
-                       from_scratch=from_scratch, seed=seed, labeller=labeller, operator_threshold=operator_threshold,
-                       retrain_every=retrain_every,
-                       train_overrides={"weighting": weighting, **({"steps": train_steps} if train_steps else {})})
+    cfg = DaggerConfig(**settings, labeller=labeller, train_overrides=retrain_overrides(weighting, train_steps))
+    out = Path(cfg.out)
     say = lambda line: typer.echo(line, err=True)  # noqa: E731
     if live:
         _live(cfg, resume, device, stick_takeover, (camera, inset), size, render_size, mapping, gripper, episodes, realtime,

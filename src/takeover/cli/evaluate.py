@@ -6,11 +6,11 @@ from typing import List, Optional
 
 import typer
 
+from takeover.config import parse_assignments
 from takeover.policies.seeds import EVAL_SEED_START
 
 from .app import app
 from .options import limits
-from .train import parse_head_options
 
 
 @app.command("eval")
@@ -39,7 +39,7 @@ def eval_(
 
     ckpt = resolve_checkpoint(checkpoint)
     refuse_non_checkpoint(ckpt)  # a demonstration file (or any other) is named before anything starts
-    overrides = parse_head_options(set_ or [])
+    overrides = parse_assignments(set_ or [])
     out = out or (checkpoint if checkpoint.is_dir() else ckpt.parent)
     out.mkdir(parents=True, exist_ok=True)
     seeds = eval_seeds(episodes, seed_start)

@@ -7,32 +7,21 @@ from typing import List, Optional
 
 import typer
 
+from takeover.config import parse_assignments
 from takeover.rl_finetune.config import FinetuneConfig
 
 from .app import app, fail
-from .options import config_option
-from .train import parse_head_options
+from .options import config_options
 
 
 @app.command()
+@config_options(FinetuneConfig, decls={"out": ("--out", "-o")}, replace={"out": {"default": ...}})
 def finetune(
+    settings: dict,
     checkpoint: Path = typer.Argument(..., help="Checkpoint to start from (a gaussian head from `takeover train`), "
                                                 "or its run folder."),
     demos: Optional[List[Path]] = typer.Option(None, "--demos", help="Demonstration file seeding the demo buffer "
                                                                       "(repeat; `takeover dagger` files too)."),
-    algo: str = config_option(FinetuneConfig, "algo"),
-    env_steps: int = config_option(FinetuneConfig, "env_steps"),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder."),
-    reward: str = config_option(FinetuneConfig, "reward"),
-    horizon: Optional[int] = config_option(FinetuneConfig, "horizon"),
-    workers: int = config_option(FinetuneConfig, "workers"),
-    episodes_per_round: Optional[int] = config_option(FinetuneConfig, "episodes_per_round"),
-    eval_every: int = config_option(FinetuneConfig, "eval_every"),
-    eval_episodes: int = config_option(FinetuneConfig, "eval_episodes"),
-    eval_sample: bool = config_option(FinetuneConfig, "eval_sample", "--eval-sample"),
-    max_minutes: Optional[float] = config_option(FinetuneConfig, "max_minutes"),
-    seed: int = config_option(FinetuneConfig, "seed"),
-    threads: int = config_option(FinetuneConfig, "threads"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Algorithm option key=value (repeat), e.g. "
                                                                  "--set utd=4 --set bc_weight=0.1 (see rl_finetune/rlpd.py, dapg.py)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
@@ -46,11 +35,9 @@ def finetune(
     for path in demos or []:
         if not path.exists():
             fail(f"{path}: no such demonstration file")
-    cfg = FinetuneConfig(checkpoint=str(resolve_checkpoint(checkpoint)), demos=[str(p) for p in demos or []],
-                         out=str(out), algo=algo, env_steps=env_steps, reward=reward, horizon=horizon, workers=workers,
-                         episodes_per_round=episodes_per_round, eval_every=eval_every, eval_episodes=eval_episodes,
-                         eval_sample=eval_sample, max_minutes=max_minutes, seed=seed, threads=threads,
-                         algo_options=parse_head_options(set_ or []))
+    cfg = FinetuneConfig(**settings, checkpoint=str(resolve_checkpoint(checkpoint)), demos=[str(p) for p in demos or []],
+                         algo_options=parse_assignments(set_ or []))
+    algo, env_steps, out = cfg.algo, cfg.env_steps, Path(cfg.out)
     runner = Finetuner(cfg, resume=resume)
     with Progress(TextColumn(f"[bold]finetune {algo}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn()) as bar:

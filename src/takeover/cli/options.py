@@ -1,15 +1,23 @@
-"""Typer options built from config dataclass fields (`takeover.policies.config_fields`): the default,
-the help text and the limits come from the dataclass, so the CLI repeats none of them; and limits for
-options that have no config field. A value outside its limits is a usage error (one line, exit 2).
+"""Typer options built from config dataclass fields (`takeover.config`): the default, the help text
+and the limits come from the dataclass, so the CLI repeats none of them. `config_options` gives a
+command one option per field of a config class (nothing listed by hand); `config_option` builds one
+option where a command spells a setting its own way; `limits` checks options that have no config
+field. A value outside its limits is a usage error (one line, exit 2).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
+import types
+import typing
 from dataclasses import MISSING
+from typing import List, Optional
 
 import typer
 from typer.core import TyperCommand
 
-from takeover.policies.config_fields import default_of, field_of, limit_problem
+from takeover.config import default_of, field_of, limit_problem
 
 _FROM_CONFIG = object()
 
@@ -41,6 +49,64 @@ def config_option(cls, name: str, *decls: str, default=_FROM_CONFIG, help: str |
 def config_argument(cls, name: str, help: str | None = None, **kwargs):
     """typer.Argument for a required field `name` of config dataclass `cls`."""
     return typer.Argument(..., help=help or field_of(cls, name).metadata.get("help"), **kwargs)
+
+
+def _cli_type(hint):
+    """The type a command-line option of a field of type `hint` converts to; None where a field has no
+    option form (a dict or a tuple: a command sets it from its own options, e.g. --set key=value)."""
+    if hint in (int, float, str, bool):
+        return hint
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return Optional[_cli_type(inner[0])] if len(inner) == 1 and _cli_type(inner[0]) else None
+    if hint is list or origin is list:
+        return List[str]
+    return None
+
+
+def config_options(cls, *, skip=(), arguments=(), decls: dict | None = None, replace: dict | None = None):
+    """Decorator: give the command one option per field of config class `cls`, built from the field.
+
+    The decorated function declares its own parameters (those that are no field, and fields it spells
+    its own way) and a `settings` parameter: a dict of the generated options' values, by field name,
+    ready for `cls(**settings)`. `skip`: fields without an option; `arguments`: fields that are
+    positional arguments; `decls`: {field: ("--name", "-n")}; `replace`: {field: {"default": ...,
+    "help": ...}}. Fields of a type with no option form (dict, tuple) are left to the function."""
+    decls, replace = decls or {}, replace or {}
+    hints = typing.get_type_hints(cls)
+
+    def decorate(func):
+        signature = inspect.signature(func)
+        own = [p for name, p in signature.parameters.items() if name != "settings"]
+        taken = {p.name for p in own} | set(skip)
+        generated = []
+        for f in dataclasses.fields(cls):
+            annotation = _cli_type(hints[f.name])
+            if f.name in taken or annotation is None:
+                continue
+            info = (config_argument(cls, f.name, **replace.get(f.name, {})) if f.name in arguments
+                    else config_option(cls, f.name, *decls.get(f.name, ()), **replace.get(f.name, {})))
+            generated.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info,
+                                               annotation=annotation))
+        names = [p.name for p in generated]
+
+        @functools.wraps(func)
+        def command(**kwargs):
+            return func(settings={name: kwargs.pop(name) for name in names}, **kwargs)
+
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        positional = [p for p in generated if p.name in arguments]
+        command.__signature__ = signature.replace(
+            parameters=positional + own + [p for p in generated if p.name not in arguments])
+        return command
+
+    return decorate
+
+
+def retrain_overrides(weighting: str, train_steps: int | None) -> dict:
+    """A correction run's `train_overrides` from its --weighting and --train-steps options."""
+    return {"weighting": weighting, **({"steps": train_steps} if train_steps else {})}
 
 
 class HeadHelpCommand(TyperCommand):

@@ -1,57 +1,28 @@
 """`takeover train`: behaviour cloning of any head on a demonstration file."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
+from takeover.config import parse_assignments
 from takeover.policies.train_config import TrainConfig
 
 from .app import app, fail
-from .options import HeadHelpCommand, config_argument, config_option
-
-
-def parse_head_options(pairs: list[str]) -> dict:
-    """--set key=value (value parsed as JSON when it parses: numbers, lists, true/false)."""
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            fail(f"--set expects key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+from .options import HeadHelpCommand, config_option, config_options
 
 
 @app.command(cls=HeadHelpCommand)
+@config_options(TrainConfig, arguments=("data",), skip=("eval_seed_start",),
+                decls={"out": ("--out", "-o"), "obs_keys": ("--obs-key",), "ema_decay": ("--ema",)},
+                replace={"obs_keys": {"help": "Observation key to use (repeat); default: eef pose, gripper, object."},
+                         "ema_decay": {"help": "EMA decay of the evaluated weights; 0 disables EMA."}})
 def train(
-    data: Path = config_argument(TrainConfig, "data"),
-    head: str = config_option(TrainConfig, "head"),
-    out: Path = config_option(TrainConfig, "out", "--out", "-o"),
-    steps: int = config_option(TrainConfig, "steps"),
-    max_minutes: Optional[float] = config_option(TrainConfig, "max_minutes"),
-    batch_size: int = config_option(TrainConfig, "batch_size"),
-    lr: Optional[float] = config_option(TrainConfig, "lr"),
-    ema: float = config_option(TrainConfig, "ema_decay", "--ema",
-                               help="EMA decay of the evaluated weights; 0 disables EMA."),
-    eval_every: int = config_option(TrainConfig, "eval_every"),
-    eval_episodes: int = config_option(TrainConfig, "eval_episodes"),
-    eval_workers: int = config_option(TrainConfig, "eval_workers"),
-    obs_key: Optional[List[str]] = config_option(TrainConfig, "obs_keys", "--obs-key",
-                                                 help="Observation key to use (repeat); default: eef pose, gripper, object."),
+    settings: dict,
     set_: Optional[List[str]] = config_option(TrainConfig, "head_options", "--set", default=None,
                                               help="Head option key=value (repeat), e.g. --set num_modes=5."),
-    seed: int = config_option(TrainConfig, "seed"),
-    device: str = config_option(TrainConfig, "device"),
-    threads: Optional[int] = config_option(TrainConfig, "threads"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.pt."),
-    init_from: Optional[Path] = config_option(TrainConfig, "init_from"),
-    quaternions: str = config_option(TrainConfig, "quaternions"),
-    weighting: str = config_option(TrainConfig, "weighting"),
 ):
     """Train a policy; the best checkpoint (by rollout success) lands in OUT/checkpoints/best.pt."""
     import os
@@ -60,14 +31,11 @@ def train(
 
     from takeover.policies.train import Trainer
 
-    if not data.exists():
-        fail(f"{data}: no such file")
-    cfg = TrainConfig(data=str(data), out=str(out), head=head, head_options=parse_head_options(set_ or []),
-                      obs_keys=list(obs_key) if obs_key else None, steps=steps, max_minutes=max_minutes,
-                      batch_size=batch_size, lr=lr, ema_decay=ema or None, eval_every=eval_every,
-                      eval_episodes=eval_episodes, eval_workers=eval_workers, seed=seed, device=device, threads=threads,
-                      init_from=str(init_from) if init_from else None, quaternions=quaternions,
-                      weighting=weighting)
+    if not Path(settings["data"]).exists():
+        fail(f"{settings['data']}: no such file")
+    cfg = TrainConfig(**{**settings, "ema_decay": settings["ema_decay"] or None, "obs_keys": settings["obs_keys"] or None},
+                      head_options=parse_assignments(set_ or []))
+    head, steps, out = cfg.head, cfg.steps, Path(cfg.out)
     trainer = Trainer(cfg, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         trainer.run()

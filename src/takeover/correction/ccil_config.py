@@ -7,15 +7,17 @@ standard deviation over the demonstrations, so one threshold means the same on e
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
-from takeover.policies.config_fields import check_limits, config_field
+from takeover.config import Config, config_field
 
 from .errors import CorrectionError
 
 
 @dataclass
-class CcilConfig:
+class CcilConfig(Config):
+    error: ClassVar[type[Exception]] = CorrectionError
     obs_keys: list | None = config_field(None, help="Low-dim observation keys the dynamics model predicts and the "
                                          "output holds (default: the training default, eef pose, gripper, object).")
     labels: str = config_field("both", choices=("both", "backtrack", "disturbed"),
@@ -56,20 +58,8 @@ class CcilConfig:
     device: str = config_field("cpu", help="torch device for the dynamics model.")
     seed: int = config_field(0, help="Seed of the split, the model's initialisation and the action noise.", min=0)
 
-    def __post_init__(self):
-        check_limits(self, CorrectionError)
+    def validate(self):
         if self.obs_keys is not None:
             self.obs_keys = list(self.obs_keys)
             if not self.obs_keys:
                 raise CorrectionError("CcilConfig.obs_keys is empty; give at least one low-dim key or leave it unset")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "CcilConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CorrectionError(f"CCIL config has no option(s) {unknown}; known: {', '.join(sorted(known))}")
-        return cls(**data)

@@ -46,7 +46,7 @@ from takeover.teleop.errors import TeleopError
 from takeover.teleop.noise import ActionNoise
 from takeover.teleop.scripted_collection import EpisodeNoise, ExpertAgent
 
-from .dagger_config import SEED_BLOCK
+from .run_config import SEED_BLOCK
 from .dart_config import DART_SEED_START, DartConfig
 from .errors import CorrectionError
 from .runs import (check_run_inputs, collect_missing, eval_entry, evaluate_into, load_state, plot_success,

@@ -1,7 +1,7 @@
 """takeover.policies: observation encoders, the action heads, training, checkpoints, evaluation.
 
 The names below are loaded on first use (PEP 562), so importing a light module of this package
-(`train_config`, `seeds`, `config_fields`: what the CLI reads its defaults from) does not import torch.
+(`train_config`, `seeds`: what the CLI reads its defaults from) does not import torch.
 """
 import importlib
 

@@ -7,10 +7,11 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
+from takeover.config import Config, config_field, default_of
 from takeover.sim.spec import EnvSpec
 
-from .config_fields import check_limits, config_field, default_of
 from .errors import PolicyError
 from .train_config import TrainConfig
 
@@ -18,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class QuickstartConfig:
+class QuickstartConfig(Config):
+    error: ClassVar[type[Exception]] = PolicyError
     out: str = config_field("runs/quickstart", help="Folder for the data, the run and report.md.")
     task: str = config_field("Lift", help="Task of the scripted demonstrations.")
     demos: int = config_field(50, help="Scripted demonstrations to collect.", min=1)
@@ -28,9 +30,6 @@ class QuickstartConfig:
     workers: int = config_field(2, help="Worker processes for collection and evaluation.", min=0)
     videos: int = config_field(3, help="Evaluation episodes recorded as videos.", min=0)
     seed: int = config_field(0, help="First collection seed and the training seed.", min=0)
-
-    def __post_init__(self):
-        check_limits(self, PolicyError)
 
 
 def run_quickstart(cfg: QuickstartConfig, say=log.info) -> dict:

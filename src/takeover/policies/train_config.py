@@ -2,15 +2,18 @@
 source the `takeover train` options are built from). Import-light: no torch."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
-from .config_fields import check_limits, config_field
+from takeover.config import Config, config_field
+
 from .errors import PolicyError
 from .seeds import SELECTION_SEED_START
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Config):
+    error: ClassVar[type[Exception]] = PolicyError
     data: str = config_field(help="Demonstration HDF5 file.")
     out: str = config_field(help="Run folder.")
     head: str = config_field("gaussian", help="Action head.")
@@ -49,16 +52,9 @@ class TrainConfig:
                                     help="matrix: quaternion observations enter as rotation matrices (sign-free; "
                                          "robosuite flips q to -q near w=0); raw: as stored.")
 
-    def __post_init__(self):
-        check_limits(self, PolicyError)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    #: fields a retraining inside a correction run may change (the run sets data, out and the warm start)
+    RETRAIN_FIXED: ClassVar[tuple[str, ...]] = ("data", "out", "init_from")
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise PolicyError(f"training config has no option(s) {unknown}")
-        return cls(**data)
+    def check_retrain_overrides(cls, overrides: dict, error: type[Exception]):
+        cls.check_keys(overrides, exclude=cls.RETRAIN_FIXED, what="retraining", error=error)

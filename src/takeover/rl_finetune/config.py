@@ -3,15 +3,17 @@ are `RLPDConfig` / `DAPGConfig` at the top of rlpd.py / dapg.py, changed with --
 Import-light: no torch, so the CLI builds its options from it cheaply."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
-from takeover.policies.config_fields import check_limits, config_field
+from takeover.config import Config, config_field
 
 from .errors import FinetuneError
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(Config):
+    error: ClassVar[type[Exception]] = FinetuneError
     checkpoint: str = config_field(help="Checkpoint to start from (a gaussian head trained by `takeover train`).")
     demos: list = config_field(default_factory=list, help="Demonstration file(s) seeding the demo buffer "
                                                           "(DAgger take-over files too).")
@@ -36,17 +38,3 @@ class FinetuneConfig:
     seed: int = config_field(0, min=0, help="Seed of the updates and the collection episodes.")
     threads: int = config_field(1, min=1, help="torch CPU threads of the learner.")
     algo_options: dict = config_field(default_factory=dict, help="Algorithm hyperparameters to change.")
-
-    def __post_init__(self):
-        check_limits(self, FinetuneError)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "FinetuneConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise FinetuneError(f"finetune config has no option(s) {unknown}")
-        return cls(**data)

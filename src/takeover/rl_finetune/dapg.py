@@ -16,10 +16,13 @@ online sample of advantage lambda0 * lambda1^k, a weight that fades as the polic
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
+
+from takeover.config import Config, config_field
 
 from .actor import TanhActor
 from .buffers import ReplayBuffer
@@ -28,40 +31,27 @@ from .errors import FinetuneError
 
 
 @dataclass
-class DAPGConfig:
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    steps_per_iter: int = 2000  # env steps collected per policy iteration (whole episodes)
-    epochs: int = 5
-    minibatch: int = 256
-    clip: float = 0.2
-    actor_lr: float = 3e-5
-    value_lr: float = 1e-3
-    value_hidden: tuple = (256, 256)
-    lambda0: float = 0.1  # demo-term weight at iteration 0
-    lambda1: float = 0.95  # per-iteration decay of the demo-term weight
-    target_kl: float = 0.05  # approximate KL per iteration the step size is steered to
-    adaptive_lr: bool = True  # rescale actor_lr toward target_kl after each iteration (False: stop early only)
+class DAPGConfig(Config):
+    error: ClassVar[type[Exception]] = FinetuneError
+    gamma: float = config_field(0.99, above=0, max=1, help="Discount.")
+    gae_lambda: float = config_field(0.95, min=0, max=1, help="GAE lambda.")
+    steps_per_iter: int = config_field(2000, min=1, help="Env steps collected per policy iteration (whole episodes).")
+    epochs: int = config_field(5, min=1, help="PPO epochs per iteration.")
+    minibatch: int = config_field(256, min=1, help="PPO minibatch size.")
+    clip: float = config_field(0.2, above=0, help="PPO ratio clip.")
+    actor_lr: float = config_field(3e-5, above=0, help="Actor learning rate.")
+    value_lr: float = config_field(1e-3, above=0, help="Value network learning rate.")
+    value_hidden: tuple = config_field((256, 256), help="Hidden widths of the value network.")
+    lambda0: float = config_field(0.1, min=0, help="Demo-term weight at iteration 0.")
+    lambda1: float = config_field(0.95, above=0, max=1, help="Per-iteration decay of the demo-term weight.")
+    target_kl: float = config_field(0.05, above=0, help="Approximate KL per iteration the step size is steered to.")
     # A BC actor's std is small (pre-tanh 0.02 on most Lift dims), so a fixed 3e-5 moved the policy by a KL of
     # 1-340 per iteration on Lift (measured), where 0.05 was asked: every iteration was one overshooting epoch.
-    bound_weight: float = 1.0  # weight of the raw mean action's squared excess over [-1, 1] (as in RLPDConfig)
-    grad_clip: float = 1.0
-
-    def __post_init__(self):
-        self.value_hidden = tuple(self.value_hidden)
-        if not 0.0 < self.lambda1 <= 1.0:
-            raise FinetuneError(f"lambda1 must lie in (0, 1], got {self.lambda1}")
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "DAPGConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise FinetuneError(f"dapg has no option(s) {unknown}; options: {sorted(known)}")
-        return cls(**data)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    adaptive_lr: bool = config_field(True, help="Rescale actor_lr toward target_kl after each iteration (False: stop "
+                                                "early only).")
+    bound_weight: float = config_field(1.0, min=0, help="Weight of the raw mean action's squared excess over [-1, 1] "
+                                                        "(as in RLPDConfig).")
+    grad_clip: float = config_field(1.0, above=0, help="Gradient norm clip.")
 
 
 def gae(rewards, values, next_values, terminals, episode_ends, gamma: float, lam: float) -> np.ndarray:

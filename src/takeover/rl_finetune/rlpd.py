@@ -27,11 +27,14 @@ The learner is this class; collection, evaluation, saving and resuming live in `
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+from takeover.config import Config, config_field
 
 from .actor import TanhActor
 from .buffers import ReplayBuffer, mixed_batch
@@ -40,74 +43,66 @@ from .errors import FinetuneError
 
 
 @dataclass
-class RLPDConfig:
-    gamma: float = 0.99
-    batch_size: int = 256
-    demo_fraction: float = 0.5  # share of every batch drawn from the demonstrations
-    utd: int = 4  # critic updates per environment step (RLPD uses 20; on 2 CPU cores updates dominate)
-    num_critics: int = 10
-    target_subset: int = 2  # target = min over this many randomly chosen target critics
-    critic_hidden: tuple = (256, 256)
-    critic_lr: float = 3e-4
-    actor_lr: float = 1e-4  # lower than from scratch: the actor starts good
-    alpha_lr: float = 3e-4
-    init_alpha: float = 0.01  # a small temperature, so the entropy bonus does not wash out the BC policy
-    target_entropy: float | None = None  # default: -action_dim (per dimension a std of ~0.1 before tanh)
-    backup_entropy: bool = False  # entropy bonus in the Bellman target; off: with a sparse reward of 1 it
-    #                               would outweigh the reward while the BC std is small
-    tau: float = 0.005  # Polyak rate of the target critics
-    bc_weight: float = 0.0  # weight of the BC regulariser on demo rows
-    bc_weight_end: float | None = None  # anneal bc_weight geometrically to this over `bc_anneal_steps` online
-    bc_anneal_steps: int = 0  #           env steps: a strong anchor while the critic is untrained, then room
-    #                                     for the critic to move the mean action (None: constant bc_weight).
-    #                                     Lift, 0.1 -> 0.003 over 40k: lost the start's gains (README)
-    bc_loss: str = "mse"  # mse: squared error of the mean action; nll: negative log-likelihood of the demo
-    #                       action, which anchors the std too (mse leaves it to the critic and the entropy term)
-    mean_action_q: float = 0.0  # weight of -Q(s, tanh(mu)) in the actor loss: evaluation executes the mean
-    #                             action, SAC's term values the sampled ones (they differ where the pre-tanh
-    #                             std is wide, e.g. a gripper dimension at MAX_PRE_TANH_STD). With SAC's
-    #                             target the two Q values agreed to 0.004 on Lift: it needs target_action=mean
-    target_action: str = "sample"  # sample: the Bellman target values the exploring policy (SAC); mean: it
-    #                                values the executed mean action (TD3-style, with `target_noise`). A
-    #                                sampling policy escapes a state where its mean action stalls, so SAC's
-    #                                critic rates the stall as fine while the evaluated mean policy stays stuck.
-    #                                Lift: closed the sampled/mean gap, but by lowering the sampled policy (README)
-    target_noise: float = 0.0  # with target_action=mean: std of the target smoothing noise (action units,
-    #                            clipped at 2.5 std)
-    success_replay: bool = False  # online episodes that reached success join the demo buffer (self-imitation)
-    actor_start_steps: int = 0  # env steps of online data before the actor moves (the critic learns first)
-    critic_warmup_updates: int = 0  # critic-only updates on demos before any actor update
-    mc_floor: bool = True  # Bellman target >= the transition's Monte-Carlo return where its episode ended
-    bound_weight: float = 1.0  # weight of the actor's raw mean action outside [-1, 1], squared (`TanhActor.overshoot`):
-    #                            the mean's gradient passes the action bound, so this keeps the critic from
-    #                            driving it arbitrarily far out where a later change of mind takes as long to undo
-    grad_clip: float = 10.0
+class RLPDConfig(Config):
+    error: ClassVar[type[Exception]] = FinetuneError
+    gamma: float = config_field(0.99, above=0, max=1, help="Discount.")
+    batch_size: int = config_field(256, min=2, help="Transitions per update batch.")
+    demo_fraction: float = config_field(0.5, min=0, max=1, help="Share of every batch drawn from the demonstrations.")
+    # RLPD uses 20; on 2 CPU cores updates dominate
+    utd: int = config_field(4, min=1, help="Critic updates per environment step.")
+    num_critics: int = config_field(10, min=1, help="Critics in the ensemble.")
+    target_subset: int = config_field(2, min=1, help="Bellman target = min over this many randomly chosen target "
+                                                     "critics (at most num_critics).")
+    critic_hidden: tuple = config_field((256, 256), help="Hidden widths of each critic.")
+    critic_lr: float = config_field(3e-4, above=0, help="Critic learning rate.")
+    actor_lr: float = config_field(1e-4, above=0, help="Actor learning rate (lower than from scratch: the actor "
+                                                       "starts good).")
+    alpha_lr: float = config_field(3e-4, above=0, help="Temperature learning rate.")
+    init_alpha: float = config_field(0.01, above=0, help="Initial temperature (small, so the entropy bonus does not "
+                                                         "wash out the BC policy).")
+    target_entropy: float | None = config_field(None, help="Entropy target (default: -action_dim, per dimension a std "
+                                                           "of ~0.1 before tanh).")
+    # off: with a sparse reward of 1 the bonus would outweigh the reward while the BC std is small
+    backup_entropy: bool = config_field(False, help="Entropy bonus in the Bellman target.")
+    tau: float = config_field(0.005, above=0, max=1, help="Polyak rate of the target critics.")
+    bc_weight: float = config_field(0.0, min=0, help="Weight of the BC regulariser on demo rows.")
+    # a strong anchor while the critic is untrained, then room for the critic to move the mean action.
+    # Lift, 0.1 -> 0.003 over 40k: lost the start's gains (README)
+    bc_weight_end: float | None = config_field(None, above=0, help="Anneal bc_weight geometrically to this over "
+                                                                   "bc_anneal_steps online env steps (None: constant).")
+    bc_anneal_steps: int = config_field(0, min=0, help="Online env steps of the bc_weight annealing.")
+    # mse leaves the std to the critic and the entropy term
+    bc_loss: str = config_field("mse", choices=("mse", "nll"), help="mse: squared error of the mean action; nll: "
+                                "negative log-likelihood of the demo action, which anchors the std too.")
+    # evaluation executes the mean action, SAC's term values the sampled ones (they differ where the pre-tanh
+    # std is wide, e.g. a gripper dimension at MAX_PRE_TANH_STD). With SAC's target the two Q values agreed
+    # to 0.004 on Lift: it needs target_action=mean
+    mean_action_q: float = config_field(0.0, min=0, help="Weight of -Q(s, tanh(mu)) in the actor loss.")
+    # A sampling policy escapes a state where its mean action stalls, so SAC's critic rates the stall as
+    # fine while the evaluated mean policy stays stuck. Lift: closed the sampled/mean gap, but by lowering
+    # the sampled policy (README)
+    target_action: str = config_field("sample", choices=("sample", "mean"),
+                                      help="The Bellman target's next action: sample (values the exploring policy, "
+                                           "SAC) or mean (the executed mean action, TD3-style, with target_noise).")
+    target_noise: float = config_field(0.0, min=0, help="With target_action=mean: std of the target smoothing noise "
+                                                        "(action units, clipped at 2.5 std).")
+    success_replay: bool = config_field(False, help="Online episodes that reached success join the demo buffer "
+                                                    "(self-imitation).")
+    actor_start_steps: int = config_field(0, min=0, help="Env steps of online data before the actor moves.")
+    critic_warmup_updates: int = config_field(0, min=0, help="Critic-only updates on demos before any actor update.")
+    mc_floor: bool = config_field(True, help="Bellman target >= the transition's Monte-Carlo return where its "
+                                             "episode ended.")
+    # the mean's gradient passes the action bound, so this keeps the critic from driving it arbitrarily
+    # far out where a later change of mind takes as long to undo
+    bound_weight: float = config_field(1.0, min=0, help="Weight of the actor's raw mean action outside [-1, 1], "
+                                                        "squared (`TanhActor.overshoot`).")
+    grad_clip: float = config_field(10.0, above=0, help="Gradient norm clip.")
 
-    def __post_init__(self):
-        self.critic_hidden = tuple(self.critic_hidden)
-        if not 0.0 <= self.demo_fraction <= 1.0:
-            raise FinetuneError(f"demo_fraction must lie in [0, 1], got {self.demo_fraction}")
-        if not 1 <= self.target_subset <= self.num_critics:
+    def validate(self):
+        if self.target_subset > self.num_critics:
             raise FinetuneError(f"target_subset must lie in [1, num_critics={self.num_critics}], got {self.target_subset}")
-        if self.utd < 1 or self.batch_size < 2:
-            raise FinetuneError("utd must be at least 1 and batch_size at least 2")
-        if self.bc_weight_end is not None and not (self.bc_weight > 0 and self.bc_weight_end > 0 and self.bc_anneal_steps > 0):
+        if self.bc_weight_end is not None and not (self.bc_weight > 0 and self.bc_anneal_steps > 0):
             raise FinetuneError("bc_weight_end needs bc_weight > 0, bc_weight_end > 0 and bc_anneal_steps > 0")
-        if self.target_action not in ("sample", "mean"):
-            raise FinetuneError(f"target_action must be sample or mean, got {self.target_action!r}")
-        if self.bc_loss not in ("mse", "nll"):
-            raise FinetuneError(f"bc_loss must be mse or nll, got {self.bc_loss!r}")
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "RLPDConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise FinetuneError(f"rlpd has no option(s) {unknown}; options: {sorted(known)}")
-        return cls(**data)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class RLPD:

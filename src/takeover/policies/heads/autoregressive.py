@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from takeover.config import config_field, with_default
+
 from ..base import Policy
 from ..config import HeadConfig
 from ..encoders import mlp
@@ -42,23 +44,22 @@ class AutoregressiveConfig(HeadConfig):
     # which is not in the observation, then lifts): per step it waits forever (Lift 0.78 at 12k
     # steps, grasped cube never lifted); every chunk from that state ends in the lift (0.98 at 4k).
     # exec_horizon must cover the pause, or the chunk replays its waiting prefix.
-    action_horizon: int = 8
-    exec_horizon: int = 8
-    hidden_dims: tuple[int, ...] = (256, 256)  # trunk = all but the last; the last is the per-dim width
-    n_bins: int = 64
-    binning: str = "quantile"  # applied by fit_bins(); uniform over the stats' range until it is called
-    offsets: bool = True
-    offset_weight: float = 1.0  # offsets are in units of bin spacing, so O(1) like the cross-entropy
-    temperature: float = 1.0  # sampling temperature for predict(sample=True)
+    action_horizon: int = with_default(HeadConfig, "action_horizon", 8)
+    exec_horizon: int = with_default(HeadConfig, "exec_horizon", 8)
+    hidden_dims: tuple[int, ...] = config_field((256, 256), help="Trunk widths (all but the last) and the per-dimension "
+                                                                "width (the last).")
+    n_bins: int = config_field(64, min=2, help="Bins per action dimension.")
+    # applied by fit_bins(); uniform over the stats' range until it is called
+    binning: str = config_field("quantile", choices=("uniform", "quantile"), help="Bin edges: uniform or quantile.")
+    offsets: bool = config_field(True, help="Predict an offset within the chosen bin.")
+    # offsets are in units of bin spacing, so O(1) like the cross-entropy
+    offset_weight: float = config_field(1.0, min=0, help="Weight of the offset loss.")
+    temperature: float = config_field(1.0, above=0, help="Sampling temperature for predict(sample=True).")
 
-    def __post_init__(self):
-        super().__post_init__()
+    def validate(self):
+        super().validate()
         if not self.hidden_dims:
             raise PolicyError("autoregressive hidden_dims needs at least one layer width")
-        if self.binning not in ("uniform", "quantile"):
-            raise PolicyError(f"autoregressive binning must be 'uniform' or 'quantile', not {self.binning!r}")
-        if self.n_bins < 2 or self.temperature <= 0:
-            raise PolicyError(f"autoregressive needs n_bins >= 2 and temperature > 0 (got {self.n_bins}, {self.temperature})")
 
 
 @register_head

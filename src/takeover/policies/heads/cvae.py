@@ -18,26 +18,21 @@ from dataclasses import dataclass
 
 import torch
 
+from takeover.config import config_field
+
 from ..base import Policy
 from ..config import HeadConfig
 from ..encoders import mlp
-from ..errors import PolicyError
 from ..registry import register_head
 
 
 @dataclass
 class CVAEConfig(HeadConfig):
     head = "cvae"
-    latent_dim: int = 32  # ACT's size; dimensions the data does not need collapse to the prior
-    kl_weight: float = 1.0
-    reconstruction: str = "l1"  # "l1" (ACT) or "l2"
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.reconstruction not in ("l1", "l2"):
-            raise PolicyError(f"cvae reconstruction must be 'l1' or 'l2', not {self.reconstruction!r}")
-        if self.latent_dim < 1 or self.kl_weight < 0:
-            raise PolicyError(f"cvae needs latent_dim >= 1 and kl_weight >= 0 (got {self.latent_dim}, {self.kl_weight})")
+    # ACT's size; dimensions the data does not need collapse to the prior
+    latent_dim: int = config_field(32, min=1, help="Size of the style latent.")
+    kl_weight: float = config_field(1.0, min=0, help="Weight of the KL term.")
+    reconstruction: str = config_field("l1", choices=("l1", "l2"), help="Reconstruction loss: l1 (ACT) or l2.")
 
 
 @register_head

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
+from takeover.config import config_field, with_default
+
 from ..base import Policy
 from ..config import HeadConfig
 from ..errors import PolicyError
@@ -46,48 +48,44 @@ def one_cpu_thread(active: bool):
 @dataclass
 class DiffusionConfig(HeadConfig):
     head = "diffusion"
-    obs_horizon: int = 2
-    action_horizon: int = 16
-    exec_horizon: int = 8
-    action_norm: str = "minmax"
+    obs_horizon: int = with_default(HeadConfig, "obs_horizon", 2)
+    action_horizon: int = with_default(HeadConfig, "action_horizon", 16)
+    exec_horizon: int = with_default(HeadConfig, "exec_horizon", 8)
+    action_norm: str = with_default(HeadConfig, "action_norm", "minmax")
     # denoiser: a size preset of the U-Net, or explicit widths (down_dims / step_embed_dim override it)
-    unet_size: str = "small"
-    down_dims: tuple[int, ...] | None = None
-    step_embed_dim: int | None = None
-    kernel_size: int = 5
-    n_groups: int = 8
+    unet_size: str = config_field("small", help=f"Size preset of the U-Net denoiser: {', '.join(UNET_SIZES)}.")
+    down_dims: tuple[int, ...] | None = config_field(None, help="U-Net level widths (replace unet_size's).")
+    step_embed_dim: int | None = config_field(None, min=4,
+                                              help="Diffusion-step embedding size (default: unet_size's).")
+    kernel_size: int = config_field(5, min=1, help="Convolution kernel size (odd).")
+    n_groups: int = config_field(8, min=1, help="GroupNorm groups.")
     # training (forward) process: diffusers DDPMScheduler
-    num_train_timesteps: int = 100
-    beta_schedule: str = "squaredcos_cap_v2"
-    prediction_type: str = "epsilon"
-    clip_sample: bool = True  # clip predicted clean chunks to [-1, 1] (min-max normalised actions)
+    num_train_timesteps: int = config_field(100, min=1, help="Diffusion steps of the training process.")
+    beta_schedule: str = config_field("squaredcos_cap_v2", choices=BETA_SCHEDULES, help="Noise schedule.")
+    prediction_type: str = config_field("epsilon", choices=PREDICTION_TYPES, help="What the denoiser predicts.")
+    clip_sample: bool = config_field(True, help="Clip predicted clean chunks to [-1, 1] (min-max normalised "
+                                                "actions).")
     # inference (reverse) process: its own scheduler and step count, same betas as training
-    inference_scheduler: str = "ddim"
-    inference_steps: int = 10
+    inference_scheduler: str = config_field("ddim", choices=INFERENCE_SCHEDULERS, help="Sampler at inference.")
+    inference_steps: int = config_field(10, min=1, help="Denoising steps at inference (at most "
+                                                        "num_train_timesteps).")
     # "leading" (t = 90, 80, ..., 0 for 10 of 100 steps) is how Diffusion Policy samples. "trailing"
     # (99, ..., 9) starts where the capped cosine schedule leaves sqrt(alpha_bar) = 5e-4, so its first
     # clean-chunk estimate is the denoiser's error x2000, clipped. DDIM shrugs it off (50 episodes,
     # same weights: Lift 0.92 / 0.92, Can 0.96 / 0.96) but DPM-Solver++, which extrapolates from
     # earlier estimates, does not (Lift 0.94 leading, 0.10 trailing); see diffusion_samplers.json.
-    inference_timestep_spacing: str = "leading"
-    ddim_eta: float = 0.0
+    inference_timestep_spacing: str = config_field("leading", choices=("leading", "trailing", "linspace"),
+                                                   help="Which timesteps inference visits.")
+    ddim_eta: float = config_field(0.0, min=0, help="DDIM stochasticity (0: deterministic).")
 
-    def __post_init__(self):
-        super().__post_init__()
+    def validate(self):
+        super().validate()
         if self.down_dims is not None:
             self.down_dims = tuple(int(d) for d in self.down_dims)
         elif self.unet_size not in UNET_SIZES:
             raise PolicyError(f"unet_size must be one of {sorted(UNET_SIZES)}, not {self.unet_size!r}")
-        if self.inference_scheduler not in INFERENCE_SCHEDULERS:
-            raise PolicyError(f"inference_scheduler must be one of {INFERENCE_SCHEDULERS}, not {self.inference_scheduler!r}")
-        if self.prediction_type not in PREDICTION_TYPES:
-            raise PolicyError(f"prediction_type must be one of {PREDICTION_TYPES}, not {self.prediction_type!r}")
-        if not 1 <= self.inference_steps <= self.num_train_timesteps:
+        if self.inference_steps > self.num_train_timesteps:
             raise PolicyError(f"inference_steps {self.inference_steps} must lie in [1, num_train_timesteps={self.num_train_timesteps}]")
-        if self.beta_schedule not in BETA_SCHEDULES:
-            raise PolicyError(f"beta_schedule must be one of {BETA_SCHEDULES}, not {self.beta_schedule!r}")
-        if self.inference_timestep_spacing not in ("leading", "trailing", "linspace"):
-            raise PolicyError(f"inference_timestep_spacing must be leading, trailing or linspace, not {self.inference_timestep_spacing!r}")
 
     @property
     def unet_down_dims(self) -> tuple[int, ...]:

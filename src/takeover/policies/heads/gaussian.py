@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from takeover.config import config_field
+
 from ..base import Policy
 from ..config import HeadConfig
 from ..encoders import mlp
@@ -16,8 +18,8 @@ from ..registry import register_head
 @dataclass
 class GaussianConfig(HeadConfig):
     head = "gaussian"
-    min_std: float = 1e-3
-    max_std: float = 10.0
+    min_std: float = config_field(1e-3, above=0, help="Floor of the std (normalised units).")
+    max_std: float = config_field(10.0, above=0, help="Ceiling of the std (normalised units).")
 
 
 @register_head

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from takeover.config import config_field
+
 from ..base import Policy
 from ..config import HeadConfig
 from ..encoders import mlp
-from ..errors import PolicyError
 from ..registry import register_head
 from .distributions import MixtureParams, weighted_mean_nll
 
@@ -20,20 +21,13 @@ from .distributions import MixtureParams, weighted_mean_nll
 @dataclass
 class GMMConfig(HeadConfig):
     head = "gmm"
-    num_modes: int = 5
-    min_std: float = 1e-4
+    num_modes: int = config_field(5, min=1, help="Mixture components.")
+    min_std: float = config_field(1e-4, above=0, help="Floor of each component's std (normalised units).")
     # robomimic squashes means with tanh because its actions live in [-1, 1]. Ours are normalised:
     # None = tanh only under "minmax" (bounded); under "zscore" a tanh would cap means at ±1 std.
-    tanh_means: bool | None = None
-    low_noise_eval: bool = True
-    low_noise_std: float = 1e-4
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.num_modes < 1:
-            raise PolicyError(f"gmm num_modes must be >= 1, not {self.num_modes}")
-        if self.min_std <= 0:
-            raise PolicyError(f"gmm min_std must be > 0, not {self.min_std}")
+    tanh_means: bool | None = config_field(None, help="Squash means with tanh (default: only under minmax).")
+    low_noise_eval: bool = config_field(True, help="Sampling at evaluation shrinks the std to low_noise_std.")
+    low_noise_std: float = config_field(1e-4, above=0, help="The std of low-noise evaluation samples.")
 
 
 @register_head

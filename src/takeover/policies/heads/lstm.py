@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from takeover.config import config_field, with_default
 from takeover.datasets.torch_dataset import Windows
 
 from ..base import Policy
@@ -28,31 +29,30 @@ from ..encoders import mlp
 from ..errors import PolicyError
 from ..registry import register_head
 from .distributions import MixtureParams, weighted_mean_nll
+from .gmm import GMMConfig
 
 
 @dataclass
 class LSTMConfig(HeadConfig):
     head = "lstm"
-    hidden_dims: tuple[int, ...] = ()  # MLP between LSTM and output; robomimic's BC-RNN uses none
-    rnn_hidden_dim: int = 400
-    rnn_layers: int = 2
-    seq_len: int = 10
-    reset_every: int | None = None  # None: every seq_len steps; 0: only at reset()
-    output: str = "gmm"  # "gmm" or "gaussian"
-    num_modes: int = 5  # gmm only
-    min_std: float = 1e-4
-    tanh_means: bool | None = None  # None: tanh only under "minmax" action normalisation (see gmm.py)
-    low_noise_eval: bool = True
-    low_noise_std: float = 1e-4
+    # robomimic's BC-RNN uses no MLP between the LSTM and the output
+    hidden_dims: tuple[int, ...] = config_field((), help="Widths of the MLP between the LSTM and the output.")
+    rnn_hidden_dim: int = config_field(400, min=1, help="LSTM hidden size.")
+    rnn_layers: int = config_field(2, min=1, help="LSTM layers.")
+    seq_len: int = config_field(10, min=1, help="Training sequence length.")
+    reset_every: int | None = config_field(None, min=0, help="Steps between hidden-state resets at evaluation "
+                                                             "(None: every seq_len steps; 0: only at reset()).")
+    output: str = config_field("gmm", choices=("gmm", "gaussian"), help="Output distribution.")
+    num_modes: int = with_default(GMMConfig, "num_modes", 5)
+    min_std: float = with_default(GMMConfig, "min_std", 1e-4)
+    tanh_means: bool | None = with_default(GMMConfig, "tanh_means", None)
+    low_noise_eval: bool = with_default(GMMConfig, "low_noise_eval", True)
+    low_noise_std: float = with_default(GMMConfig, "low_noise_std", 1e-4)
 
-    def __post_init__(self):
-        super().__post_init__()
+    def validate(self):
+        super().validate()
         if self.obs_horizon != 1 or self.action_horizon != 1:
             raise PolicyError("lstm head keeps its own history: obs_horizon and action_horizon must be 1")
-        if self.output not in ("gmm", "gaussian"):
-            raise PolicyError(f"lstm output must be 'gmm' or 'gaussian', not {self.output!r}")
-        if self.seq_len < 1 or (self.reset_every is not None and self.reset_every < 0):
-            raise PolicyError(f"lstm needs seq_len >= 1 and reset_every >= 0 (got {self.seq_len}, {self.reset_every})")
 
     @property
     def windows(self) -> Windows:
