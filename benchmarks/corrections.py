@@ -67,8 +67,8 @@ from takeover.policies.evaluate import CheckpointAgent, eval_seeds  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
 from takeover.sim.stats import mean_interval, wilson_interval  # noqa: E402
 from takeover.sim.rollout import RolloutPool  # noqa: E402
-from takeover.teleop.noise import ActionNoise  # noqa: E402
-from takeover.teleop.scripted_collection import ExpertAgent, collect_scripted  # noqa: E402
+from takeover.sim.noise import ActionNoise  # noqa: E402
+from takeover.datasets.scripted_collection import ExpertAgent, collect_scripted  # noqa: E402
 
 METHODS = ("bc", "dart-fixed", "dart-fit", "dagger", "hg-dagger", "ccil")
 COLOURS = {"bc": "tab:green", "dart-fixed": "tab:purple", "dart-fit": "tab:pink", "dagger": "tab:blue",

@@ -50,7 +50,7 @@ from takeover.datasets.tools import merge  # noqa: E402
 from takeover.policies.evaluate import evaluate, eval_seeds  # noqa: E402
 from takeover.policies.train import TrainConfig, Trainer  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
-from takeover.teleop.scripted_collection import collect_scripted  # noqa: E402
+from takeover.datasets.scripted_collection import collect_scripted  # noqa: E402
 
 METHODS = ("dagger", "hg-dagger", "bc", "bc-long")
 DEFAULT_METHODS = ("dagger", "hg-dagger", "bc")

@@ -29,7 +29,7 @@ from takeover.datasets import DemoReader, DemoWriter  # noqa: E402
 from takeover.policies.evaluate import evaluate  # noqa: E402
 from takeover.policies.train import TrainConfig, train  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
-from takeover.teleop.scripted_collection import collect_scripted  # noqa: E402
+from takeover.datasets.scripted_collection import collect_scripted  # noqa: E402
 
 
 def idle_mask(actions: np.ndarray, tol: float = 1e-3) -> np.ndarray:

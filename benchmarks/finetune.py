@@ -38,7 +38,7 @@ from takeover.policies.train import TrainConfig, Trainer  # noqa: E402
 from takeover.rl_finetune.config import FinetuneConfig  # noqa: E402
 from takeover.rl_finetune.run import Finetuner  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
-from takeover.teleop.scripted_collection import collect_scripted  # noqa: E402
+from takeover.datasets.scripted_collection import collect_scripted  # noqa: E402
 
 METHODS = ("rlpd", "dapg", "scratch", "bc-more", "utd")
 COLOURS = {"rlpd": "tab:blue", "dapg": "tab:orange", "scratch": "tab:red", "bc-more": "tab:green",

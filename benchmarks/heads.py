@@ -33,7 +33,7 @@ from takeover.policies.evaluate import evaluate  # noqa: E402
 from takeover.policies.plots import read_metrics  # noqa: E402
 from takeover.policies.train import TrainConfig, Trainer  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
-from takeover.teleop.scripted_collection import collect_scripted  # noqa: E402
+from takeover.datasets.scripted_collection import collect_scripted  # noqa: E402
 
 HEADS = ("gaussian", "gmm", "cvae", "autoregressive", "lstm", "diffusion")
 # CPU-sized training budgets per head (steps at batch 256); diffusion needs the most.

@@ -104,7 +104,7 @@ def main():
     from takeover.policies.train import TrainConfig, train
     from takeover.sim import EnvSpec
     from takeover.teleop._pygame import pygame
-    from takeover.teleop.scripted_collection import collect_scripted
+    from takeover.datasets.scripted_collection import collect_scripted
     from takeover.teleop.virtual_joystick import VirtualJoystick
 
     load_start = os.getloadavg()[0]

@@ -18,7 +18,7 @@ def pytest_collection_modifyitems(config, items):
 def lift_demos(tmp_path_factory):
     """12 scripted Lift demonstrations (seeds 0..), with a train/valid split when `split` exists."""
     from takeover.sim import EnvSpec
-    from takeover.teleop.scripted_collection import collect_scripted
+    from takeover.datasets.scripted_collection import collect_scripted
 
     path = tmp_path_factory.mktemp("lift") / "demos.hdf5"
     collect_scripted(EnvSpec(task="Lift"), str(path), 12, workers=2)

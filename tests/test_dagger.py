@@ -11,7 +11,7 @@ from takeover.correction import BetaSchedule, CorrectionError
 from takeover.datasets import DemoReader
 from takeover.policies.train import TrainConfig, train
 from takeover.sim import EnvSpec
-from takeover.teleop.scripted_collection import collect_scripted
+from takeover.datasets.scripted_collection import collect_scripted
 
 from kill9 import kill_after_saves
 

@@ -24,7 +24,7 @@ from takeover.teleop.mapping import Tuning
 from takeover.teleop.session import RECORDING, Pacer, SessionConfig
 from takeover.teleop.virtual_joystick import VirtualJoystick
 from takeover.teleop.window import LINE_HEIGHT, PANEL_MARGIN, Window
-from takeover.teleop.scripted_collection import collect_scripted
+from takeover.datasets.scripted_collection import collect_scripted
 
 from kill9 import kill_after_saves
 

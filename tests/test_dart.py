@@ -13,7 +13,7 @@ from takeover.datasets import DemoReader
 from takeover.datasets.episode import Episode
 from takeover.policies.train import TrainConfig, train
 from takeover.sim import EnvSpec
-from takeover.teleop.scripted_collection import collect_scripted
+from takeover.datasets.scripted_collection import collect_scripted
 
 from kill9 import kill_after_saves
 
@@ -96,8 +96,8 @@ def test_noisy_expert_labels_are_the_clean_expert_actions():
     from takeover.sim.experts import make_expert
     from takeover.sim.rollout import run_episode
     from takeover.datasets import EpisodeRecorder
-    from takeover.teleop.noise import ActionNoise
-    from takeover.teleop.scripted_collection import EpisodeNoise, ExpertAgent
+    from takeover.sim.noise import ActionNoise
+    from takeover.datasets.scripted_collection import EpisodeNoise, ExpertAgent
 
     cov = np.zeros((7, 7))
     cov[:6, :6] = KNOWN_COV

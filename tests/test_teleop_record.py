@@ -14,7 +14,8 @@ import pytest
 
 from takeover.datasets import DemoReader, DemoWriter
 from takeover.sim import EnvSpec, make_env
-from takeover.teleop import ActionGains, ActionNoise, DeviceState, to_action
+from takeover.sim.noise import ActionNoise
+from takeover.teleop import ActionGains, DeviceState, to_action
 from takeover.datasets.playback import load_demo, replay_states
 from takeover.teleop.input_log import InputLogDevice
 from takeover.teleop.session import RecordingSession, SessionConfig

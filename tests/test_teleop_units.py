@@ -4,7 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from takeover.teleop import ActionGains, ActionNoise, DeviceState, GripperLatch, TeleopError, to_action
+from takeover.sim.errors import SimError
+from takeover.sim.noise import ActionNoise
+from takeover.teleop import ActionGains, DeviceState, GripperLatch, TeleopError, to_action
 from takeover.teleop.mapping import Tuning, load_mappings, parse_mappings, select_mapping
 from takeover.teleop.input_log import InputLogDevice
 
@@ -68,9 +70,9 @@ def test_noise_option_forms(tmp_path):
     (tmp_path / "std.json").write_text(json.dumps([0.05] * 7))
     assert np.allclose(ActionNoise.from_option(str(tmp_path / "std.json"), 7).std, 0.05)
     for bad in ("lots", "0.1,0.2", str(tmp_path / "missing.npy")):
-        with pytest.raises(TeleopError):
+        with pytest.raises(SimError):
             ActionNoise.from_option(bad, 7)
-    with pytest.raises(TeleopError):
+    with pytest.raises(SimError):
         ActionNoise(np.array([[1.0, 2.0], [2.0, 1.0]]))  # not positive semi-definite
 
 

@@ -222,7 +222,7 @@ def test_init_from_warm_starts_and_refuses_other_heads(lift_demos, tmp_path):
     # on other data (DAgger's aggregate, fine-tuning) the weights come from the checkpoint and the
     # normalisation from the new data: the checkpoint's statistics would put new states far out
     from takeover.sim import EnvSpec
-    from takeover.teleop.scripted_collection import collect_scripted
+    from takeover.datasets.scripted_collection import collect_scripted
 
     other = tmp_path / "other.hdf5"
     collect_scripted(EnvSpec(task="Lift"), str(other), 2, seed=500, workers=1)

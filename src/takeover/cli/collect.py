@@ -37,7 +37,7 @@ def collect(
     """Collect scripted-expert demonstrations (successful ones unless --keep-failed)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from takeover.teleop.scripted_collection import collect_scripted
+    from takeover.datasets.scripted_collection import collect_scripted
 
     if expert != "scripted":
         fail(f"unknown expert {expert!r}; available: scripted")
@@ -47,7 +47,7 @@ def collect(
                    camera_width=camera_size)
     action_noise = None
     if noise:
-        from takeover.teleop.noise import ActionNoise
+        from takeover.sim.noise import ActionNoise
 
         action_noise = ActionNoise.from_option(noise, action_dim=7, seed=seed or 0)
     with Progress(TextColumn("[bold]collect {task.fields[task]}"), BarColumn(), MofNCompleteColumn(),

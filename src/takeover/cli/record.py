@@ -75,7 +75,7 @@ def record(
     """
     from takeover.teleop.action import ActionGains
     from takeover.teleop.errors import TeleopError
-    from takeover.teleop.noise import ActionNoise
+    from takeover.sim.noise import ActionNoise
     from takeover.teleop.session import RecordingSession, SessionConfig
 
     if device not in DEVICES:
@@ -117,7 +117,7 @@ def _fitted_noise(checkpoint: str, noise_data: Path | None, output: Path, append
     adds noisy demos to the file a policy was trained on); a fresh output has none, so it is refused."""
     from takeover.correction.dart import describe_cov, fit_noise_for_recording
     from takeover.teleop.errors import TeleopError
-    from takeover.teleop.noise import ActionNoise
+    from takeover.sim.noise import ActionNoise
 
     if not checkpoint:
         raise TeleopError("--noise fit:CKPT: name the policy checkpoint or run folder after 'fit:'")

@@ -43,8 +43,8 @@ from takeover.policies.checkpoint import load_checkpoint
 from takeover.policies.evaluate import EVAL_SEED_START, resolve_checkpoint
 from takeover.sim.rollout import RolloutPool
 from takeover.teleop.errors import TeleopError
-from takeover.teleop.noise import ActionNoise
-from takeover.teleop.scripted_collection import EpisodeNoise, ExpertAgent
+from takeover.sim.noise import ActionNoise
+from takeover.datasets.scripted_collection import EpisodeNoise, ExpertAgent
 
 from .run_config import SEED_BLOCK
 from .dart_config import DART_SEED_START, DartConfig

@@ -39,7 +39,7 @@ def load_demo(path, demo):
 def replay_states(env, episode, on_frame=None, where: str = "demo") -> bool:
     """Set every recorded state of `episode` in turn (calling `on_frame(t)` after each, t = 0..T-1),
     then execute the last executed action and call `on_frame(T)`; returns success at the end."""
-    from .robosuite_import import load_model
+    from .model_loading import load_model
 
     states = episode.states
     if states.ndim != 2 or len(states) == 0 or states.shape[1] == 0:

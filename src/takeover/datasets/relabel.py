@@ -31,7 +31,7 @@ _ENVS: dict = {}
 def _env_for(spec_json: str, model_file: str, state, where: str):
     from takeover.sim import EnvSpec, make_env
 
-    from .robosuite_import import load_model
+    from .model_loading import load_model
 
     env = _ENVS.get(spec_json)
     if env is None:

@@ -34,7 +34,7 @@ class QuickstartConfig(Config):
 
 def run_quickstart(cfg: QuickstartConfig, say=log.info) -> dict:
     from takeover.datasets import DemoReader
-    from takeover.teleop.scripted_collection import collect_scripted
+    from takeover.datasets.scripted_collection import collect_scripted
 
     from .evaluate import evaluate
     from .train import train

@@ -1,15 +1,14 @@
 """takeover.teleop: input devices (keyboard, gamepad, a recorded input log, the scripted operator) -> typed DeviceState ->
-OSC action; the pygame window; the recording session; DART noise injection; scripted collection
-(`scripted_collection.py`); the demo viewer (`demo_viewer.py`).
+OSC action; the pygame window; the recording session; the demo viewer (`demo_viewer.py`). DART noise
+is `takeover.sim.noise`, scripted collection `takeover.datasets.scripted_collection`.
 
 Importing this package starts no threads and opens no window; pygame loads with the first device.
 """
 from .action import DEFAULT_GAINS, ActionGains, GripperLatch, to_action
 from .errors import TeleopError
-from .noise import ActionNoise
 from .state import EVENTS, DeviceState, InputDevice
 
-__all__ = ["ActionGains", "ActionNoise", "DEFAULT_GAINS", "DeviceState", "EVENTS", "GripperLatch", "InputDevice",
+__all__ = ["ActionGains", "DEFAULT_GAINS", "DeviceState", "EVENTS", "GripperLatch", "InputDevice",
            "TeleopError", "to_action", "GamepadDevice", "KeyboardDevice", "InputLogDevice", "ScriptedDevice",
            "RecordingSession", "SessionConfig", "run_session"]
 

@@ -30,9 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from takeover.sim.noise import ActionNoise
+
 from .action import DEFAULT_GAINS, ActionGains
 from .device_agent import DeviceAgent
-from .noise import ActionNoise
 from .input_log import EVENTS_LOG_KEY, INPUT_LOG_KEY
 from .state import DeviceState, InputDevice
 from .window import DIM, FG, GREEN, RED, YELLOW, Window

@@ -10,11 +10,13 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
-from takeover.datasets import DemoWriter, EpisodeRecorder
 from takeover.sim.env import object_layout
 from takeover.sim.experts import EXPERT_SUCCESS_HOLD, make_expert
 from takeover.sim.rollout import RolloutPool
 from takeover.sim.spec import EnvSpec
+
+from .episode import EpisodeRecorder
+from .writer import DemoWriter
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ class EpisodeNoise:
     """Picklable DART noise for rollout workers: one generator per episode, seeded by the episode seed
     (and the base seed), so the noise an episode sees does not depend on which worker ran it."""
 
-    noise: object  # teleop.noise.ActionNoise
+    noise: object  # sim.noise.ActionNoise
     base_seed: int = 0
 
     def for_episode(self, seed: int):

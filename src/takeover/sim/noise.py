@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TeleopError
+from .errors import SimError
 
 
 @dataclass
@@ -30,12 +30,12 @@ class ActionNoise:
     def __post_init__(self):
         cov = np.asarray(self.cov, dtype=np.float64)
         if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
-            raise TeleopError(f"noise covariance must be a square matrix, got shape {cov.shape}")
+            raise SimError(f"noise covariance must be a square matrix, got shape {cov.shape}")
         if not np.isfinite(cov).all() or not np.allclose(cov, cov.T, atol=1e-10):
-            raise TeleopError("noise covariance must be finite and symmetric")
+            raise SimError("noise covariance must be finite and symmetric")
         eig = np.linalg.eigvalsh(cov)
         if eig.min() < -1e-10:
-            raise TeleopError(f"noise covariance must be positive semi-definite (smallest eigenvalue {eig.min():.3g})")
+            raise SimError(f"noise covariance must be positive semi-definite (smallest eigenvalue {eig.min():.3g})")
         self.cov = cov
         # eigen-decomposition square root works for singular (zero-std) dimensions too
         w, v = np.linalg.eigh(cov)
@@ -46,7 +46,7 @@ class ActionNoise:
     def from_std(cls, std, seed: int | None = None, clip: bool = True) -> ActionNoise:
         std = np.asarray(std, dtype=np.float64).reshape(-1)
         if (std < 0).any() or not np.isfinite(std).all():
-            raise TeleopError(f"noise std must be finite and >= 0, got {std.tolist()}")
+            raise SimError(f"noise std must be finite and >= 0, got {std.tolist()}")
         return cls(np.diag(std ** 2), seed=seed, clip=clip)
 
     @property
@@ -63,7 +63,7 @@ class ActionNoise:
     def apply(self, action) -> np.ndarray:
         action = np.asarray(action, dtype=np.float64)
         if action.shape != (self.action_dim,):
-            raise TeleopError(f"action has shape {action.shape}; the noise is {self.action_dim}-dimensional")
+            raise SimError(f"action has shape {action.shape}; the noise is {self.action_dim}-dimensional")
         out = action + self.sample()
         return np.clip(out, -1.0, 1.0) if self.clip else out
 
@@ -85,26 +85,26 @@ class ActionNoise:
             try:
                 std = [float(v) for v in text.split(",")]
             except ValueError:
-                raise TeleopError(f"--noise {text!r}: expected a number, a comma list of numbers, or a .npy/.json file") from None
+                raise SimError(f"--noise {text!r}: expected a number, a comma list of numbers, or a .npy/.json file") from None
             if len(std) != action_dim:
-                raise TeleopError(f"--noise lists {len(std)} stds; the action has {action_dim} dimensions")
+                raise SimError(f"--noise lists {len(std)} stds; the action has {action_dim} dimensions")
             return cls.from_std(std, seed)
         path = Path(text)
         if not path.exists():
-            raise TeleopError(f"--noise {text!r}: not a number, a comma list, or an existing .npy/.json file")
+            raise SimError(f"--noise {text!r}: not a number, a comma list, or an existing .npy/.json file")
         try:
             if path.suffix == ".npy":
                 value = np.load(path, allow_pickle=False)
             elif path.suffix == ".json":
                 value = np.asarray(json.loads(path.read_text()), dtype=np.float64)
             else:
-                raise TeleopError(f"noise file {path}: expected a .npy or .json file")
+                raise SimError(f"noise file {path}: expected a .npy or .json file")
         except (ValueError, OSError) as exc:
-            raise TeleopError(f"noise file {path} does not load: {exc}") from None
+            raise SimError(f"noise file {path} does not load: {exc}") from None
         value = np.asarray(value, dtype=np.float64)
         if value.shape == (action_dim,):
             return cls.from_std(value, seed)
         if value.shape == (action_dim, action_dim):
             return cls(value, seed=seed)
-        raise TeleopError(f"noise file {path} holds shape {value.shape}; expected ({action_dim},) stds "
+        raise SimError(f"noise file {path} holds shape {value.shape}; expected ({action_dim},) stds "
                           f"or an ({action_dim}, {action_dim}) covariance")
