@@ -58,8 +58,8 @@ def test_train_config_refuses_zero_budgets():
     (["eval", "run", "--episodes", "0"], "--episodes"),
     (["eval", "run", "--workers", "-1"], "--workers"),
     (["collect", "-o", "x.hdf5", "-n", "0"], "--episodes"),
-    (["quickstart", "--demos", "0"], "--demos"),
-    (["quickstart", "--episodes", "0"], "--episodes"),
+    (["quickstart", "--num-demos", "0"], "--num-demos"),
+    (["quickstart", "--eval-episodes", "0"], "--eval-episodes"),
     (["data", "replay", "x.hdf5", "--demo", "0", "--video", "v.mp4", "--fps", "0"], "--fps"),
 ], ids=" ".join)
 def test_zero_or_negative_budgets_are_refused(argv, option, capsys, tmp_path, monkeypatch):

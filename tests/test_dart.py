@@ -137,7 +137,7 @@ def test_bad_dart_and_fitted_record_input_is_one_line_and_modifies_nothing(tiny,
     before = {p: sha(p) for p in (demos, stack)}
     base = ["dart", str(demos), "--policy", str(policy), "--out", str(tmp_path / "run")]
     out = tmp_path / "rec.hdf5"
-    rec = ["record", "--device", "scripted", "--output", str(out)]
+    rec = ["record", "--input", "scripted", "--out", str(out)]
     cases = [
         (base + ["--iterations", "0"], "must be at least 1"),
         (base + ["--resume"], "nothing to resume"),

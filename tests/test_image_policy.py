@@ -17,7 +17,7 @@ def image_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("images")
     data = root / "demos.hdf5"
     assert run_cli(["collect", "--task", "Lift", "-n", "2", "-o", str(data), "--workers", "1",
-                    "--camera", "agentview", "--camera-size", "32"]) == 0
+                    "--obs-camera", "agentview", "--camera-size", "32"]) == 0
     out = root / "run"
     train(TrainConfig(data=str(data), out=str(out), head="gaussian", steps=30, eval_episodes=0, threads=1,
                       obs_keys=LOW_DIM + ["agentview_image"]))

@@ -123,9 +123,9 @@ def test_gamepad_session_hotplug_unplug_resume_and_save(tmp_path, headless, capl
 def test_no_controller_is_one_line_error_with_a_hint(tmp_path):
     env = dict(os.environ, SDL_VIDEODRIVER="dummy")
     out = tmp_path / "none.hdf5"
-    proc = subprocess.run([sys.executable, "-m", "takeover.cli.main", "record", "--device", "gamepad", "-o", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "takeover.cli.main", "record", "--input", "gamepad", "-o", str(out)],
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "no game controller found" in lines[0] and "--device keyboard" in lines[0], proc.stderr
+    assert len(lines) == 1 and "no game controller found" in lines[0] and "--input keyboard" in lines[0], proc.stderr
     assert not out.exists()

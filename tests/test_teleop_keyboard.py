@@ -56,7 +56,7 @@ def xdo(env, *args):
 
 def test_keyboard_moves_the_arm_saves_and_the_window_shows_the_scene(xvfb, tmp_path):
     out = tmp_path / "keys.hdf5"
-    rec = subprocess.Popen([sys.executable, "-m", "takeover.cli.main", "-v", "record", "--device", "keyboard",
+    rec = subprocess.Popen([sys.executable, "-m", "takeover.cli.main", "-v", "record", "--input", "keyboard",
                             "-o", str(out), "--episodes", "1", "--render-size", "128", "--size", "256"],
                            env=xvfb, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # stderr is read on a thread: the log says when the first frame is shown, and a failure can quote it

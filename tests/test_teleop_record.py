@@ -21,7 +21,7 @@ from takeover.teleop.input_log import InputLogDevice
 from takeover.teleop.session import RecordingSession, SessionConfig
 
 HEADLESS = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
-RECORD = [sys.executable, "-m", "takeover.cli.main", "-v", "record", "--device", "scripted", "--no-realtime",
+RECORD = [sys.executable, "-m", "takeover.cli.main", "-v", "record", "--input", "scripted", "--no-realtime",
           "--render-size", "64", "--size", "128"]
 
 
@@ -152,7 +152,7 @@ def test_output_file_of_another_task_is_refused_before_recording(tmp_path, monke
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     listing = sorted(p.name for p in tmp_path.iterdir())
     for extra in (["--append"], []):
-        assert run_cli(["record", "--task", "Lift", "--device", "keyboard", "-o", str(path)] + extra) == 2
+        assert run_cli(["record", "--task", "Lift", "--input", "keyboard", "-o", str(path)] + extra) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err
         assert ("Stack" in err and "Lift" in err) if extra else "already exists" in err

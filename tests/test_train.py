@@ -97,7 +97,7 @@ def test_checkpoint_refuses_other_task_and_bad_files(lift_demos, tmp_path):
 def test_eval_command_writes_report_and_video(lift_demos, tmp_path, capsys):
     out = tmp_path / "run"
     train(TrainConfig(data=str(lift_demos), out=str(out), head="gaussian", steps=20, eval_episodes=0, threads=1))
-    assert cli("eval", out, "--episodes", 2, "--workers", 1, "--video", 1, "--max-steps", 15) == 0
+    assert cli("eval", out, "--episodes", 2, "--workers", 1, "--videos", 1, "--horizon", 15) == 0
     report = json.loads((out / "eval.json").read_text())
     assert {"success_rate", "ci95", "episodes", "per_episode"} <= set(report)
     assert report["episodes"] == 2 and [e["seed"] for e in report["per_episode"]] == [1_000_000, 1_000_001]
@@ -114,7 +114,7 @@ def test_eval_command_writes_report_and_video(lift_demos, tmp_path, capsys):
     assert "success rate" in capsys.readouterr().out
 
     # inference-time overrides are applied, recorded, and a bad one is refused by name
-    assert cli("eval", out, "--episodes", 1, "--workers", 1, "--max-steps", 5, "--set", "exec_horizon=1",
+    assert cli("eval", out, "--episodes", 1, "--workers", 1, "--horizon", 5, "--set", "exec_horizon=1",
                "--out", tmp_path / "override") == 0
     assert json.loads((tmp_path / "override" / "eval.json").read_text())["overrides"] == {"exec_horizon": 1}
 
@@ -126,7 +126,7 @@ def test_eval_command_writes_report_and_video(lift_demos, tmp_path, capsys):
         obs = {k: v[0] for k, v in reader.episode(reader.demos[0]).obs.items()}
     mode, drawn = CheckpointAgent(ckpt)().policy, CheckpointAgent(ckpt, sample=True)().policy
     assert np.array_equal(mode.act(obs), mode.act(obs)) and not np.array_equal(drawn.act(obs), drawn.act(obs))
-    assert cli("eval", out, "--episodes", 1, "--workers", 1, "--max-steps", 5, "--sample", "--out", tmp_path / "s") == 0
+    assert cli("eval", out, "--episodes", 1, "--workers", 1, "--horizon", 5, "--sample", "--out", tmp_path / "s") == 0
     assert json.loads((tmp_path / "s" / "eval.json").read_text())["sampled"] is True
     capsys.readouterr()
     assert cli("eval", out, "--episodes", 1, "--set", "no_such_option=3") == 2

@@ -35,7 +35,9 @@ def run_cli(argv=None) -> int:
     from . import commands  # noqa: F401  (registers every subcommand on `app`)
     from .usage_errors import is_click_abort, is_click_error, is_help_request, one_line
 
-    args = list(sys.argv[1:] if argv is None else argv)
+    from .vocabulary import rewrite_renamed
+
+    args = rewrite_renamed(list(sys.argv[1:] if argv is None else argv), lambda line: typer.echo(line, err=True))
     # --debug is read here too: a mistake in the command line itself is found before the root callback runs
     _state["debug"] = "--debug" in args
     try:

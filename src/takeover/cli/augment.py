@@ -12,6 +12,7 @@ from takeover.correction.ccil_config import CcilConfig
 
 from .app import app, fail
 from .options import config_options
+from .vocabulary import out_option
 
 
 @app.command()
@@ -21,7 +22,7 @@ from .options import config_options
 def augment(
     settings: dict,
     data: Path = typer.Argument(..., help="Demonstration HDF5 file (never modified)."),
-    out: Path = typer.Option(..., "--out", "-o", help="New HDF5 file: the input's demos and the label demos."),
+    out: Path = out_option("the new HDF5 file: the input's demos and the label demos."),
     method: str = typer.Option("ccil", help="Augmentation: ccil (learned dynamics, corrective labels). "
                                "Noise-injected collection (DART) is `takeover collect --noise`."),
     report: Optional[Path] = typer.Option(None, help="Also write the report (model errors, Lipschitz estimates, "

@@ -12,14 +12,16 @@ from takeover.sim.tasks import TASKS
 
 from .app import app, fail
 from .options import limits
+from .vocabulary import help_text, horizon_option, out_option
 
 
 @app.command()
 def collect(
     task: str = typer.Option(default_of(EnvSpec, "task"), help=f"Task: {', '.join(TASKS)}."),
     expert: str = typer.Option("scripted", help="Who acts: 'scripted' (the task's scripted expert)."),
-    n: int = typer.Option(50, "-n", "--episodes", help="Demonstrations to save.", callback=limits(min=1)),
-    out: Path = typer.Option(..., "-o", "--out", help="Output HDF5 file."),
+    n: int = typer.Option(50, "-n", "--episodes", help=help_text("--episodes", "demonstrations to save."),
+                          callback=limits(min=1)),
+    out: Path = out_option("the HDF5 file to write."),
     seed: Optional[int] = typer.Option(None, callback=limits(min=0),
                                        help="First episode seed (default 0; with --append, continues the file's seeds)."),
     workers: int = typer.Option(2, help="Worker processes (0: in this process).", callback=limits(min=0)),
@@ -27,10 +29,10 @@ def collect(
     append: bool = typer.Option(False, "--append", help="Add to an existing file of the same task."),
     noise: Optional[str] = typer.Option(None, help="DART noise on executed actions: a std ('0.1'), per-dim stds "
                                         "('0.1,0.1,0.1,0,0,0,0') or a covariance .npy/.json file."),
-    horizon: Optional[int] = typer.Option(None, help="Episode length limit (default: the task's).",
-                                          callback=limits(min=1)),
-    camera: Optional[List[str]] = typer.Option(None, help="Also record this camera's images as obs/<camera>_image "
-                                               "(repeat; e.g. agentview, robot0_eye_in_hand)."),
+    horizon: Optional[int] = horizon_option(),
+    obs_camera: Optional[List[str]] = typer.Option(None, "--obs-camera", help=help_text(
+        "--obs-camera", "also record this camera's images as obs/<camera>_image (repeat; e.g. agentview, "
+                        "robot0_eye_in_hand).")),
     camera_size: int = typer.Option(default_of(EnvSpec, "camera_height"), callback=limits(min=8),
                                     help="Camera image height and width in pixels."),
 ):
@@ -43,7 +45,7 @@ def collect(
         fail(f"unknown expert {expert!r}; available: scripted")
     if out.exists() and not append:
         fail(f"{out} exists; pass --append to add to it or choose another --out")
-    spec = EnvSpec(task=task, horizon=horizon, camera_names=tuple(camera or ()), camera_height=camera_size,
+    spec = EnvSpec(task=task, horizon=horizon, camera_names=tuple(obs_camera or ()), camera_height=camera_size,
                    camera_width=camera_size)
     action_noise = None
     if noise:

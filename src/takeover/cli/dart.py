@@ -15,7 +15,7 @@ from .options import config_option, config_options, limits, retrain_overrides
 
 
 @app.command()
-@config_options(DartConfig, arguments=("data",), decls={"out": ("--out", "-o")})
+@config_options(DartConfig, arguments=("data",), decls={"out": ("--out", "-o"), "episodes": ("--episodes-per-round",)})
 def dart(
     settings: dict,
     train_steps: Optional[int] = typer.Option(None, callback=limits(min=1),

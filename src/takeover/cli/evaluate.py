@@ -11,19 +11,19 @@ from takeover.policies.seeds import EVAL_SEED_START
 
 from .app import app
 from .options import limits
+from .vocabulary import episodes_option, help_text, horizon_option, out_option
 
 
 @app.command("eval")
 def eval_(
     checkpoint: Path = typer.Argument(..., help="Checkpoint file, or a run folder (its best checkpoint)."),
-    episodes: int = typer.Option(50, help="Episodes (fixed seeds, disjoint from collection seeds).",
-                                 callback=limits(min=1)),
+    episodes: int = episodes_option(50, "episodes evaluated (fixed seeds, disjoint from collection seeds)."),
     workers: int = typer.Option(2, help="Worker processes (0: in this process).", callback=limits(min=0)),
-    video: int = typer.Option(0, help="Record videos of the first N episodes.", callback=limits(min=0)),
-    out: Optional[Path] = typer.Option(None, help="Folder for eval.json and videos (default: the run folder or next to the checkpoint)."),
+    videos: int = typer.Option(0, "--videos", help=help_text("--videos", "the first N."), callback=limits(min=0)),
+    out: Optional[Path] = out_option("the folder for eval.json and videos (default: the run folder or next to the "
+                                     "checkpoint).", default=None),
     seed_start: int = typer.Option(EVAL_SEED_START, help="First evaluation seed.", callback=limits(min=0)),
-    max_steps: Optional[int] = typer.Option(None, help="Episode length limit (default: the task's).",
-                                            callback=limits(min=1)),
+    horizon: Optional[int] = horizon_option(),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Inference-time head option key=value (repeat), "
                                              "e.g. --set inference_scheduler=ddpm --set inference_steps=100."),
     sample: bool = typer.Option(False, "--sample", help="Draw actions from the head's distribution instead of "
@@ -53,8 +53,8 @@ def eval_(
             counts["ok"] += res.success
             bar.update(tid, completed=counts["done"], ok=counts["ok"])
 
-        report = evaluate(ckpt, seeds=seeds, workers=workers, video_dir=out / "videos" if video else None,
-                          videos=video, progress=progress, max_steps=max_steps,
+        report = evaluate(ckpt, seeds=seeds, workers=workers, video_dir=out / "videos" if videos else None,
+                          videos=videos, progress=progress, max_steps=horizon,
                           overrides=overrides or None, sample=sample)
     tmp = out / ".eval.json.tmp"
     tmp.write_text(report.to_json())

@@ -12,7 +12,7 @@ from .options import HeadHelpCommand, config_options
 
 
 @app.command(cls=HeadHelpCommand)
-@config_options(QuickstartConfig, decls={"eval_episodes": ("--episodes",)})
+@config_options(QuickstartConfig, decls={"out": ("--out", "-o"), "demos": ("--num-demos",)})
 def quickstart(settings: dict):
     """Collect scripted demos -> train -> evaluate in parallel -> report.md."""
     from takeover.policies.quickstart import run_quickstart

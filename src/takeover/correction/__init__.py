@@ -7,7 +7,7 @@
 - `runs.py`: what the correction runs share (input checks, state file, retraining, evaluation).
 - `beta.py`: the beta schedules.
 - `operator.py`: the simulated operator (headless HG-DAgger).
-- `live.py`: live take-over in the window (`--expert human --device gamepad|keyboard`), through the
+- `live.py`: live take-over in the window (`--expert human --input gamepad|keyboard`), through the
   same `DaggerRun`; `retrain.py`: its background retraining process.
 """
 from .beta import BetaSchedule

@@ -14,9 +14,9 @@ DAGGER_SEED_START = 3_000_000  # after collection (0...), evaluation (1,000,000.
 
 @dataclass
 class DaggerConfig(RunConfig):
-    out: str = config_field(help="Run folder: data.hdf5, round_<k>/, dagger.json, report.md.")
+    out: str = config_field(help="Output: the run folder (data.hdf5, round_<k>/, dagger.json, report.md).")
     rounds: int = config_field(5, help="DAgger rounds after the initial policy.", min=1)
-    episodes_per_round: int = config_field(10, help="Episodes rolled out (and labelled) per round.", min=1)
+    episodes_per_round: int = config_field(10, help="Episodes per round: rolled out and labelled.", min=1)
     labeller: str = config_field("scripted", help="Who labels: 'scripted' (the expert labels every visited state; "
                                  "the beta-mixture drives), 'operator' (HG-DAgger: the scripted expert plays a person "
                                  "who takes over when the policy strays; only its steps are labels) or 'human' (live "

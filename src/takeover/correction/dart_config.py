@@ -15,10 +15,11 @@ DART_SEED_START = 4_000_000  # after collection, evaluation (1,000,000), selecti
 @dataclass
 class DartConfig(RunConfig):
     policy: str = config_field(help="Run folder (its best checkpoint) or checkpoint of the iteration-0 learner.")
-    out: str = config_field(help="Run folder: data.hdf5, iter_<k>/, dart.json, report.md.")
+    out: str = config_field(help="Output: the run folder (data.hdf5, iter_<k>/, dart.json, report.md).")
     iterations: int = config_field(3, help="DART iterations (noisy collection, retraining, refit) after the initial "
                                    "policy.", min=1)
-    episodes: int = config_field(10, help="Noisy expert episodes per iteration (every step is a label).", min=1)
+    episodes: int = config_field(10, help="Episodes per round: noisy expert episodes per iteration (every step is a "
+                                          "label).", min=1)
     noise: str = config_field("fit", help="'fit': the noise covariance is refitted each iteration to the learner's "
                               "error against the expert; otherwise fixed noise for every iteration: a std ('0.1'), "
                               "per-dimension stds or a .npy/.json std vector or covariance (as `collect --noise`).")

@@ -19,7 +19,8 @@ class RunConfig(Config):
     error: ClassVar[type[Exception]] = CorrectionError
     data: str = config_field(help="Demonstration HDF5 file (copied into the run folder; never modified).")
     policy: str = config_field(help="Run folder (its best checkpoint) or checkpoint of the round-0 learner.")
-    out: str = config_field(help="Run folder: data.hdf5, one folder per round, the run's JSON state, report.md.")
+    out: str = config_field(help="Output: the run folder (data.hdf5, one folder per round, the run's JSON "
+                                    "state, report.md).")
     workers: int = config_field(2, help="Rollout worker processes (0 or 1: in this process).", min=0)
     eval_episodes: int = config_field(50, help="Evaluation episodes per round (fixed seeds); 0 skips the evaluation "
                                       "(a study that evaluates chosen rounds itself).", min=0)

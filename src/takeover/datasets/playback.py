@@ -58,13 +58,15 @@ def replay_states(env, episode, on_frame=None, where: str = "demo") -> bool:
     return env.check_success()
 
 
-def replay_video(path, demo, out_mp4, camera: str = "agentview", size: int = 256, fps: int = 20, progress=None) -> Path:
+def replay_video(path, demo, out_mp4, camera: str = "agentview", size: int | tuple[int, int] = 256, fps: int = 20,
+                 progress=None) -> Path:
     """Render demo `demo` of `path`, one frame per recorded state, to an H.264 mp4 (yuv420p,
     browser-playable) written via a temp file and a rename. Returns the mp4 path."""
     from takeover.sim import make_env
     from takeover.sim.errors import SimError
     from takeover.sim.video import write_mp4
 
+    width, height = (size, size) if isinstance(size, int) else size
     name, spec, episode, _ = load_demo(path, demo)
     env = make_env(spec, seed=0)
     frames = []
@@ -72,7 +74,7 @@ def replay_video(path, demo, out_mp4, camera: str = "agentview", size: int = 256
     def grab(t):
         if t < len(episode):
             try:
-                frames.append(env.render(size, size, camera))
+                frames.append(env.render(width, height, camera))
             except SimError as exc:
                 raise DatasetError(f"{path}, {name}: {exc}") from None
             if progress is not None:

@@ -21,14 +21,14 @@ log = logging.getLogger(__name__)
 @dataclass
 class QuickstartConfig(Config):
     error: ClassVar[type[Exception]] = PolicyError
-    out: str = config_field("runs/quickstart", help="Folder for the data, the run and report.md.")
+    out: str = config_field("runs/quickstart", help="Output: the folder for the data, the run and report.md.")
     task: str = config_field("Lift", help="Task of the scripted demonstrations.")
     demos: int = config_field(50, help="Scripted demonstrations to collect.", min=1)
     head: str = config_field(default_of(TrainConfig, "head"), help="Action head.")
     steps: int = config_field(3000, help="Training steps.", min=1)
     eval_episodes: int = config_field(50, help="Evaluation episodes.", min=1)
     workers: int = config_field(2, help="Worker processes for collection and evaluation.", min=0)
-    videos: int = config_field(3, help="Evaluation episodes recorded as videos.", min=0)
+    videos: int = config_field(3, help="Episodes recorded as videos: the first N evaluation episodes.", min=0)
     seed: int = config_field(0, help="First collection seed and the training seed.", min=0)
 
 

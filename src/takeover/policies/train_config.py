@@ -15,7 +15,7 @@ from .seeds import SELECTION_SEED_START
 class TrainConfig(Config):
     error: ClassVar[type[Exception]] = PolicyError
     data: str = config_field(help="Demonstration HDF5 file.")
-    out: str = config_field(help="Run folder.")
+    out: str = config_field(help="Output: the run folder.")
     head: str = config_field("gaussian", help="Action head.")
     head_options: dict = config_field(default_factory=dict, help="Head config fields to change, e.g. {'num_modes': 5}.")
     obs_keys: list | None = config_field(None, help="Observation keys to use; default: eef pose, gripper, object "
@@ -39,7 +39,7 @@ class TrainConfig(Config):
                                         help="First seed of checkpoint selection; final evaluation uses others.")
     checkpoint_every: int = config_field(1000, help="Steps between saves of the training state (last.pt).", min=1)
     seed: int = config_field(0, help="Seed of the weights and of the batches.", min=0)
-    device: str = config_field("auto", help="auto (CUDA when present), cpu, cuda, cuda:1.")
+    device: str = config_field("auto", help="Torch device: auto (CUDA when present), cpu, cuda, cuda:1.")
     threads: int | None = config_field(None, help="torch CPU threads (default: torch's).", min=1)
     init_from: str | None = config_field(None, help="Warm start from this checkpoint's weights (same head and keys), "
                                                     "with a fresh optimiser and schedule; the normalisation is fitted to "

@@ -17,7 +17,7 @@ class FinetuneConfig(Config):
     checkpoint: str = config_field(help="Checkpoint to start from (a gaussian head trained by `takeover train`).")
     demos: list = config_field(default_factory=list, help="Demonstration file(s) seeding the demo buffer "
                                                           "(DAgger take-over files too).")
-    out: str = config_field("", help="Run folder.")
+    out: str = config_field("", help="Output: the run folder.")
     algo: str = config_field("rlpd", choices=("rlpd", "dapg"), help="rlpd (off-policy SAC with a demo buffer) or "
                                                                      "dapg (PPO with a decaying demo term).")
     env_steps: int = config_field(50_000, min=1, help="Environment steps to collect (budget).")
@@ -27,7 +27,7 @@ class FinetuneConfig(Config):
     horizon: int | None = config_field(None, min=1, help="Episode length limit for collection and evaluation "
                                                          "(default: the task's).")
     workers: int = config_field(2, min=0, help="Rollout worker processes (0: in this process).")
-    episodes_per_round: int | None = config_field(None, min=1, help="Episodes collected between updates "
+    episodes_per_round: int | None = config_field(None, min=1, help="Episodes per round: collected between updates "
                                                                    "(default: one per worker).")
     eval_every: int = config_field(5000, min=1, help="Env steps between evaluations (and one at start and end).")
     eval_episodes: int = config_field(20, min=0, help="Episodes per evaluation, on the fixed evaluation seeds.")

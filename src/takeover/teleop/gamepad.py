@@ -17,12 +17,17 @@ from .state import DeviceState
 
 logger = logging.getLogger(__name__)
 
-NO_CONTROLLER = "no game controller found (SDL sees 0 joysticks); plug one in, or use --device keyboard"
+NO_CONTROLLER = "no game controller found (SDL sees 0 joysticks); plug one in, or use --input keyboard"
 UNPLUGGED = "controller unplugged: plug it back in to resume"
 
 
 class GamepadDevice:
     name = "gamepad"
+    gripper_mode = "hold"
+
+    @classmethod
+    def open(cls, options):
+        return cls(mapping_file=options.mapping)  # no controller: one line naming the fix
 
     def __init__(self, mapping_file: str | Path | None = None, require_connected: bool = True):
         self.mappings = load_mappings(mapping_file)

@@ -52,6 +52,11 @@ HELP = [
 
 class KeyboardDevice:
     name = "keyboard"
+    gripper_mode = "toggle"
+
+    @classmethod
+    def open(cls, options):
+        return cls()
 
     def __init__(self, speed: float = 1.0, ramp_s: float = 0.3, ramp_start: float = 0.3,
                  clock: Callable[[], float] = time.monotonic):

@@ -21,6 +21,13 @@ SCRIPTED_GAINS = ActionGains(translation=1.0, rotation=1.0, gripper_mode="hold")
 class ScriptedDevice:
     name = "scripted"
     source = "expert"
+    gripper_mode = "hold"
+
+    @classmethod
+    def open(cls, options):
+        if options.env is None:
+            raise TeleopError("the scripted device needs the environment its expert reads")
+        return cls(options.env, seed=options.seed, save_after_success=options.save_after_success)
 
     def __init__(self, env, expert=None, seed: int | None = 0, gains: ActionGains = SCRIPTED_GAINS,
                  save_after_success: int | None = 10):
