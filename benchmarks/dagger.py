@@ -35,28 +35,24 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
-import shutil
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, plot_label_curves  # noqa: E402
+from common import (DEMO_SEED_STRIDE, RESULTS, evaluate_cached, initial_policy, load_results, plot_label_curves,  # noqa: E402
+                    point, save_results, train_bc)
 
 from takeover.correction.dagger import DaggerConfig, run_dagger  # noqa: E402
-from takeover.datasets import DemoReader, DemoWriter  # noqa: E402
-from takeover.datasets.tools import merge  # noqa: E402
-from takeover.policies.evaluate import evaluate, eval_seeds  # noqa: E402
-from takeover.policies.train import TrainConfig, Trainer  # noqa: E402
+from takeover.datasets import DemoReader  # noqa: E402
+from takeover.datasets.label_budget import demos_with_labels, labels_of  # noqa: E402
+from takeover.policies.evaluate import eval_seeds  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
-from takeover.datasets.scripted_collection import collect_scripted  # noqa: E402
 
 METHODS = ("dagger", "hg-dagger", "bc", "bc-long")
 DEFAULT_METHODS = ("dagger", "hg-dagger", "bc")
 DAGGER_METHODS = {"dagger": "scripted", "hg-dagger": "operator"}
 COLOURS = {"dagger": "tab:blue", "hg-dagger": "tab:orange", "bc": "tab:green", "bc-long": "tab:olive"}
-DEMO_SEED_STRIDE = 100_000  # training seed s collects demos from seed s * stride (disjoint streams)
 # Settings that make two runs comparable; a JSON made with other values is not continued.
 COMPARED = ("task", "horizon", "demos", "rounds", "episodes_per_round", "steps", "head", "beta",
             "operator_threshold", "eval_episodes", "selection_episodes")
@@ -103,134 +99,7 @@ def settings_of(args) -> dict:
             "dagger_training": "warm start from the previous round, --steps steps on the aggregate"}
 
 
-def load_results(path: Path, settings: dict, compared=COMPARED) -> dict:
-    if not path.exists():
-        return {"settings": settings, "entries": {}}
-    results = json.loads(path.read_text())
-    saved = results["settings"]
-    changed = {k: (saved.get(k), settings[k]) for k in compared if saved.get(k) != settings[k]}
-    if changed:
-        raise SystemExit(f"{path} was made with other settings {changed} (saved, now); "
-                         "pass another --out or move the file away")
-    return results
-
-
-def save_results(path: Path, results: dict):
-    """Writes the results atomically, merged with what is on disk under a lock: two runs of the same
-    benchmark on different training seeds (--seed-list) may share one file, and neither loses the
-    other's entries. The entries this run holds win over the disk's on a clash."""
-    import fcntl
-
-    results["machine"] = machine()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.is_file():
-            disk = json.loads(path.read_text())
-            results["entries"] = {**disk.get("entries", {}), **results["entries"]}
-            for key, value in disk.items():
-                results.setdefault(key, value)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-        tmp.replace(path)
-
-
-def point(report: dict, labels: int, wall_s: float, **extra) -> dict:
-    """One point of a curve from an evaluation report (EvalReport as a dict)."""
-    return {"expert_labels": labels, "success_rate": report["success_rate"], "ci95": list(report["ci95"]),
-            "successes": report["successes"], "episodes": report["episodes"], "wall_s": round(wall_s, 1), **extra}
-
-
 # ----- the pieces --------------------------------------------------------------------------------------
-def labels_of(path: Path) -> int:
-    with DemoReader(path) as reader:
-        return sum(reader.num_samples(d) for d in reader.demos)
-
-
-def budget_file(folder: Path, budget: int) -> Path:
-    """Where demos_with_labels keeps the stream cut at `budget` labels."""
-    return folder / f"bc_{budget}.hdf5"
-
-
-def demos_with_labels(spec: EnvSpec, folder: Path, start: Path | None, budget: int, workers: int,
-                      first_seed: int = 0, **collect_options) -> Path:
-    """The first demos of the seed's stream (`start`, then the next scripted demos) holding >= `budget`
-    steps: what one would collect, stopping as soon as the budget is met. The stream grows in
-    folder/pool.hdf5, so later budgets reuse the demos collected for earlier ones. Without `start` the
-    stream begins at `first_seed`; `collect_options` (action_noise, keep_failed) go to collect_scripted."""
-    path = budget_file(folder, budget)
-    if path.exists() and labels_of(path) >= budget:
-        return path
-    folder.mkdir(parents=True, exist_ok=True)
-    pool = folder / "pool.hdf5"
-    if not pool.exists() and start is not None:
-        merge([start], pool)  # a copy: the initial demos are never modified
-    if not pool.exists():
-        collect_scripted(spec, str(pool), 1, seed=first_seed, workers=1, **collect_options)
-    while (have := labels_of(pool)) < budget:
-        with DemoReader(pool) as reader:
-            mean_length = have / len(reader)
-        collect_scripted(spec, str(pool), max(1, math.ceil((budget - have) / mean_length)), workers=workers,
-                         append=True, **collect_options)  # seeds after the file's largest
-    path.unlink(missing_ok=True)
-    with DemoReader(pool) as reader, DemoWriter(path, reader.spec, object_layout=reader.object_layout) as writer:
-        total = 0
-        for name in reader.demos:
-            writer.save(reader.episode(name))
-            total += reader.num_samples(name)
-            if total >= budget:
-                break
-    return path
-
-
-def finished(run: Path) -> bool:
-    """Whether a training run reached its end: best.pt alone is not enough, the trainer writes it at
-    every evaluation step, so a run killed half-way (a session's end) has one too."""
-    metrics = run / "metrics.jsonl"
-    if not (run / "checkpoints" / "best.pt").is_file() or not metrics.is_file():
-        return False
-    lines = metrics.read_text().strip().splitlines()
-    return bool(lines) and json.loads(lines[-1]).get("kind") == "done"
-
-
-def train_bc(data: Path, out: Path, args, seed: int, steps: int | None = None) -> Path:
-    done = out / "checkpoints" / "best.pt"
-    if finished(out):
-        return done
-    if out.exists():
-        shutil.rmtree(out)
-    steps = steps or args.steps
-    Trainer(TrainConfig(data=str(data), out=str(out), head=args.head, steps=steps, seed=seed,
-                        eval_episodes=args.selection_episodes, eval_every=max(1, steps // 2),
-                        eval_workers=args.workers, threads=args.threads)).run()
-    return done
-
-
-def evaluate_cached(ckpt: Path, args) -> dict:
-    """Success on the fixed evaluation seeds, kept beside the run so a resumed benchmark does not redo it."""
-    cache = ckpt.parent.parent / f"bench_eval_{args.eval_episodes}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    report = json.loads(evaluate(ckpt, seeds=eval_seeds(args.eval_episodes), workers=args.workers).to_json())
-    cache.write_text(json.dumps(report))
-    return report
-
-
-def initial_policy(spec, work: Path, args, seed: int) -> dict:
-    """The seed's N scripted demos and the BC policy trained on them, with its evaluation."""
-    folder = work / f"seed{seed}"
-    folder.mkdir(parents=True, exist_ok=True)
-    demos = folder / f"demos_{args.demos}.hdf5"
-    t0 = time.time()
-    if not demos.exists() or labels_of(demos) == 0:
-        demos.unlink(missing_ok=True)
-        collect_scripted(spec, str(demos), args.demos, seed=seed * DEMO_SEED_STRIDE, workers=args.workers)
-    ckpt = train_bc(demos, folder / "bc_initial", args, seed)
-    report = evaluate_cached(ckpt, args)
-    return {"demos": str(demos), "run": str(folder / "bc_initial"),
-            "point": point(report, labels_of(demos), time.time() - t0, round=0, demos=args.demos)}
-
-
 def run_dagger_method(method: str, initial: dict, work: Path, args, seed: int) -> dict:
     """One DAgger run, a round at a time (each round resumes the run), timing every round."""
     out = work / f"seed{seed}" / method
@@ -311,7 +180,7 @@ def main():
     logging.basicConfig(level=logging.WARNING)
     args = parse_args()
     out = Path(args.out) if args.out else RESULTS / f"dagger_{args.task}.json"
-    results = load_results(out, settings_of(args))
+    results = load_results(out, settings_of(args), COMPARED)
     spec = EnvSpec(task=args.task, horizon=args.horizon)
     work = out.parent / "work" / out.stem  # benchmarks/results/work/dagger_<task> by default
     methods = [m for m in METHODS if m in args.methods.split(",")]

@@ -20,15 +20,13 @@ finished (arm, seed) is skipped when the script runs again; a cut run resumes in
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import dagger as dagger_bench  # noqa: E402  (the shared initial policy: same demos, same BC)
-from common import RESULTS, plot_label_curves  # noqa: E402
+from common import RESULTS, initial_policy, load_results, plot_label_curves, save_results  # noqa: E402
 
 from takeover.correction.dart import DartConfig, run_dart  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
@@ -70,16 +68,6 @@ def settings_of(args) -> dict:
         "retraining": "warm start from the previous iteration, --steps steps on the aggregate"}
 
 
-def load_results(path: Path, settings: dict) -> dict:
-    if not path.exists():
-        return {"settings": settings, "entries": {}}
-    results = json.loads(path.read_text())
-    changed = {k: (results["settings"].get(k), settings[k]) for k in COMPARED if results["settings"].get(k) != settings[k]}
-    if changed:
-        raise SystemExit(f"{path} was made with other settings {changed} (saved, now); pass another --out")
-    return results
-
-
 def run_arm(arm: str, initial: dict, work: Path, args, seed: int) -> dict:
     noise = {"fit": "fit", "fit-trace": "fit", "fixed": str(args.fixed_std), "clean": "0"}[arm]
     target = 6 * args.fixed_std ** 2 if arm == "fit-trace" else 0.0
@@ -111,7 +99,7 @@ def main():
     args = parse_args()
     args.rounds, args.episodes_per_round, args.beta, args.operator_threshold = 0, 0, "", 0  # dagger_bench's fields
     out = Path(args.out) if args.out else RESULTS / f"dart_{args.task}.json"
-    results = load_results(out, settings_of(args))
+    results = load_results(out, settings_of(args), COMPARED)
     spec = EnvSpec(task=args.task, horizon=args.horizon)
     work = out.parent / "work" / out.stem
     arms = [a for a in ARMS if a in args.arms.split(",")]
@@ -119,13 +107,13 @@ def main():
         todo = [a for a in arms if f"{a}/{seed}" not in results["entries"]]
         if not todo:
             continue
-        initial = dagger_bench.initial_policy(spec, work, args, seed)
+        initial = initial_policy(spec, work, args, seed)
         print(f"seed {seed}: initial BC {initial['point']['expert_labels']} labels -> "
               f"{initial['point']['success_rate']:.2f}", flush=True)
         for arm in todo:
             entry = run_arm(arm, initial, work, args, seed)
             results["entries"][f"{arm}/{seed}"] = entry
-            dagger_bench.save_results(out, results)
+            save_results(out, results)
             plot(results, out.with_suffix(".png"))
             print(f"seed {seed} {arm}: " + ", ".join(
                 f"{p['expert_labels']}->{p['success_rate']:.2f}"

@@ -8,10 +8,11 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def _corrections():
+def _corrections(part: str):
+    """A module of the corrections study (benchmarks/corrections_<part>.py)."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        return importlib.import_module("corrections")
+        return importlib.import_module(f"corrections_{part}")
     finally:
         sys.path.remove(str(BENCHMARKS))
 
@@ -24,7 +25,7 @@ def _results(rates: dict[tuple[str, int], list[float]]) -> dict:
 
 
 def test_paired_table_says_when_every_seed_gave_the_same_difference():
-    table = _corrections().paired_table(_results({
+    table = _corrections("stats").paired_table(_results({
         ("bc", 0): [0.00, 0.16], ("bc", 1): [0.00, 0.10], ("bc", 2): [0.02, 0.10],
         ("ccil", 0): [0.02, 0.12], ("ccil", 1): [0.02, 0.06],  # +0.02 on both seeds, then -0.04 on both
         ("dart-fixed", 0): [0.00, 0.18], ("dart-fixed", 1): [0.02, 0.02], ("dart-fixed", 2): [0.00, 0.00],
@@ -40,7 +41,7 @@ def test_compounding_rolls_out_the_policy_the_work_folder_holds_at_the_budget(tm
     """A round-based run done again after its work folder was lost takes its own rounds (they depend on
     its own policies): the compounding measurement must roll out that run's first round past the budget
     and carry its label count, not the evaluated run's; a method with no policy there is left out."""
-    corrections = _corrections()
+    corrections = _corrections("compounding")
     seed_folder = tmp_path / "seed1"
     ckpts = {}
     for k in (1, 2, 3):
