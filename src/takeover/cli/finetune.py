@@ -1,5 +1,5 @@
-"""`takeover finetune`: demo-seeded RL fine-tuning of a behaviour-cloned gaussian policy (RLPD-style
-SAC or DAPG-style PPO). Options, defaults and help come from `FinetuneConfig`."""
+"""`takeover finetune`: demo-seeded RL fine-tuning of a behaviour-cloned policy (RLPD-style SAC or
+DAPG-style PPO on a gaussian head; residual SAC on any head). Options, defaults and help come from `FinetuneConfig`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,12 +18,12 @@ from .options import config_options
 @config_options(FinetuneConfig, decls={"out": ("--out", "-o")}, replace={"out": {"default": ...}})
 def finetune(
     settings: dict,
-    checkpoint: Path = typer.Argument(..., help="Checkpoint to start from (a gaussian head from `takeover train`), "
+    checkpoint: Path = typer.Argument(..., help="Checkpoint to start from (`takeover train`; rlpd/dapg: a gaussian head), "
                                                 "or its run folder."),
     demos: Optional[List[Path]] = typer.Option(None, "--demos", help="Demonstration file seeding the demo buffer "
                                                                       "(repeat; `takeover dagger` files too)."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Algorithm option key=value (repeat), e.g. "
-                                                                 "--set utd=4 --set bc_weight=0.1 (see rl_finetune/rlpd.py, dapg.py)."),
+                                                                 "--set utd=4 --set bc_weight=0.1 (see rl_finetune/rlpd.py, dapg.py, residual.py)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped."),
 ):
     """Fine-tune with RL; evaluations on the fixed seeds, checkpoints in OUT/checkpoints (best.pt)."""

@@ -28,18 +28,23 @@ VERSION = 1
 
 def save_checkpoint(path, policy: Policy, spec: EnvSpec, step: int = 0, metrics: dict | None = None,
                     state_dict: dict | None = None):
-    """`state_dict` overrides the policy's own (e.g. EMA weights)."""
+    """`state_dict` overrides the policy's own (e.g. EMA weights). A residual policy saves its base as
+    the checkpoint's policy and the residual beside it (`residual.ResidualPolicy.checkpoint_extras`)."""
     path = Path(path)
+    extras = policy.checkpoint_extras() if hasattr(policy, "checkpoint_extras") else {}
+    if state_dict is None:
+        state_dict = policy.base_state_dict() if extras else policy.state_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "state_dict": {k: v.detach().cpu() for k, v in (state_dict or policy.state_dict()).items()},
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
         "config": json.dumps(policy.config.to_dict()),
         "shapes": json.dumps(policy.shapes.to_dict()),
         "env_spec": spec.to_json(),
         "step": int(step),
         "metrics": json.dumps(metrics or {}),
+        **extras,
     }
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(payload, tmp)
@@ -96,6 +101,10 @@ def load_checkpoint(path, device: str | torch.device = "cpu", overrides: dict | 
         stats = Normalizer.stats_from_state_dict(payload["state_dict"])
         policy = make_policy(config, shapes, stats)
         policy.load_state_dict(payload["state_dict"])
+        if "residual" in payload:
+            from .residual import ResidualPolicy
+
+            policy = ResidualPolicy.from_checkpoint(policy, payload["residual"])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise PolicyError(f"{path}: checkpoint does not match its own head config ({str(exc).splitlines()[0][:160]})") from None
     policy.to(device).eval()

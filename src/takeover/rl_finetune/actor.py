@@ -53,20 +53,68 @@ def tanh_log_det(u: torch.Tensor) -> torch.Tensor:
     return 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
 
 
-class TanhActor(nn.Module):
+class TanhGaussianActor(nn.Module):
+    """What the RL learners need of an actor, over rows of the replay buffer ("obs"):
+    `distribution(rows) -> (mu, sigma, raw)` pre-tanh, `sample`, the log-likelihoods, `executed(a, rows)`
+    (the action the environment runs for the actor's output a), `deterministic(rows)` (executed),
+    `features(rows)` (what the critics read), `feature_dim`, `trainable_parameters()`.
+    Subclasses: `TanhActor` (the gaussian head itself) and `residual.ResidualActor`."""
+
+    @staticmethod
+    def overshoot(raw: torch.Tensor) -> torch.Tensor:
+        """(B,) squared distance of the raw mean action outside [-1, 1]: zero for any action the
+        environment executes as asked, so a penalty on it leaves in-range behaviour alone."""
+        return F.relu(raw.abs() - 1.0).pow(2).sum(-1)
+
+    @staticmethod
+    def log_prob(mu, sigma, u) -> torch.Tensor:
+        """(B,) log-likelihood of the action tanh(u)."""
+        normal = -0.5 * ((u - mu) / sigma) ** 2 - sigma.log() - 0.5 * math.log(2 * math.pi)
+        return (normal - tanh_log_det(u)).sum(-1)
+
+    def forward(self, obs: torch.Tensor):
+        """Buffer rows (B, D) -> pre-tanh mean and std, (B, A) each."""
+        mu, sigma, _ = self.distribution(obs)
+        return mu, sigma
+
+    def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None):
+        """-> action (B, A) in (-1, 1), its log-likelihood (B,), the pre-tanh sample u (B, A)."""
+        return self.sample_from(*self(obs), generator)
+
+    def sample_from(self, mu: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator | None = None):
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        u = mu + sigma * eps
+        return torch.tanh(u), self.log_prob(mu, sigma, u), u
+
+    def executed(self, action: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """The action the environment runs when the actor outputs `action` at buffer rows `obs`."""
+        return action
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.executed(torch.tanh(self(obs)[0]), obs)
+
+
+class TanhActor(TanhGaussianActor):
     def __init__(self, policy):
         super().__init__()
         check_finetunable(policy, "policy")
         self.policy = policy
 
+    @property
+    def feature_dim(self) -> int:
+        return self.policy.obs_features.out_dim
+
+    @property
+    def row_dim(self) -> int:
+        """Values per buffer row: the flat observation."""
+        return self.policy.shapes.obs_dim
+
+    def trainable_parameters(self):
+        return self.policy.parameters()
+
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         """Raw flat observations (B, D) -> the normalised vector the critics read too."""
         return self.policy.normalize_obs(obs)
-
-    def forward(self, obs: torch.Tensor):
-        """Raw flat observations (B, D) -> pre-tanh mean and std, (B, A) each."""
-        mu, sigma, _ = self.distribution(obs)
-        return mu, sigma
 
     def distribution(self, obs: torch.Tensor):
         """-> pre-tanh mean, pre-tanh std, and the head's raw mean action (B, A) each (the raw mean may lie
@@ -86,30 +134,6 @@ class TanhActor(nn.Module):
         x = raw + (clamped - raw).detach()
         sigma = ((std * scale).clamp(min=MIN_STD) / (1 - clamped ** 2)).clamp(max=MAX_PRE_TANH_STD)
         return torch.atanh(x), sigma, raw
-
-    @staticmethod
-    def overshoot(raw: torch.Tensor) -> torch.Tensor:
-        """(B,) squared distance of the raw mean action outside [-1, 1]: zero for any action the
-        environment executes as asked, so a penalty on it leaves in-range behaviour alone."""
-        return F.relu(raw.abs() - 1.0).pow(2).sum(-1)
-
-    @staticmethod
-    def log_prob(mu, sigma, u) -> torch.Tensor:
-        """(B,) log-likelihood of the action tanh(u)."""
-        normal = -0.5 * ((u - mu) / sigma) ** 2 - sigma.log() - 0.5 * math.log(2 * math.pi)
-        return (normal - tanh_log_det(u)).sum(-1)
-
-    def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None):
-        """-> action (B, A) in (-1, 1), its log-likelihood (B,), the pre-tanh sample u (B, A)."""
-        return self.sample_from(*self(obs), generator)
-
-    def sample_from(self, mu: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator | None = None):
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
-        u = mu + sigma * eps
-        return torch.tanh(u), self.log_prob(mu, sigma, u), u
-
-    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self(obs)[0])
 
     def log_prob_of_action(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Log-likelihood of a given action (a demonstration's), clipped inside the bound first."""

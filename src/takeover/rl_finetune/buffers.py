@@ -158,12 +158,14 @@ def check_demo_files(paths, policy, spec):
 
 
 def load_demo_buffer(paths, policy, spec, env, reward_mode: str, success_reward: float, gamma: float,
-                     capacity: int = 1_000_000) -> tuple[ReplayBuffer, dict]:
-    """Every episode of every file as transitions (call `check_demo_files` first)."""
+                     capacity: int = 1_000_000, row_dim: int | None = None, row_extra=None) -> tuple[ReplayBuffer, dict]:
+    """Every episode of every file as transitions (call `check_demo_files` first). `row_extra`
+    (transitions, episode) -> transitions adds what an actor's rows hold beyond the flat observation
+    (a residual's base actions), `row_dim` values in all."""
     from takeover.datasets import DemoReader
 
     keys = policy.shapes.obs_keys
-    buffer = ReplayBuffer(policy.shapes.obs_dim, policy.shapes.action_dim, capacity)
+    buffer = ReplayBuffer(row_dim or policy.shapes.obs_dim, policy.shapes.action_dim, capacity)
     readers = [DemoReader(p) for p in paths]
     try:
         info = {"episodes": 0, "successes": 0, "interventions": 0}
@@ -171,7 +173,10 @@ def load_demo_buffer(paths, policy, spec, env, reward_mode: str, success_reward:
             for name in reader.demos:
                 episode = reader.episode(name)
                 rewards, first = relabel_rewards(env, episode, reward_mode, success_reward)
-                buffer.add(episode_transitions(episode, keys, rewards, first, gamma))
+                transitions = episode_transitions(episode, keys, rewards, first, gamma)
+                if row_extra is not None:
+                    transitions = row_extra(transitions, episode)
+                buffer.add(transitions)
                 info["episodes"] += 1
                 info["successes"] += first is not None
                 info["interventions"] += int(np.sum(episode.extras.get("interventions", 0)))

@@ -44,13 +44,18 @@ class ActorFactory:
 
     checkpoint: str
     version: int
+    residual_share: float | None = None  # a residual policy: the share of steps its residual acts on
 
     def __call__(self):
         from takeover.policies.checkpoint import load_checkpoint
 
+        policy, _, _ = load_checkpoint(self.checkpoint)
+        if self.residual_share is not None:
+            from .residual import ResidualActor, ResidualExploringAgent
+
+            return ResidualExploringAgent(ResidualActor(policy), self.residual_share)
         from .actor import TanhActor
 
-        policy, _, _ = load_checkpoint(self.checkpoint)
         return ExploringAgent(TanhActor(policy))
 
 
@@ -66,6 +71,10 @@ def online_transitions(results, keys, success_reward: float, shaped: bool, gamma
         if first is not None:
             rewards[first] = success_reward
         t = episode_transitions(ep, keys, rewards, first, gamma)
+        if "base_action" in ep.extras:  # residual collection: rows carry the base's proposal
+            from .residual import with_base_actions
+
+            t = with_base_actions(t, ep.extras["base_action"])
         t["pre_tanh"] = np.asarray(ep.extras["pre_tanh"], np.float32)
         t["episode_ends"] = np.eye(1, len(ep), len(ep) - 1, dtype=np.float32)[0]
         parts.append(t)

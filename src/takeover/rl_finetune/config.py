@@ -14,12 +14,14 @@ from .errors import FinetuneError
 @dataclass
 class FinetuneConfig(Config):
     error: ClassVar[type[Exception]] = FinetuneError
-    checkpoint: str = config_field(help="Checkpoint to start from (a gaussian head trained by `takeover train`).")
+    checkpoint: str = config_field(help="Checkpoint to start from (`takeover train`; rlpd and dapg need a gaussian head).")
     demos: list = config_field(default_factory=list, help="Demonstration file(s) seeding the demo buffer "
                                                           "(DAgger take-over files too).")
     out: str = config_field("", help="Output: the run folder.")
-    algo: str = config_field("rlpd", choices=("rlpd", "dapg"), help="rlpd (off-policy SAC with a demo buffer) or "
-                                                                     "dapg (PPO with a decaying demo term).")
+    algo: str = config_field("rlpd", choices=("rlpd", "dapg", "residual"),
+                             help="rlpd (off-policy SAC with a demo buffer, gaussian heads), dapg (PPO with a "
+                                  "decaying demo term, gaussian heads) or residual (SAC on a small correction "
+                                  "added to any frozen head's action).")
     env_steps: int = config_field(50_000, min=1, help="Environment steps to collect (budget).")
     reward: str = config_field("sparse", choices=("sparse", "shaped"),
                                help="sparse: 1 at success, which ends the episode; shaped: robosuite's shaped "

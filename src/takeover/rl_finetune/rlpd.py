@@ -36,7 +36,7 @@ from torch.nn import functional as F
 
 from takeover.config import Config, config_field
 
-from .actor import TanhActor
+from .actor import TanhGaussianActor
 from .buffers import ReplayBuffer, mixed_batch
 from .critics import CriticEnsemble
 from .errors import FinetuneError
@@ -106,10 +106,10 @@ class RLPDConfig(Config):
 
 
 class RLPD:
-    def __init__(self, cfg: RLPDConfig, actor: TanhActor, seed: int = 0):
+    def __init__(self, cfg: RLPDConfig, actor: TanhGaussianActor, seed: int = 0):
         self.cfg = cfg
         self.actor = actor
-        obs_dim = actor.policy.obs_features.out_dim
+        obs_dim = actor.feature_dim
         action_dim = actor.policy.action_dim
         self.critic = CriticEnsemble(obs_dim, action_dim, cfg.num_critics, cfg.critic_hidden)
         self.target = CriticEnsemble(obs_dim, action_dim, cfg.num_critics, cfg.critic_hidden)
@@ -117,7 +117,7 @@ class RLPD:
         self.target.requires_grad_(False)
         self.log_alpha = torch.tensor(float(torch.tensor(cfg.init_alpha).log()), requires_grad=True)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -float(action_dim)
-        self.actor_opt = torch.optim.Adam(actor.policy.parameters(), lr=cfg.actor_lr)
+        self.actor_opt = torch.optim.Adam(actor.trainable_parameters(), lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
         self.generator = torch.Generator().manual_seed(seed)
@@ -141,6 +141,7 @@ class RLPD:
                 next_logp = torch.zeros(len(next_action))
             else:
                 next_action, next_logp, _ = self.actor.sample(batch["next_obs"], self.generator)
+                next_action = self.actor.executed(next_action, batch["next_obs"])
             members = torch.randperm(cfg.num_critics, generator=self.generator)[: cfg.target_subset]
             next_q = self.target(next_obs, next_action)[members].min(0).values
             backup = next_q - self.alpha * next_logp if cfg.backup_entropy else next_q
@@ -172,14 +173,14 @@ class RLPD:
         mu, sigma, raw = self.actor.distribution(batch["obs"])
         action, logp, _ = self.actor.sample_from(mu, sigma, self.generator)
         features = self.actor.features(batch["obs"])
-        q = self.critic(features, action).mean(0)
+        q = self.critic(features, self.actor.executed(action, batch["obs"])).mean(0)
         loss = (self.alpha.detach() * logp - q).mean()
         overshoot = self.actor.overshoot(raw)
         out = {"overshoot": overshoot.mean().item(), "past_bound": (raw.abs() > 1).float().mean().item()}
         if cfg.bound_weight > 0:
             loss = loss + cfg.bound_weight * overshoot.mean()
         if cfg.mean_action_q > 0:
-            q_mean = self.critic(features, torch.tanh(mu)).mean(0)  # the executed mean action
+            q_mean = self.critic(features, self.actor.executed(torch.tanh(mu), batch["obs"])).mean(0)  # the evaluated action
             loss = loss - cfg.mean_action_q * q_mean.mean()
             out["q_mean_action"] = q_mean.mean().item()
         if bc_weight > 0 and batch["from_demo"].any():
@@ -187,12 +188,13 @@ class RLPD:
             if cfg.bc_loss == "nll":
                 bc = -self.actor.log_prob_of(mu[demo], sigma[demo], batch["actions"][demo]).mean()
             else:
-                bc = ((torch.tanh(mu[demo]) - batch["actions"][demo]) ** 2).sum(-1).mean()
+                mean_action = self.actor.executed(torch.tanh(mu), batch["obs"])
+                bc = ((mean_action[demo] - batch["actions"][demo]) ** 2).sum(-1).mean()
             loss = loss + bc_weight * bc
             out[f"bc_{cfg.bc_loss}"], out["bc_weight"] = bc.item(), bc_weight
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.actor.policy.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.actor.trainable_parameters(), cfg.grad_clip)
         self.actor_opt.step()
         alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
         self.alpha_opt.zero_grad(set_to_none=True)

@@ -31,12 +31,15 @@ from takeover.policies.evaluate import evaluate, eval_seeds
 from takeover.sim.env import make_env
 from takeover.sim.rollout import RolloutPool
 
+from takeover.policies.residual import ResidualPolicy
+
 from .actor import TanhActor, check_finetunable
 from .buffers import ReplayBuffer, check_demo_files, load_demo_buffer, successful_rows
 from .collect import COLLECT_SEED_START, ActorFactory, online_transitions
 from .config import FinetuneConfig
 from .dapg import DAPG, DAPGConfig
 from .errors import FinetuneError
+from .residual import ResidualActor, ResidualRLConfig, demo_base_actions, residual_policy, with_base_actions
 from .rlpd import RLPD, RLPDConfig
 
 log = logging.getLogger(__name__)
@@ -69,24 +72,36 @@ class Finetuner:
             self.policy, self.spec, _ = load_checkpoint(cfg.checkpoint)
         except PolicyError as exc:
             raise FinetuneError(str(exc)) from None
-        check_finetunable(self.policy, cfg.checkpoint)
-        if not cfg.demos and cfg.algo == "rlpd" and cfg.algo_options.get("demo_fraction", 0.5) > 0:
-            raise FinetuneError("rlpd needs --demos (or --set demo_fraction=0 for RL without demonstrations)")
-        self.env_spec = run_spec(self.spec, cfg)
-        self.actor = TanhActor(self.policy)
-        self.actor.eval()
-        algo_cls, algo_cfg = (RLPD, RLPDConfig) if cfg.algo == "rlpd" else (DAPG, DAPGConfig)
+        self.residual = cfg.algo == "residual"
+        algo_cls, algo_cfg = {"rlpd": (RLPD, RLPDConfig), "dapg": (DAPG, DAPGConfig),
+                              "residual": (RLPD, ResidualRLConfig)}[cfg.algo]
         self.algo_cfg = algo_cfg.from_dict(cfg.algo_options)
+        if self.residual:
+            self.policy = residual_policy(self.policy, self.algo_cfg)
+            self.actor = ResidualActor(self.policy)
+        else:
+            if isinstance(self.policy, ResidualPolicy):
+                raise FinetuneError(f"{cfg.checkpoint}: a residual policy; continue it with --algo residual")
+            check_finetunable(self.policy, cfg.checkpoint)
+            self.actor = TanhActor(self.policy)
+        if not cfg.demos and cfg.algo != "dapg" and cfg.algo_options.get("demo_fraction", 0.5) > 0:
+            raise FinetuneError(f"{cfg.algo} needs --demos (or --set demo_fraction=0 for RL without demonstrations)")
+        self.env_spec = run_spec(self.spec, cfg)
+        self.actor.eval()
         self.success_reward = 1.0 if cfg.reward == "sparse" else 1.0 / (1.0 - self.algo_cfg.gamma)
         check_demo_files(cfg.demos, self.policy, self.spec)  # before the run folder is touched
         env = make_env(self.env_spec)
         try:
+            row_extra = None
+            if self.residual:
+                def row_extra(transitions, episode):
+                    return with_base_actions(transitions, demo_base_actions(self.policy, episode))
             self.demo, self.demo_info = load_demo_buffer(cfg.demos, self.policy, self.spec, env, cfg.reward,
-                                                         self.success_reward, self.algo_cfg.gamma)
+                                                         self.success_reward, self.algo_cfg.gamma,
+                                                         row_dim=self.actor.row_dim, row_extra=row_extra)
         finally:
             env.close()
-        obs_dim, action_dim = self.policy.shapes.obs_dim, self.policy.shapes.action_dim
-        self.online = ReplayBuffer(obs_dim, action_dim)
+        self.online = ReplayBuffer(self.actor.row_dim, self.policy.shapes.action_dim)
         self.demo_from_files = len(self.demo)  # rows past this are online successes (success_replay)
         self.learner = algo_cls(self.algo_cfg, self.actor, seed=cfg.seed)
         self.env_steps, self.episodes, self.history = 0, 0, []
@@ -191,7 +206,8 @@ class Finetuner:
         path = self.save_policy("actor.pt")
         seeds = [COLLECT_SEED_START + cfg.seed * 100_000_000 + self.episodes + i for i in range(n)]
         t0 = time.time()
-        results = pool.run(ActorFactory(str(path.resolve()), self.episodes), seeds, record=EpisodeRecorder,
+        share = self.algo_cfg.residual_share(self.online.added) if self.residual else None
+        results = pool.run(ActorFactory(str(path.resolve()), self.episodes, share), seeds, record=EpisodeRecorder,
                            max_steps=self.env_spec.max_steps)
         batch = online_transitions(results, self.policy.shapes.obs_keys, self.success_reward, cfg.reward == "shaped",
                                    self.algo_cfg.gamma)
@@ -227,7 +243,7 @@ class Finetuner:
             while self.env_steps < cfg.env_steps and not out_of_time:
                 got = self.collect(pool)
                 t0 = time.time()
-                if cfg.algo == "rlpd":
+                if cfg.algo in ("rlpd", "residual"):
                     self.add_online(got["batch"])
                     stats = self.learner.train_on(got["steps"], self.demo, self.online)
                 else:
