@@ -3,6 +3,7 @@
 From a weak BC policy (a gaussian head trained on --demos scripted demonstrations for --bc-steps):
   rlpd      RLPD-style SAC, half-demo batches (rl_finetune/rlpd.py)
   dapg      DAPG-style PPO with the decaying demo term (rl_finetune/dapg.py)
+  residual  SAC on a residual added to a frozen BC policy of --base-head (rl_finetune/residual.py)
   scratch   the same SAC from a freshly initialised actor (same normaliser) and no demonstrations
   bc-more   no RL: BC with --more-demos demonstrations and the same --bc-steps
   utd       env steps per second of RLPD at several update-to-data ratios (a short run each)
@@ -40,8 +41,8 @@ from takeover.rl_finetune.run import Finetuner  # noqa: E402
 from takeover.sim import EnvSpec  # noqa: E402
 from takeover.datasets.scripted_collection import collect_scripted  # noqa: E402
 
-METHODS = ("rlpd", "dapg", "scratch", "bc-more", "utd")
-COLOURS = {"rlpd": "tab:blue", "dapg": "tab:orange", "scratch": "tab:red", "bc-more": "tab:green",
+METHODS = ("rlpd", "dapg", "residual", "scratch", "bc-more", "utd")
+COLOURS = {"rlpd": "tab:blue", "dapg": "tab:orange", "residual": "tab:cyan", "scratch": "tab:red", "bc-more": "tab:green",
            "rlpd_bc0_partial": "tab:purple", "dapg_fixed_lr": "tab:brown"}
 
 
@@ -64,6 +65,9 @@ def parse():
     p.add_argument("--rlpd", default="utd=1,batch_size=256,critic_warmup_updates=1000,bc_weight=0.0",
                    help="RLPD options key=value,...")
     p.add_argument("--dapg", default="steps_per_iter=2000", help="DAPG options key=value,...")
+    p.add_argument("--residual", default="utd=1,batch_size=256,critic_warmup_updates=1000,scale=0.2,ramp_steps=2000",
+                   help="residual RL options key=value,...")
+    p.add_argument("--base-head", default="gaussian", help="head of the frozen BC policy the residual corrects")
     p.add_argument("--utd-sweep", default="1,2,4")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--seed", type=int, default=0)
@@ -72,13 +76,13 @@ def parse():
     return p.parse_args()
 
 
-def bc(work: Path, spec: EnvSpec, n_demos: int, steps: int, seed: int) -> tuple[Path, Path]:
+def bc(work: Path, spec: EnvSpec, n_demos: int, steps: int, seed: int, head: str = "gaussian") -> tuple[Path, Path]:
     demos = work / f"demos_{n_demos}.hdf5"
     if not demos.exists():
         collect_scripted(spec, str(demos), n_demos, workers=2)
-    run = work / f"bc_{n_demos}_{steps}"
+    run = work / (f"bc_{n_demos}_{steps}" if head == "gaussian" else f"bc_{head}_{n_demos}_{steps}")
     if not (run / "checkpoints" / "best.pt").exists():
-        Trainer(TrainConfig(data=str(demos), out=str(run), head="gaussian", steps=steps, eval_episodes=0, threads=1,
+        Trainer(TrainConfig(data=str(demos), out=str(run), head=head, steps=steps, eval_episodes=0, threads=1,
                             seed=seed)).run()
     return demos, run / "checkpoints" / "best.pt"
 
@@ -215,6 +219,10 @@ def main():
             data["methods"][name] = run_rl(name, work, start, [demos], "rlpd", key_values(args.rlpd), args)
         elif name == "dapg":
             data["methods"][name] = run_rl(name, work, start, [demos], "dapg", key_values(args.dapg), args)
+        elif name == "residual":
+            _, base = bc(work, spec, args.demos, args.bc_steps, args.seed, head=args.base_head)
+            data["methods"][name] = {"base_head": args.base_head, "base": eval_point(base, args),
+                                     **run_rl(name, work, base, [demos], "residual", key_values(args.residual), args)}
         elif name == "scratch":
             fresh = fresh_actor(start, work / "scratch_start.pt")
             data["methods"][name] = run_rl(name, work, fresh, [], "rlpd", {**key_values(args.rlpd), "demo_fraction": 0.0,
