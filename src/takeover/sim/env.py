@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 import numpy as np
 
@@ -167,15 +168,23 @@ class Env:
 
     # --- rendering --------------------------------------------------------------------------------
     def render(self, width: int = 256, height: int = 256, camera: str = "agentview") -> np.ndarray:
-        """Upright uint8 HxWx3 image from a named camera."""
+        """Upright uint8 HxWx3 image from a named camera: the geometry robosuite's camera observations
+        show (`render_option`)."""
         sim = self.raw.sim
         if sim._render_context_offscreen is None:
             self._make_render_context()
+        # the context may be robosuite's own (an env with cameras): its geom groups are set for this
+        # render only, so the camera observations keep robosuite's look whatever the debug option says
+        groups = sim._render_context_offscreen.vopt.geomgroup
+        kept = groups.copy()
+        groups[:] = render_option().geomgroup
         try:
             frame = sim.render(width=width, height=height, camera_name=camera)
         except ValueError:
             cameras = [sim.model.camera_id2name(i) for i in range(sim.model.ncam)]
             raise SimError(f"no camera {camera!r}; cameras: {cameras}") from None
+        finally:
+            groups[:] = kept
         return np.ascontiguousarray(frame[::-1])
 
     def _make_render_context(self):
@@ -186,6 +195,26 @@ class Env:
 
     def close(self):
         self.raw.close()
+
+
+# debugging contacts: TAKEOVER_RENDER_COLLISION=1 draws the collision geometry (geom group 0) over the
+# visual meshes in every window and video frame (robosuite's render_collision_mesh=True)
+COLLISION_ENV_VAR = "TAKEOVER_RENDER_COLLISION"
+
+
+def render_option(collision: bool | None = None):
+    """The geometry every window and video frame shows: robosuite's camera observations' (visual meshes,
+    geom group 1, with the sites and objects of group 2; the robot's collision meshes, group 0, hidden:
+    drawn, they speckle the arm green and blue where they z-fight with the visual meshes). `collision`
+    None: the TAKEOVER_RENDER_COLLISION environment variable decides."""
+    import mujoco
+
+    if collision is None:
+        collision = os.environ.get(COLLISION_ENV_VAR, "0") not in ("", "0", "false", "no")
+    option = mujoco.MjvOption()
+    option.geomgroup[0] = 1 if collision else 0
+    option.geomgroup[1] = 1
+    return option
 
 
 def set_render_look(scene) -> None:

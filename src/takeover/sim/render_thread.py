@@ -9,7 +9,9 @@ step + render having to fit together.
 
 The thread owns its own GL context (`mujoco.Renderer`, made and used only on that thread), separate from
 robosuite's, so camera observations rendered inside `env.step` on the caller's thread never share a
-context across threads. Same look as `Env.render` (`env.set_render_look`).
+context across threads. Same look as `Env.render` (`env.set_render_look`, `env.render_option`). `prepare`
+builds the renderers of every size a window will ask for before its first frame: building one mid-session
+froze the window for up to 1.8 s.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-from .env import set_render_look
+from .env import render_option, set_render_look
 from .errors import SimError
 
 
@@ -26,6 +28,8 @@ class BackgroundRenderer:
         self.env = env
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self._renderers: dict[tuple[int, int], object] = {}  # (height, width) -> mujoco.Renderer, thread-only
+        self._sizes: set[tuple[int, int]] = set()  # every (width, height) prepared or asked for
+        self._option = render_option()
         self._model = None
         self._snapshot = None
         self._pending: Future | None = None
@@ -34,18 +38,40 @@ class BackgroundRenderer:
     def pending(self) -> bool:
         return self._pending is not None
 
+    def prepare(self, sizes) -> None:
+        """Build the renderers for these (width, height) sizes now, and wait for them. Building one takes
+        0.6-1.8 s under software GL and holds the GIL, so a size first met mid-session (the first switch
+        to a layout with an inset) would freeze the window for that long."""
+        self.result()
+        self._sizes.update((int(w), int(h)) for w, h in sizes)
+        self._follow_model()
+        self._pool.submit(self._build, sorted(self._sizes)).result()
+
+    @property
+    def sizes(self) -> set[tuple[int, int]]:
+        """The (width, height) sizes a renderer exists for (asked on the caller's thread; no render runs)."""
+        self.result()
+        return self._pool.submit(lambda: {(w, h) for h, w in self._renderers}).result()
+
+    def _follow_model(self):
+        import mujoco
+
+        model = self.env.raw.sim.model._model
+        if model is not self._model:  # first use, or the simulator was rebuilt: the renderers are the model's
+            self._pool.submit(self._close_renderers).result()
+            self._model, self._snapshot = model, mujoco.MjData(model)
+            if self._sizes:
+                self._pool.submit(self._build, sorted(self._sizes)).result()
+
     def submit(self, requests: list[tuple[str, int, int]]) -> None:
         """Render the simulator as it is now, from each (camera, width, height), on the thread. A
         submission still running is waited for first (its images are dropped)."""
         import mujoco
 
         self.result()
-        sim = self.env.raw.sim
-        model = sim.model._model
-        if model is not self._model:  # first use, or the simulator was rebuilt
-            self._pool.submit(self._close_renderers).result()
-            self._model, self._snapshot = model, mujoco.MjData(model)
-        mujoco.mj_copyData(self._snapshot, model, sim.data._data)
+        self._follow_model()
+        self._sizes.update((w, h) for _, w, h in requests)
+        mujoco.mj_copyData(self._snapshot, self._model, self.env.raw.sim.data._data)
         self._pending = self._pool.submit(self._render, list(requests))
 
     def result(self) -> list[np.ndarray] | None:
@@ -62,11 +88,15 @@ class BackgroundRenderer:
         for camera, width, height in requests:
             renderer = self._renderer(width, height)
             try:
-                renderer.update_scene(self._snapshot, camera=camera)
+                renderer.update_scene(self._snapshot, camera=camera, scene_option=self._option)
             except ValueError:
                 raise SimError(f"no camera {camera!r}") from None
             images.append(np.ascontiguousarray(renderer.render()))
         return images
+
+    def _build(self, sizes):
+        for width, height in sizes:
+            self._renderer(width, height)
 
     def _renderer(self, width: int, height: int):
         import mujoco

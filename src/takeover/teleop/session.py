@@ -142,6 +142,8 @@ class RecordingSession:
         self.agent = DeviceAgent(device, config.gains)
         self.views = self._layouts(self._available_views([config.camera, *config.cameras]))
         self.view = 1 if config.inset and len(self.views) > 1 else 0
+        if self.renderer is not None:  # every layout's renderers now, not at its first use mid-session
+            self.renderer.prepare({(w, h) for layout in range(len(self.views)) for _, w, h in self._requests(layout)})
         self.episode_run = EpisodeRun(self.env, self._episode_agent(), max_steps=self.env.max_steps,
                                       recorder=EpisodeRecorder,
                               action_noise=config.noise.apply if config.noise is not None else None)
@@ -319,8 +321,7 @@ class RecordingSession:
         # the scene changes only when the simulator steps or resets, or the view changes
         if self._scene_changed and (r is None or not r.pending):
             self._scene_changed = False
-            size, inset = self.config.render_size, self.inset_camera
-            requests = [(self.main_camera, size, size)] + ([(inset, max(8, size // 2), max(8, size // 2))] if inset else [])
+            requests = self._requests(self.view)
             if r is None:
                 self._show([self.env.render(w, h, camera) for camera, w, h in requests])
             else:
@@ -331,6 +332,12 @@ class RecordingSession:
             self._show(r.result())
         main, inset = self._shown
         self.window.draw(main, self._hud(ds), *self._banner(ds), inset=inset, inset_label=self.inset_camera or "")
+
+    def _requests(self, layout: int) -> list[tuple[str, int, int]]:
+        """(camera, width, height) of each image layout `layout` shows: the main view, and its inset."""
+        main, inset = self.views[layout]
+        size, small = self.config.render_size, max(8, self.config.render_size // 2)
+        return [(main, size, size)] + ([(inset, small, small)] if inset else [])
 
     def _show(self, images):
         if images is not None:
