@@ -67,7 +67,7 @@ def measure(frames: int, size: int, block: int = 20, warmup: int = 5) -> dict:
         ds = states[0]
         for _ in range(frames):
             t0 = time.perf_counter()
-            session.window.draw(frame, session._hud(ds))
+            session.window.draw(frame, session._hud(ds), help=session._help())
             draw_ms.append((time.perf_counter() - t0) * 1000.0)
         session.close()
     env.close()

@@ -94,13 +94,25 @@ def test_live_takeover_with_a_virtual_pad(small_lift, tmp_path, headless):
         pad.set_button(CAMERA, False)
         seen["views"] = (session.main_camera, session.inset_camera)
         seen["hud"] = session._hud(session.device.poll([]))
+        seen["help"] = session._help()
+        session.live.last_error = "round_1/train: " + "a message of many words from a failed retrain " * 4
+        seen["hud_error"] = session._hud(session.device.poll([]))
+        session.live.last_error = ""
         seen["prefetched"] = (session.planner.prefetched, session.planner.synchronous)
         pad.detach()  # unplugged mid-episode: paused, nothing stepped
         frames(3)
         seen["paused"] = (session.state.value, session.steps)
         pads.append(VirtualJoystick().attach())
         pad = pads[-1]
-        frames(2)  # plugged back in: the policy drives on
+        pad.set_button(TAKE_OVER, True)  # plugged back in, held anyhow: the policy does not drive, nor the person
+        frames(2)
+        pad.set_button(TAKE_OVER, False)
+        frames(1)
+        seen["replugged"] = (session.state.value, session.steps, session._banner(session.device.poll([]))[0])
+        pad.set_button(START, True)  # start: the policy drives on
+        session.frame()
+        pad.set_button(START, False)
+        frames(1)
         pad.set_button(SAVE, True)
         session.frame()
         pad.set_button(SAVE, False)
@@ -112,12 +124,21 @@ def test_live_takeover_with_a_virtual_pad(small_lift, tmp_path, headless):
             pad.detach()
     assert seen["policy"] == "policy" and seen["stick"] == "person"
     assert seen["paused"] == ("paused", 40)
+    assert seen["replugged"] == ("paused", 40, "paused: press start to resume")
     assert seen["released"] == "policy" and seen["held"] == "person"
     assert seen["views"] == ("agentview", "sideview")  # one press of the camera control: a side view inset
     window = Window((512, 512), "fit")  # the default window: every line of the take-over HUD, help included, fits
-    fitted = window.fit_lines(seen["hud"])
-    assert all(window.font.size(t)[0] <= window.text_width for t, _ in fitted), fitted
-    assert PANEL_MARGIN + len(fitted) * LINE_HEIGHT <= 512, len(fitted)
+    help_rows = [t for t, _ in window.fit_lines(seen["help"])]
+    assert any(t.startswith("take over: gripper") for t in help_rows), help_rows  # the help says what the gripper does
+    # a long error wrapped whole would push the help's last line off the panel: it is shortened instead
+    assert len(window.fit_lines(seen["hud_error"] + [("", None)] + seen["help"])) > window.panel_rows
+    for hud in (seen["hud"], seen["hud_error"]):
+        fitted = window.panel_lines(hud, seen["help"])
+        assert all(window.font.size(t)[0] <= window.text_width for t, _ in fitted), fitted
+        assert len(fitted) <= window.panel_rows and PANEL_MARGIN + len(fitted) * LINE_HEIGHT <= 512 + 4, len(fitted)
+        assert [t for t, _ in fitted[-len(help_rows):]] == help_rows  # every help line shown, the last included
+    assert any(t.startswith("retrain failed: round_1/train: a message") for t, _ in
+               window.panel_lines(seen["hud_error"], seen["help"]))
     window.close()
     prefetched, synchronous = seen["prefetched"]
     # every action came off the frame thread but the two re-plans right after a hand-back (queue reset)
@@ -170,9 +191,10 @@ def test_every_hud_and_help_line_fits_the_panel(headless, tmp_path):
     recording = RecordingSession(SessionConfig(task="Lift", output=tmp_path / "rec.hdf5", render_size=32), KeyboardDevice())
     try:  # the recording window's own HUD at the default size, help included
         window = recording.window
-        fitted = window.fit_lines(recording._hud(DeviceState(status=long_status)))
+        fitted = window.panel_lines(recording._hud(DeviceState(status=long_status)), recording._help())
         assert all(window.font.size(t)[0] <= window.text_width for t, _ in fitted), fitted
         assert PANEL_MARGIN + len(fitted) * LINE_HEIGHT <= 512, len(fitted)
+        assert fitted[-1][0] == HELP[-1]  # the help's last line is shown
         assert recording.main_camera == "agentview" and recording.inset_camera is None
         views = [(recording.main_camera, recording.inset_camera)]
         for _ in range(4):  # the camera control cycles the views, back to the first

@@ -1,5 +1,6 @@
 """Gamepad through SDL virtual joysticks (DESIGN §7): the real pygame/SDL device path, hot-plug,
-unplug mid-episode (pause, nothing lost), the generic fallback, and the no-controller error."""
+unplug mid-episode (pause, nothing lost, start resumes after the replug), the generic fallback, and the
+no-controller error."""
 import logging
 import os
 import subprocess
@@ -92,10 +93,19 @@ def test_gamepad_session_hotplug_unplug_resume_and_save(tmp_path, headless, capl
         assert session.state == PAUSED and len(session.recorder) == steps
         assert "unplugged" in session._banner(session.device.poll([]))[0]
 
-        pads.append(VirtualJoystick().attach())  # plugged back in: resumes where it was
+        pads.append(VirtualJoystick().attach())  # plugged back in: still paused until start is pressed
         pad = pads[-1]
         pad.set_button(GRIP, True)
+        pad.set_axis(X_AXIS, 1.0)
         for _ in range(3):
+            session.frame()
+        assert session.state == PAUSED and len(session.recorder) == steps
+        assert "press start" in session._banner(session.device.poll([]))[0]
+        pad.set_axis(X_AXIS, 0.0)
+        pad.set_button(START, True)  # start: resumes where it was
+        session.frame()
+        pad.set_button(START, False)
+        for _ in range(2):
             session.frame()
         assert session.state == RECORDING and len(session.recorder) == steps + 3
         pad.set_button(SAVE, True)

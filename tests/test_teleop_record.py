@@ -160,3 +160,23 @@ def test_output_file_of_another_task_is_refused_before_recording(tmp_path, monke
     new = [p for p in tmp_path.iterdir() if p.name not in listing]
     leftovers = [f for p in new for f in (p.iterdir() if p.is_dir() else [p])]
     assert all(f.name == "lock" and f.stat().st_size == 0 for f in leftovers), leftovers  # only the writer's lock
+
+
+@pytest.mark.parametrize("command", [["record", "--device", "keyboard", "-o", "{out}/demos.hdf5"],
+                                     ["record", "--device", "gamepad", "-o", "{out}/demos.hdf5"],
+                                     ["dagger", "{data}", "--policy", "{data}", "--expert", "human",
+                                      "--device", "keyboard", "--out", "{out}/run"]])
+def test_a_person_s_window_with_no_display_is_refused_before_anything_is_made(tmp_path, command):
+    """With no X or Wayland display SDL falls back to an offscreen window nobody sees, and the session
+    would wait for keys forever: one line saying what to set, exit 2, no file or folder."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
+    out = tmp_path / "out"
+    data = tmp_path / "demos.hdf5"
+    DemoWriter(data, EnvSpec(task="Lift")).close()
+    args = [a.format(out=out, data=data) for a in command]
+    proc = subprocess.run([sys.executable, "-m", "takeover.cli.main", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "no window can open here" in lines[0] and "DISPLAY" in lines[0], lines[0]
+    assert not out.exists()

@@ -132,3 +132,45 @@ def test_response_curve_deadzone_and_expo():
     assert mid == pytest.approx(0.3125)
     assert Tuning(deadzone=0.0, sensitivity=0.5, expo=0.0).shape(0.8) == pytest.approx(0.4)
     assert parse_mappings('{"mappings": []}') == []
+
+
+class _ClosedGripperPolicy:
+    """A learner that drives with the gripper closed (holding the cube)."""
+
+    def reset(self, env):
+        pass
+
+    def act(self, obs, env):
+        return np.array([0.1, 0, 0, 0, 0, 0, 1.0])
+
+
+def _takeover_gripper(mode: str, trigger_per_step: list[float]) -> list[float]:
+    """The executed gripper command per step: the policy drives (gripper closed) for 3 steps, then the
+    person pushes the stick with the gripper control as given."""
+    from takeover.sim.agents import GatedTakeover
+    from takeover.teleop.device_agent import DeviceAgent
+    from takeover.teleop.takeover_control import HumanTakeover
+
+    agent = DeviceAgent(device=None, gains=ActionGains(gripper_mode=mode))
+    human = HumanTakeover(agent, stick_takeover=True)
+    gated = GatedTakeover(human.teacher, _ClosedGripperPolicy(), human.gate)
+    executed = []
+    for _ in range(3):
+        agent.state = DeviceState()
+        executed.append(float(gated.act(None, None).action[6]))
+    for trigger in trigger_per_step:
+        agent.state = DeviceState(translation=(0.5, 0.0, 0.0), gripper=trigger)
+        executed.append(float(gated.act(None, None).action[6]))
+    return executed
+
+
+def test_at_take_over_the_gripper_is_what_the_persons_control_says():
+    from takeover.teleop.takeover_control import gripper_help
+
+    # a held control (the pad's trigger): released at take-over opens the gripper the policy had closed,
+    # squeezed keeps it closed; no squeeze-and-release is needed to open it
+    assert _takeover_gripper("hold", [0.0, 0.0]) == [1.0, 1.0, 1.0, -1.0, -1.0]
+    assert _takeover_gripper("hold", [1.0, 1.0, 0.0]) == [1.0, 1.0, 1.0, 1.0, 1.0, -1.0]
+    # a toggle (the keyboard's Space) has no position: the gripper stays as the policy left it; a press flips it
+    assert _takeover_gripper("toggle", [0.0, 1.0, 0.0]) == [1.0, 1.0, 1.0, 1.0, -1.0, -1.0]
+    assert "held" in gripper_help("hold") and "stays" in gripper_help("toggle")

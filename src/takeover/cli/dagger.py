@@ -87,8 +87,9 @@ def _live(cfg, resume, device, stick_takeover, camera, size, render_size, mappin
     from takeover.teleop.action import ActionGains
     from takeover.teleop.devices import DeviceOptions, open_device
     from takeover.teleop.session import SessionConfig
+    from takeover.teleop.window import require_display
 
-
+    require_display(device)  # before anything is made: a window nobody sees would wait forever
     run = DaggerRun(cfg, resume=resume)
     dev = open_device(device, DeviceOptions(mapping=mapping))  # no controller: one line, nothing written
     gains = ActionGains(gripper_mode=gripper or dev.gripper_mode)

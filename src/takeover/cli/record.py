@@ -65,6 +65,9 @@ def record(
     from takeover.teleop.session import RecordingSession, SessionConfig
 
     kind, person = device_class(input_), DEVICES[input_].person
+    if person:  # a person at the window: it must be able to open
+        from takeover.teleop.window import require_display
+        require_display(input_)
     if gripper is None:
         gripper = kind.gripper_mode
     spec = EnvSpec(task=task)

@@ -39,7 +39,7 @@ from takeover.sim.agents import GatedTakeover
 from takeover.sim.experts import EXPERT_SUCCESS_HOLD
 from takeover.teleop.input_log import EVENTS_LOG_KEY, INPUT_LOG_KEY
 from takeover.teleop.session import READY, RECORDING, RecordingSession, SessionConfig
-from takeover.teleop.takeover_control import HumanTakeover
+from takeover.teleop.takeover_control import HumanTakeover, gripper_help
 from takeover.teleop.window import DIM, FG, GREEN, RED, YELLOW
 
 from .dagger import DaggerRun, labels_in
@@ -176,11 +176,14 @@ class LiveTakeoverSession(RecordingSession):
             (f"device {ds.status or self.device.name}", FG if ds.connected else RED),
             (f"view {self.main_camera}" + (f" + {self.inset_camera}" if self.inset_camera else " (camera: more)")
              + f"   frame {self.result.frame_ms[-1] if self.result.frame_ms else 0.0:.0f} ms", DIM),
-            ("", FG),
         ]
-        if self.show_help:
-            lines += [(line, DIM) for line in TAKEOVER_HELP + self.device.help_lines()]
         return lines
+
+    def _help(self) -> list:
+        if not self.show_help:
+            return []
+        lines = TAKEOVER_HELP + [gripper_help(self.agent.gains.gripper_mode)] + self.device.help_lines()
+        return [(line, DIM) for line in lines]
 
 
 class LiveDagger:

@@ -7,7 +7,7 @@ and finished episodes go through the crash-safe DemoWriter.
 Episode flow: READY (scene shown, the simulator waits) -> start (the start control, or any motion)
 -> RECORDING (one env step per frame) -> save / discard / reset. At the horizon recording stops
 (DONE) until the operator saves or discards. A device that goes away (unplugged gamepad) pauses the
-episode (PAUSED) and it resumes, with every step kept, when the device comes back. `--auto-save S`
+episode (PAUSED); once it is back the start control resumes it, with every step kept. `--auto-save S`
 saves once success has held for S seconds.
 
 Views: the camera control (C, or the pad's right-stick click) cycles the layouts: the main camera
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 class SessionState(str, Enum):
     READY = "ready"  # scene shown, the simulator waits for the start control or any motion
     RECORDING = "recording"  # one env step per frame
-    PAUSED = "paused"  # the device went away; resumes with every step kept when it is back
+    PAUSED = "paused"  # the device went away; once it is back, the start control resumes (every step kept)
     DONE = "done"  # horizon reached: save or discard
 
 
@@ -285,7 +285,9 @@ class RecordingSession:
                 self._resume_state = self.state
                 logger.warning("device disconnected: episode paused at step %d", self.steps)
             self.state = PAUSED
-        elif ds.connected and self.state == PAUSED:
+        elif ds.connected and self.state == PAUSED and (self._resume_state == READY or ds.has("start")):
+            # a device back (a pad plugged in again) resumes on the start control only: whoever holds
+            # it says they are ready, the robot does not move (nor a policy drive) the frame it comes back
             self.state = self._resume_state
             logger.info("device back: resuming at step %d", self.steps)
         self._handle_events(ds)
@@ -331,7 +333,8 @@ class RecordingSession:
         if self._shown is None:  # the first frame waits for its image
             self._show(r.result())
         main, inset = self._shown
-        self.window.draw(main, self._hud(ds), *self._banner(ds), inset=inset, inset_label=self.inset_camera or "")
+        self.window.draw(main, self._hud(ds), *self._banner(ds), inset=inset, inset_label=self.inset_camera or "",
+                         help=self._help())
 
     def _requests(self, layout: int) -> list[tuple[str, int, int]]:
         """(camera, width, height) of each image layout `layout` shows: the main view, and its inset."""
@@ -346,6 +349,8 @@ class RecordingSession:
 
     def _banner(self, ds: DeviceState):
         if self.state == PAUSED:
+            if ds.connected:
+                return "paused: press start to resume", YELLOW
             return (ds.status or "device disconnected") + " - paused", RED
         if self.state == DONE:
             return "horizon reached: save or discard", YELLOW
@@ -368,14 +373,15 @@ class RecordingSession:
             (f"gripper {'closed' if self.latch.command > 0 else 'open'}"
              f"{'   PRECISION' if ds.precision else ''}", FG),
             (f"device {ds.status or self.device.name}", FG if ds.connected else RED),
-            (f"noise std {np.round(self.config.noise.std, 3).tolist()}" if self.config.noise is not None else "", DIM),
+            *([(f"noise std {np.round(self.config.noise.std, 3).tolist()}", DIM)] if self.config.noise is not None else []),
             (f"view {self.main_camera}" + (f" + {self.inset_camera}" if self.inset_camera else "  (camera: more)"), DIM),
             (f"frame {frame_ms:.0f} ms", DIM),
-            ("", FG),
         ]
-        if self.show_help:
-            lines += [(line, DIM) for line in self.device.help_lines()]
         return lines
+
+    def _help(self) -> list:
+        """The controls' lines under the HUD (the help control hides them)."""
+        return [(line, DIM) for line in self.device.help_lines()] if self.show_help else []
 
     # --- loop ---------------------------------------------------------------------------------
     def run(self) -> SessionResult:

@@ -4,8 +4,11 @@
   default) while any motion axis is pushed past the deadzone; letting go hands control back.
 - `teacher`: the person's action through the one mapping (`DeviceAgent`), started seamlessly: the
   first step of a take-over holds the pose (zero arm action), the arm command then ramps up to the
-  person's over `ramp_steps` steps, and the gripper keeps the command that was executing (a policy
-  holding the cube does not drop it because the person's latch started open).
+  person's over `ramp_steps` steps. The gripper is the person's from the first step, as their control
+  says: with a held control (the gamepad's trigger, `gripper_mode="hold"`) it closes while the trigger
+  is squeezed and opens when it is not, so a person taking over a closed gripper squeezes to keep it
+  closed; with a toggle (the keyboard's Space) there is no position to read, so it stays as the policy
+  left it and each press flips it. `gripper_help` says so in the window.
 
 The learner's side of a seamless hand-back (queue and history reset) is GatedTakeover's.
 """
@@ -38,7 +41,11 @@ class HumanTakeover:
         want = self.wants_control(self.device_agent.state)
         if want and not self.driving:
             held = self.device_agent.state.gripper > PRESS_THRESHOLD
-            self.device_agent.latch = GripperLatch(command=self.last_gripper, pressed=held)
+            if self.device_agent.gains.gripper_mode == "hold":  # the trigger's position is the command
+                command = 1.0 if held else -1.0
+            else:  # a toggle has no position: the command stays the policy's until the next press
+                command = self.last_gripper
+            self.device_agent.latch = GripperLatch(command=command, pressed=held)
             self.step_in_takeover = 0
             self.takeovers += 1
         if not want:  # the learner's proposal is what runs this step
@@ -52,6 +59,13 @@ class HumanTakeover:
         self.step_in_takeover += 1
         self.last_gripper = 1.0 if action[6] > 0 else -1.0
         return action
+
+
+def gripper_help(gripper_mode: str) -> str:
+    """How the gripper behaves at a take-over, for the window's help."""
+    if gripper_mode == "hold":
+        return "take over: gripper = your control (held: closed)"
+    return "take over: gripper stays; a press flips it"
 
 
 class _HumanTeacher:

@@ -4,8 +4,13 @@ view (paused, horizon reached, ...).
 
 Every HUD line fits the panel: a line wider than the panel is wrapped at spaces (continuation lines
 indented), a word wider than the panel is shortened with "..." (`fit_lines`, measured with the font).
+The controls' help comes below the status lines and keeps its rows: a status line (a long error) wraps
+only into rows the help leaves free, and is shortened to one row otherwise (`panel_lines`).
 """
 from __future__ import annotations
+
+import os
+import sys
 
 import numpy as np
 
@@ -22,6 +27,25 @@ DIM = (140, 146, 156)
 RED = (235, 70, 60)
 GREEN = (90, 210, 110)
 YELLOW = (240, 200, 70)
+
+
+HEADLESS_DRIVERS = ("dummy", "offscreen")
+
+
+def require_display(device: str) -> None:
+    """Refuse, before anything is created, a window a person must see and type or steer in where none
+    can open: with no X or Wayland display SDL falls back to its offscreen driver, and the session would
+    wait invisibly for input that never comes. An SDL_VIDEODRIVER chosen explicitly (dummy for headless
+    runs and tests) is left to SDL."""
+    driver = os.environ.get("SDL_VIDEODRIVER", "").strip().lower()
+    if driver in HEADLESS_DRIVERS or not sys.platform.startswith("linux"):
+        return
+    if driver not in ("", "x11", "wayland"):
+        return
+    if os.environ.get("DISPLAY") or (driver != "x11" and os.environ.get("WAYLAND_DISPLAY")):
+        return
+    raise TeleopError(f"--input {device}: no window can open here (DISPLAY is not set); run it in a desktop "
+                      "session, or set DISPLAY to an X display (e.g. ssh -X, or DISPLAY=:0)")
 
 
 class Window:
@@ -58,23 +82,46 @@ class Window:
         """Pixels a HUD line may take."""
         return self.panel_width - 2 * PANEL_MARGIN
 
+    @property
+    def panel_rows(self) -> int:
+        """HUD lines the panel shows."""
+        return (self.view_size[1] + 4 - PANEL_MARGIN) // LINE_HEIGHT
+
     def fit_lines(self, hud) -> list[tuple[str, tuple]]:
         """The HUD lines as drawn: each at most `text_width` pixels wide (wrapped, then shortened)."""
+        return [(line, color) for text, color in hud for line in self._wrap(text)]
+
+    def panel_lines(self, status, help=()) -> list[tuple[str, tuple]]:
+        """What the panel shows: the status lines, a blank row and the help lines, in at most
+        `panel_rows` rows. The help is wrapped whole; a status line wraps while the rows left allow and
+        is cut to one row ("...") when they do not, so a long message never pushes the help off."""
+        help_rows = self.fit_lines(help)
+        if help_rows:
+            help_rows = [("", FG)] + help_rows
+        spare = self.panel_rows - len(help_rows) - len(status)
+        rows = []
+        for text, color in status:
+            wrapped = self._wrap(text)
+            if len(wrapped) - 1 <= spare:
+                spare -= len(wrapped) - 1
+                rows += [(line, color) for line in wrapped]
+            else:
+                rows.append((self._shorten(text, self.text_width), color))
+        return (rows + help_rows)[:self.panel_rows]  # a window too short for status and help: the help's end goes
+
+    def _wrap(self, text: str) -> list[str]:
         width = self.text_width
-        out = []
-        for text, color in hud:
-            if not text or self.font.size(text)[0] <= width:
-                out.append((text, color))
-                continue
-            line = ""
-            for word in text.split(" "):
-                trial = f"{line} {word}" if line else word
-                if self.font.size(trial)[0] <= width or not line.strip():
-                    line = trial
-                else:
-                    out.append((self._shorten(line, width), color))
-                    line = "  " + word
-            out.append((self._shorten(line, width), color))
+        if not text or self.font.size(text)[0] <= width:
+            return [text]
+        out, line = [], ""
+        for word in text.split(" "):
+            trial = f"{line} {word}" if line else word
+            if self.font.size(trial)[0] <= width or not line.strip():
+                line = trial
+            else:
+                out.append(self._shorten(line, width))
+                line = "  " + word
+        out.append(self._shorten(line, width))
         return out
 
     def _shorten(self, text: str, width: int) -> str:
@@ -91,7 +138,8 @@ class Window:
         return img if (w, h) == tuple(size) else pygame.transform.scale(img, size)
 
     def draw(self, frame: np.ndarray, hud: list[tuple[str, tuple]] = (), banner: str | None = None,
-             banner_color=YELLOW, inset: np.ndarray | None = None, inset_label: str = ""):
+             banner_color=YELLOW, inset: np.ndarray | None = None, inset_label: str = "",
+             help: list[tuple[str, tuple]] = ()):
         self.surface.blit(self._image(frame, self.view_size), (0, 0))
         if inset is not None:
             side = max(16, int(self.view_size[0] * INSET_FRACTION))
@@ -103,9 +151,7 @@ class Window:
         if self.panel_width:
             pygame.draw.rect(self.surface, BG, (self.view_size[0], 0, self.panel_width, self.view_size[1]))
             y = PANEL_MARGIN
-            for text, color in self.fit_lines(hud):
-                if y + LINE_HEIGHT > self.view_size[1] + 4:
-                    break  # below the window: the help lines come last and can be toggled off
+            for text, color in self.panel_lines(hud, help):
                 if text:
                     self.surface.blit(self._text(text, color), (self.view_size[0] + PANEL_MARGIN, y))
                 y += LINE_HEIGHT
