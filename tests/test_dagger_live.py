@@ -178,6 +178,16 @@ def test_live_takeover_with_a_virtual_pad(small_lift, tmp_path, headless):
     if split is not None:
         assert names[0] in split
     assert state["live"]["saved"] == 1
+    # the report says what the live run did, not the headless DAgger's settings
+    report = (tmp_path / "run" / "report.md").read_text()
+    success = "1/1 (100%)" if attrs["success"] else "0/1 (0%)"
+    assert "Attempts saved: 1 (0 discarded and retried) over 1 session(s)" in report, report
+    assert "Steps the person drove (the labels): 18 of 42 (43%); take-overs: 2, 2.0 per attempt." in report, report
+    assert f"Success with the person's help: {success}; the policy alone (no take-over): 0/0." in report, report
+    assert "Policy swaps (a retrained policy loaded between attempts): 0." in report, report
+    assert "| 1 | `bc/best.pt` | start | 1 | 18 | 2.0 |" in report, report
+    assert f"| 1 | 1 | 3000000 | 42 | 18 | 2 | {'yes' if attrs['success'] else 'no'} |" in report, report
+    assert "beta" not in report and "evaluation episodes" not in report and "per round" not in report
 
 
 def test_every_hud_and_help_line_fits_the_panel(headless, tmp_path):
@@ -299,6 +309,9 @@ def test_background_retrain_swaps_the_policy_between_episodes_without_blocking_f
           f"max {frames.max():.1f} ms ({len(frames)} frames)")
     assert state["rounds"][-1]["round"] == 1 and state["rounds"][-1]["eval_episodes"] == 0
     assert (tmp_path / "run" / "round_1" / "train" / "checkpoints" / "best.pt").is_file()
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Policy swaps (a retrained policy loaded between attempts): 1." in report, report
+    assert "| 2 | `round_1/best.pt` |" in report, report
     saved = json.loads((tmp_path / "run" / "dagger.json").read_text())
     assert saved["checkpoints"][-1].endswith("round_1/train/checkpoints/best.pt")
     with DemoReader(tmp_path / "run" / "data.hdf5") as r:  # every attempt saved ran with the round-1 policy

@@ -188,20 +188,11 @@ class DaggerRun:
                  "Wilson 95% interval.", "",
                  "| round | beta | expert labels | success | 95% CI | mean length |", "|---|---|---|---|---|---|"]
         for r in rounds:
-            if not r.get("eval_episodes"):  # a live round or eval_episodes=0 (a live round's attempts: below)
+            if not r.get("eval_episodes"):  # eval_episodes=0 (a live run writes its own report: live.py)
                 lines.append(f"| {r['round']} | {r['beta']:.3f} | {r['expert_labels']} | not evaluated | | |")
                 continue
             lines.append(f"| {r['round']} | {r['beta']:.3f} | {r['expert_labels']} | {r['success_rate']:.2f} | "
                          f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {r['mean_length']:.0f} |")
-        live = [r for r in rounds if "session" in r]
-        if live:
-            lines += ["", "Live rounds (attempts with the round's policy; 'policy alone' = attempts without a take-over):",
-                      "", "| round | attempts | successes | policy alone: successes / attempts | labels |",
-                      "|---|---|---|---|---|"]
-            for r in live:
-                s = r["session"]
-                lines.append(f"| {r['round']} | {s['attempts']} | {s['successes']} | {s['alone_successes']} / "
-                             f"{s['alone_attempts']} | {r['new_labels']} |")
         plot = plot_success(self.out, [r for r in rounds if r.get("eval_episodes")], "round", f"DAgger, {self.state['task']}")
         if plot:
             lines += ["", f"![success against expert labels]({plot.relative_to(self.out)})"]

@@ -16,6 +16,8 @@ It runs through the same `DaggerRun` as the headless paths (run folder, `data.hd
   (`policies.background.BackgroundPlanner`).
 - `retrain_every=N`: after every N saved episodes a background process retrains on the aggregate
   (`retrain.py`); the new policy is swapped in between episodes and starts round k+1.
+- report.md says what the live run did (`write_live_report`): attempts, the person's steps, take-overs
+  per attempt, success with and without help, policy swaps, time in the window.
 - Quit at any time: saved episodes are durable (DemoWriter's journal), the unfinished attempt is
   dropped, a running retrain is stopped; `--resume` continues (a stopped retrain restarts from its state).
 
@@ -45,6 +47,7 @@ from takeover.teleop.window import DIM, FG, GREEN, RED, YELLOW
 from .dagger import DaggerRun, labels_in
 from .dagger_config import DAGGER_SEED_START, SEED_BLOCK
 from .retrain import BackgroundRetrain
+from .runs import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,8 @@ class LiveTakeoverSession(RecordingSession):
         if advance:  # reset: the attempt ends here and is kept, success or not
             self._save()
         else:
+            if self.steps:
+                self.live.discarded()
             super()._discard(advance)
 
     def _step(self, ds):
@@ -203,6 +208,7 @@ class LiveDagger:
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-loader")
         self.loaded_at = self.loaded_wall = None
         self.last_error = ""
+        self._clock = time.monotonic()  # time in the window not yet added to the state's `seconds`
         self.planner = BackgroundPlanner(self._load(self.state["checkpoints"][-1]))
 
     @property
@@ -216,11 +222,7 @@ class LiveDagger:
 
     @property
     def policy_name(self) -> str:
-        path = Path(self.state["checkpoints"][-1])
-        if path.parent.name != "checkpoints":
-            return path.name
-        run = path.parent.parent  # a run folder; a DAgger round's is round_<k>/train
-        return f"{run.parent.name if run.name == 'train' else run.name}/{path.name}"
+        return policy_label(self.state["checkpoints"][-1])
 
     def _load(self, checkpoint: str):
         policy, _, _ = load_checkpoint(checkpoint, overrides=self.overrides)
@@ -236,8 +238,23 @@ class LiveDagger:
         self.counts.add(k, episode)
         live = self.state.setdefault("live", {"saved": 0, "retrain_from": 0, "training": None})
         live["saved"] += 1
+        self.add_time()
         self.run._write_state()
         self._maybe_retrain()
+
+    def discarded(self):
+        live = self.state["live"]
+        live["discarded"] = live.get("discarded", 0) + 1
+        self.add_time()
+        self.run._write_state()
+
+    def add_time(self):
+        """Add the time in the window since the last call to the state (written with it): a kill loses
+        at most the time since the last save or discard."""
+        now = time.monotonic()
+        live = self.state["live"]
+        live["seconds"] = round(live.get("seconds", 0.0) + now - self._clock, 1)
+        self._clock = now
 
     def _maybe_retrain(self):
         live = self.state.get("live") or {}
@@ -288,7 +305,8 @@ class LiveDagger:
         self.state["checkpoints"].append(str(Path(best).resolve()))
         rounds.append({"round": k, "beta": 0.0, "episodes": self.counts.round_episodes.get(k, 0) + self._episodes_before(k),
                        "new_labels": new, "expert_labels": labels + new, "checkpoint": str(Path(best).resolve()),
-                       "eval_episodes": 0, "session": self.counts.summary()})
+                       "eval_episodes": 0, "session": self.counts.summary(),
+                       "loaded": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time()))})
         self.state["live"]["training"] = None
         self.run._write_state()
         self.loaded_at, self.loaded_wall = time.monotonic(), time.time()
@@ -351,6 +369,8 @@ def run_live(run: DaggerRun, device, session_config: SessionConfig | None = None
     live = LiveDagger(run, policy_overrides, success_hold, retrain_defaults)
     live.load_history()
     state_live = run.state.setdefault("live", {"saved": 0, "retrain_from": 0, "training": None})
+    state_live["sessions"] = state_live.get("sessions", 0) + 1
+    state_live.setdefault("device", getattr(device, "name", "?"))
     if stick_takeover is None:
         stick_takeover = getattr(device, "name", "") == "gamepad"
     base = session_config or SessionConfig()
@@ -377,13 +397,14 @@ def run_live(run: DaggerRun, device, session_config: SessionConfig | None = None
         say(f"saved {len(session.result.saved)} episode(s) this session; "
             f"{live.counts.round_labels.get(live.round, 0)} labels in round {live.round}")
     finally:
+        live.add_time()
         live.close()
         writer.close()
         if session is None:
             device.close()
     _fold_dagger_into_train(data)
     run._write_state()
-    run._report()
+    write_live_report(run)
     return run.state
 
 
@@ -392,3 +413,93 @@ def _fold_dagger_into_train(data: Path):
         names = [d for d in reader.demos if reader.attrs(d).get("source") == "dagger"]
     if names:
         add_to_split(data, "train", names)
+
+
+def policy_label(checkpoint) -> str:
+    """'bc/best.pt', 'round_1/best.pt': the run (a DAgger round's is round_<k>/train) and the file."""
+    path = Path(checkpoint)
+    if path.parent.name != "checkpoints":
+        return path.name
+    run = path.parent.parent
+    return f"{run.parent.name if run.name == 'train' else run.name}/{path.name}"
+
+
+def _attempts(data: Path) -> list[dict]:
+    """Every live attempt saved in the run's data file, in order: round, seed, steps, the person's steps,
+    take-overs (stretches of the person's steps) and success."""
+    out = []
+    with DemoReader(data) as reader:
+        for d in reader.demos:
+            attrs = reader.attrs(d)
+            if attrs.get("source") != "dagger":
+                continue
+            group = reader._group(d)
+            flags = (group["interventions"][()] != 0) if "interventions" in group else np.zeros(0, bool)
+            steps = int(group["actions"].shape[0])
+            out.append({"round": int(attrs.get("round", 0)), "seed": int(attrs.get("seed", -1)), "steps": steps,
+                        "person_steps": int(flags.sum()), "takeovers": int(np.sum(np.diff(np.r_[0, flags.astype(int)]) == 1)),
+                        "success": bool(attrs.get("success"))})
+    return out
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def _rate(successes: int, n: int) -> str:
+    return f"{successes}/{n}" + (f" ({successes / n:.0%})" if n else "")
+
+
+def write_live_report(run: DaggerRun) -> Path:
+    """report.md of a live run: what the person and the policy did (attempts, the person's steps,
+    take-overs per attempt, success with and without help, policy swaps, time), from the data file
+    (every saved attempt) and dagger.json; none of the headless DAgger's settings, which a live run
+    does not use."""
+    state, cfg = run.state, run.cfg
+    live = state.get("live") or {}
+    attempts = _attempts(run.out / "data.hdf5")
+    freq = run.spec.control_freq
+    rounds = sorted({a["round"] for a in attempts} | set(range(1, len(state["checkpoints"]) + 1)))
+    lines = [f"# Live HG-DAgger on {state['task']}: a person takes over from the policy", "",
+             f"Data: `{cfg.data}` ({state['initial_labels']} expert labels); first policy `{state['checkpoints'][0]}`; "
+             f"device {live.get('device', '?')}; "
+             + (f"retrained in the background after every {cfg.retrain_every} saved attempt(s)."
+                if cfg.retrain_every else "no retraining during the sessions."), ""]
+    person = sum(a["person_steps"] for a in attempts)
+    steps = sum(a["steps"] for a in attempts)
+    helped = [a for a in attempts if a["takeovers"]]
+    alone = [a for a in attempts if not a["takeovers"]]
+    seconds = float(live.get("seconds", 0.0))
+    lines += [f"- Attempts saved: {len(attempts)} ({live.get('discarded', 0)} discarded and retried) over "
+              f"{live.get('sessions', 0)} session(s), {_duration(seconds)} in the window; the robot moved "
+              f"{steps} steps ({_duration(steps / freq)} at {freq} Hz).",
+              f"- Steps the person drove (the labels): {person} of {steps}"
+              + (f" ({person / steps:.0%})" if steps else "") + "; take-overs: "
+              f"{sum(a['takeovers'] for a in attempts)}"
+              + (f", {np.mean([a['takeovers'] for a in attempts]):.1f} per attempt" if attempts else "") + ".",
+              f"- Success with the person's help: {_rate(sum(a['success'] for a in helped), len(helped))}; "
+              f"the policy alone (no take-over): {_rate(sum(a['success'] for a in alone), len(alone))}.",
+              f"- Policy swaps (a retrained policy loaded between attempts): {len(state['checkpoints']) - 1}.",
+              "", "Success counts are the attempts as they happened, each from its own start and helped or not as "
+              "the person chose: not an evaluation on fixed seeds (`takeover eval` a round's checkpoint for that).",
+              "", "| round | policy | loaded | attempts | person's steps | take-overs per attempt | success with help | "
+              "policy alone |", "|---|---|---|---|---|---|---|---|"]
+    loaded = {r["round"] + 1: r.get("loaded", "") for r in state["rounds"] if "session" in r}
+    for k in rounds:
+        mine = [a for a in attempts if a["round"] == k]
+        ckpt = policy_label(state["checkpoints"][k - 1]) if k - 1 < len(state["checkpoints"]) else "?"
+        h = [a for a in mine if a["takeovers"]]
+        n = [a for a in mine if not a["takeovers"]]
+        per = f"{np.mean([a['takeovers'] for a in mine]):.1f}" if mine else "-"
+        lines.append(f"| {k} | `{ckpt}` | {'start' if k == 1 else loaded.get(k, '?')} | "
+                     f"{len(mine)} | {sum(a['person_steps'] for a in mine)} | {per} | "
+                     f"{_rate(sum(a['success'] for a in h), len(h))} | {_rate(sum(a['success'] for a in n), len(n))} |")
+    if attempts:
+        lines += ["", "Every attempt:", "", "| # | round | seed | steps | person's steps | take-overs | success |",
+                  "|---|---|---|---|---|---|---|"]
+        for i, a in enumerate(attempts, 1):
+            lines.append(f"| {i} | {a['round']} | {a['seed']} | {a['steps']} | {a['person_steps']} | {a['takeovers']} | "
+                         f"{'yes' if a['success'] else 'no'} |")
+    path = run.out / "report.md"
+    write_atomic(path, "\n".join(lines) + "\n")
+    return path
