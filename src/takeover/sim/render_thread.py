@@ -49,8 +49,7 @@ class BackgroundRenderer:
 
     @property
     def sizes(self) -> set[tuple[int, int]]:
-        """The (width, height) sizes a renderer exists for (asked on the caller's thread; no render runs)."""
-        self.result()
+        """The (width, height) sizes a renderer exists for (read on the thread, after a pending render)."""
         return self._pool.submit(lambda: {(w, h) for h, w in self._renderers}).result()
 
     def _follow_model(self):
