@@ -162,10 +162,10 @@ def test_output_file_of_another_task_is_refused_before_recording(tmp_path, monke
     assert all(f.name == "lock" and f.stat().st_size == 0 for f in leftovers), leftovers  # only the writer's lock
 
 
-@pytest.mark.parametrize("command", [["record", "--device", "keyboard", "-o", "{out}/demos.hdf5"],
-                                     ["record", "--device", "gamepad", "-o", "{out}/demos.hdf5"],
+@pytest.mark.parametrize("command", [["record", "--input", "keyboard", "-o", "{out}/demos.hdf5"],
+                                     ["record", "--input", "gamepad", "-o", "{out}/demos.hdf5"],
                                      ["dagger", "{data}", "--policy", "{data}", "--expert", "human",
-                                      "--device", "keyboard", "--out", "{out}/run"]])
+                                      "--input", "keyboard", "--out", "{out}/run"]])
 def test_a_person_s_window_with_no_display_is_refused_before_anything_is_made(tmp_path, command):
     """With no X or Wayland display SDL falls back to an offscreen window nobody sees, and the session
     would wait for keys forever: one line saying what to set, exit 2, no file or folder."""
