@@ -11,15 +11,21 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-for extra in (ROOT / "src", ROOT / "benchmarks", Path(__file__).resolve().parent):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
+
+
+def _importable():
+    """The generators (docs/gen), the benchmark scripts whose tables they reuse, and this checkout's
+    package first: mkdocs loads hooks with its own sys.path, so this runs when they are needed."""
+    for extra in (ROOT / "benchmarks", Path(__file__).resolve().parent, ROOT / "src"):
+        if str(extra) not in sys.path:
+            sys.path.insert(0, str(extra))
 
 MARKER = re.compile(r"^<!-- gen: (.+?) -->$", re.M)
 PLOTS = ROOT / "benchmarks" / "results"
 
 
 def _generators() -> dict:
+    _importable()
     import cli_reference
     import config_reference
     import format_reference

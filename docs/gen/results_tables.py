@@ -198,9 +198,10 @@ def finetune(name: str) -> str:
     data = load(name)
     rows = []
     for method, m in data["methods"].items():
-        if "curve" not in m:  # a baseline without RL (more demos): one evaluation
-            rows.append([method, "-", rate(m), "-", "-"])
-            continue
+        if "curve" not in m:
+            if "success_rate" in m:  # a baseline without RL (more demos): one evaluation
+                rows.append([method, "-", rate(m), "-", "-"])
+            continue  # side measurements (notes, speeds): in the JSON, quoted in the text
         curve = ", ".join(f"{p['env_steps'] / 1000:.1f}k: {p['success_rate']:.2f}" for p in m["curve"][1:])
         start = rate(m["curve"][0]) if m["curve"] else "-"
         reached = m.get("steps_to_90")
