@@ -61,8 +61,11 @@ def _num(value, digits: int = 3) -> str:
 def machine(name: str) -> str:
     data = load(name)
     m = data.get("machine")
+    if m is None and isinstance(data.get("runs"), dict):  # files of many runs: each run records its own
+        return (f"*Source: `benchmarks/results/{name}`; each run records its machine, commit and date in the "
+                f"file.*\n")
     if isinstance(m, dict):
-        cpu = m.get("processor") or m.get("cpu") or "?"
+        cpu = m.get("processor") or m.get("cpu") or m.get("platform") or "?"
         cores = m.get("cpu_count") or m.get("cores") or "?"
         when = m.get("date") or ""
         commit = m.get("commit") or data.get("commit") or data.get("git_commit") or ""
@@ -78,12 +81,14 @@ def heads(name: str, prefix: str = "") -> str:
     rows = []
     for key, r in runs.items():
         latency = r.get("act_latency") or {}
-        p50 = latency.get("p50_ms")
+        act = f"{_num(latency['p50_ms'])} / {_num(latency['p95_ms'])}" if "p50_ms" in latency else "-"
         every = latency.get("replans_every", 1)
-        act = f"{p50:.2f} ms" + (f" per {every}-step chunk" if every and every > 1 else "") if p50 is not None else "-"
+        replan = (f"{_num(latency['replan']['p50_ms'])} (every {every})" if "replan" in latency
+                  else "in the p95" if every > 1 else "each step")
         rows.append([f"`{key}`", r.get("head", "?"), r.get("demos", "?"), _num(r.get("steps")), rate(r), act,
-                     _num(r.get("train_seconds_total"))])
-    return _table(["run", "head", "demos", "steps", "success (Wilson 95%)", "act p50 (batch 1)", "train s"], rows)
+                     replan if latency else "-", _num(r.get("train_seconds_total"))])
+    return _table(["run", "head", "demos", "steps", "success (Wilson 95%)", "act() p50 / p95 ms (batch 1)",
+                   "re-plan p50 ms", "train s"], rows)
 
 
 def experts(name: str) -> str:
@@ -149,18 +154,29 @@ def label_curves(name: str, group: str = "method") -> str:
     return _table([group, "seed", "points (expert labels: success, Wilson 95%)"], rows)
 
 
+def _point_name(point: dict, index: int) -> str:
+    """What a point is: the run it is matched to (BC at another method's label count), or its round."""
+    if "matches" in point:
+        return f"at {point['matches']}"
+    for key in ("round", "iteration"):
+        if key in point:
+            return f"{key} {point[key]}"
+    return f"point {index}"
+
+
 def label_pooled(name: str, group: str = "method") -> str:
-    """The k-th point of every seed's run summed over the seeds: successes of all their episodes."""
+    """Each run's points summed over the training seeds, point by point (the same round, or BC at the
+    same matched run): successes over all their episodes, Wilson 95%."""
     by: dict[tuple, list] = {}
     for entry in load(name)["entries"].values():
         for i, p in enumerate(sorted(entry["points"], key=lambda p: p["expert_labels"])):
-            by.setdefault((entry[group], i), []).append(p)
+            by.setdefault((entry[group], _point_name(p, i)), []).append(p)
     rows = []
-    for (arm, i), pts in sorted(by.items()):
+    for (arm, point), pts in sorted(by.items(), key=lambda kv: (kv[0][0], min(p["expert_labels"] for p in kv[1]))):
         k, n = sum(p["successes"] for p in pts), sum(p["episodes"] for p in pts)
         lo, hi = wilson(k, n)
         labels = sorted(p["expert_labels"] for p in pts)
-        rows.append([arm, i, f"{labels[0]:,}-{labels[-1]:,}", len(pts), f"{k}/{n} = {k / n:.2f} [{lo:.2f}, {hi:.2f}]"])
+        rows.append([arm, point, f"{labels[0]:,}-{labels[-1]:,}", len(pts), f"{k}/{n} = {k / n:.2f} [{lo:.2f}, {hi:.2f}]"])
     return _table([group, "point", "expert labels", "seeds", "pooled success (Wilson 95%)"], rows)
 
 
