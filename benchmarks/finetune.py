@@ -206,9 +206,19 @@ def main():
         data["bc_start"] = eval_point(start, args)
 
     def save():
+        """Under a lock, merged with the file on disk: two runs of other --methods on the same file (the
+        Can baselines beside RLPD) each keep the other's entries; before this the last writer won."""
+        import fcntl
+
         data["machine"] = machine()
         path.parent.mkdir(parents=True, exist_ok=True)
-        dump_json(path, data)
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if path.is_file():
+                disk = json.loads(path.read_text())
+                if disk.get("settings") == data["settings"]:
+                    data["methods"] = {**disk.get("methods", {}), **data["methods"]}
+            dump_json(path, data)
         plot(path, data)
 
     save()
