@@ -119,6 +119,25 @@ def test_every_command_in_the_docs_exists():
     assert not problems, "commands in the docs that the CLI does not accept:\n" + "\n".join(problems)
 
 
+def test_options_named_in_prose_exist():
+    """An option the tutorials or the README name on its own (`--weighting iwr`) belongs to some command.
+    The results pages are left out: they also name the benchmark scripts' own options."""
+    from cli_reference import walk
+
+    root = root_command()
+    known = {"--help"} | {name for _, command in walk(root) for option in options(command)
+                          for name in (*option.opts, *option.secondary_opts)}
+    known |= {name for option in options(root) for name in option.opts}
+    unknown = []
+    for page in doc_pages():
+        if "results" in page.relative_to(ROOT).parts:
+            continue
+        for span in re.findall(r"`(--?[a-z][a-z0-9-]*)[ =`]", page.read_text()):
+            if span not in known:
+                unknown.append(f"{page.relative_to(ROOT)}: {span}")
+    assert not unknown, "options named in the docs that no command has:\n" + "\n".join(unknown)
+
+
 def test_every_cli_command_has_a_reference_entry():
     """The reference page is generated, so this holds by construction; it guards the generator."""
     import cli_reference

@@ -182,7 +182,7 @@ def label_pooled(name: str, group: str = "method") -> str:
 
 # ----- corrections study -------------------------------------------------------------------------------------
 def corrections(name: str, kind: str, budget: str = "20", seed: str = "") -> str:
-    import corrections as study  # benchmarks/corrections.py: the tables its own report prints
+    import corrections_stats as study  # benchmarks/corrections_stats.py: the tables corrections.py prints
 
     data = load(name)
     if kind == "per-seed":

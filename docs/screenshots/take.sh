@@ -73,7 +73,7 @@ hold_takeover() {
 }
 
 # the recording window with the scripted expert at the controls, mid-episode (grasping the cube)
-shot record mid_episode takeover record --task Lift --device scripted -o "$work/rec.hdf5" --episodes 3
+shot record mid_episode takeover record --task Lift --input scripted -o "$work/rec.hdf5" --episodes 3
 
 # the live take-over window: a small policy (or TAKEOVER_SHOT_POLICY, a run folder) drives until the
 # keyboard takes over
@@ -84,5 +84,5 @@ if [ -z "$policy" ]; then
   policy=$work/policy
 fi
 [ -f "$work/demos.hdf5" ] || takeover collect --task Lift -n 2 -o "$work/demos.hdf5" --workers 1 >/dev/null
-shot takeover hold_takeover takeover dagger "$work/demos.hdf5" --policy "$policy" --expert human --device keyboard \
+shot takeover hold_takeover takeover dagger "$work/demos.hdf5" --policy "$policy" --expert human --input keyboard \
   --episodes 1 --out "$work/live"
