@@ -15,7 +15,7 @@ import io
 import pkgutil
 import tokenize
 
-LIMIT_WORDS = {"min": ">= {}", "max": "<= {}", "above": "> {}", "below": "< {}"}
+LIMIT_WORDS = {"min": ">= {}", "above": "> {}", "max": "<= {}", "below": "< {}"}
 
 
 def config_classes() -> list[type]:
