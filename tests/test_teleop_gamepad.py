@@ -1,4 +1,4 @@
-"""Gamepad through SDL virtual joysticks (docs/architecture.md, adding a device): the real pygame/SDL device path, hot-plug,
+"""Gamepad through SDL virtual joysticks (docs/architecture.md): the real pygame/SDL device path, hot-plug,
 unplug mid-episode (pause, nothing lost), the generic fallback, and the no-controller error."""
 import logging
 import os
