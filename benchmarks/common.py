@@ -8,13 +8,45 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 from takeover.config import parse_assignments
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
 DEMO_SEED_STRIDE = 100_000  # training seed s collects demos from seed s * stride (disjoint streams)
+
+
+def relative_paths(data):
+    """The data with every absolute path string made portable, recursively: inside the repository
+    relative to its root, under the temp dir as $TMPDIR/..., elsewhere relative to the root (../..).
+    Results files are read on other machines and checkouts, where this one's paths mean nothing."""
+    if isinstance(data, dict):
+        return {key: relative_paths(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [relative_paths(value) for value in data]
+    if isinstance(data, Path):
+        data = str(data)
+    if not (isinstance(data, str) and os.path.isabs(data) and "\n" not in data):
+        return data
+    path = Path(os.path.normpath(data))
+    for base, prefix in ((ROOT, ""), (Path(tempfile.gettempdir()), "$TMPDIR/")):
+        if path == base or base in path.parents:
+            return prefix + str(path.relative_to(base)) if path != base else (prefix.rstrip("/") or ".")
+    return os.path.relpath(path, ROOT)
+
+
+def from_repo(path: str | Path) -> Path:
+    """A path as results files store it (relative to the repository root) as one this process can open."""
+    path = Path(path)
+    return path if path.is_absolute() else ROOT / path
+
+
+def dump_json(path: Path, data: dict):
+    """Writes results JSON (paths made repository-relative) as every benchmark does."""
+    Path(path).write_text(json.dumps(relative_paths(data), indent=2) + "\n")
 
 
 def key_values(text: str) -> dict:
@@ -52,7 +84,7 @@ def machine() -> dict:
 def write_result(name: str, data: dict, out: str | None = None) -> Path:
     path = Path(out) if out else RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"machine": machine(), **data}, indent=2) + "\n")
+    dump_json(path, {"machine": machine(), **data})
     return path
 
 
@@ -114,7 +146,7 @@ def save_results(path: Path, results: dict):
             for key, value in disk.items():
                 results.setdefault(key, value)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        dump_json(tmp, results)
         tmp.replace(path)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import from_repo  # noqa: E402
 from corrections_runs import ROUND_STATE, STREAM_FOLDER, SeedWork  # noqa: E402
 
 from takeover.datasets.label_budget import budget_file, labels_of  # noqa: E402
@@ -131,7 +132,7 @@ def policy_at_budget(sw: SeedWork, method: str, point: dict, budget: int) -> tup
     methods' data is the seed's stream cut at the budget; their labels are counted again from the file,
     since a stream collected again under other code can differ by a step."""
     if method in STREAM_FOLDER:
-        ckpt, data = Path(point["checkpoint"]), budget_file(sw.folder / STREAM_FOLDER[method], budget)
+        ckpt, data = from_repo(point["checkpoint"]), budget_file(sw.folder / STREAM_FOLDER[method], budget)
         labels = labels_of(data) if data.is_file() else point["expert_labels"]
     else:
         rounds_key, state_file = ROUND_STATE[method]
@@ -140,7 +141,7 @@ def policy_at_budget(sw: SeedWork, method: str, point: dict, budget: int) -> tup
         past = [r for r in rounds[1:] if r["expert_labels"] >= budget]
         if not past:
             return None
-        ckpt, labels = Path(past[0]["checkpoint"]), past[0]["expert_labels"]
+        ckpt, labels = from_repo(past[0]["checkpoint"]), past[0]["expert_labels"]
     return (ckpt, labels) if ckpt.is_file() else None
 
 

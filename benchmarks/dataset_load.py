@@ -77,7 +77,9 @@ def main():
             out[f"get_batch_{B}_samples_per_s"] = 200 * B / (time.perf_counter() - t0)
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
-    (results / "dataset_load.json").write_text(json.dumps(out, indent=2))
+    from common import dump_json  # benchmarks/ is sys.path[0] when run as a script
+
+    dump_json(results / "dataset_load.json", out)
     print(json.dumps(out, indent=2))
 
 

@@ -73,7 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 import takeover.datasets.reader as reader_module  # noqa: E402
-from common import machine  # noqa: E402
+from common import dump_json, machine  # noqa: E402
 from takeover.datasets import DemoReader  # noqa: E402
 from takeover.policies.checkpoint import load_checkpoint  # noqa: E402
 from takeover.policies.train import TrainConfig, Trainer  # noqa: E402
@@ -149,7 +149,7 @@ def sha256(path: Path) -> str:
 
 def write_json(path: Path, data: dict):
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
+    dump_json(tmp, data)
     os.replace(tmp, path)
 
 

@@ -37,7 +37,7 @@ from takeover.policies import PolicyShapes, make_config, make_policy
 from takeover.policies.heads.unet1d_native import PackedFiLM, native_unavailable_reason
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine as common_machine  # noqa: E402
+from common import dump_json, machine as common_machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OBS_DIM, ACTION_DIM = 19, 7
@@ -255,7 +255,7 @@ def main():
     def write():  # after every row, so a long run that is cut short keeps what it measured
         report["load_average_end"] = os.getloadavg()
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        dump_json(args.out, report)
 
     for size in args.sizes:
         policy = build(size)

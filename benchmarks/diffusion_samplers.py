@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine  # noqa: E402
+from common import RESULTS, dump_json, machine  # noqa: E402
 
 from takeover.policies.evaluate import evaluate, resolve_checkpoint  # noqa: E402
 from takeover.policies.checkpoint import load_checkpoint  # noqa: E402
@@ -80,7 +80,7 @@ def main():
             row["points_vs_ddpm100"] = round(100 * (row["success_rate"] - merged[REFERENCE]["success_rate"]), 1)
     results["runs"][key] = {"checkpoint": str(ckpt), "step": step, "samplers": merged, "machine": machine()}
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    dump_json(tmp, results)
     tmp.replace(out)
     print(f"wrote {out} [{key}]")
 

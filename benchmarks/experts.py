@@ -111,7 +111,9 @@ def main(argv=None) -> int:
         log.info("%-18s success %.2f [%.2f, %.2f]  mean length %.1f  median %.0f  wall %.1fs", task, t["success_rate"],
                  lo, hi, t["mean_length"], t["median_length"], t["wall_s"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    from common import dump_json  # benchmarks/ is sys.path[0] when run as a script
+
+    dump_json(args.out, report)
     log.info("wrote %s", args.out)
     return 0
 

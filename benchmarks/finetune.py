@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, key_values, machine  # noqa: E402
+from common import RESULTS, dump_json, key_values, machine  # noqa: E402
 
 from takeover.policies.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from takeover.policies.evaluate import evaluate, eval_seeds  # noqa: E402
@@ -178,7 +178,7 @@ def merge(files: list[str], out: Path):
         merged["bc_start"][f"seed{seed}"] = data["bc_start"]
         for name, res in data["methods"].items():
             merged["methods"][f"{name}_seed{seed}"] = res
-    out.write_text(json.dumps(merged, indent=2) + "\n")
+    dump_json(out, merged)
     plot(out, merged)
     print(f"wrote {out}")
 
@@ -206,9 +206,19 @@ def main():
         data["bc_start"] = eval_point(start, args)
 
     def save():
+        """Under a lock, merged with the file on disk: two runs of other --methods on the same file (the
+        Can baselines beside RLPD) each keep the other's entries; before this the last writer won."""
+        import fcntl
+
         data["machine"] = machine()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if path.is_file():
+                disk = json.loads(path.read_text())
+                if disk.get("settings") == data["settings"]:
+                    data["methods"] = {**disk.get("methods", {}), **data["methods"]}
+            dump_json(path, data)
         plot(path, data)
 
     save()

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine  # noqa: E402
+from common import RESULTS, dump_json, machine  # noqa: E402
 
 from takeover.datasets import DemoReader  # noqa: E402
 from takeover.policies.checkpoint import load_checkpoint  # noqa: E402
@@ -171,7 +171,7 @@ def main():
         results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
         results["runs"][key] = entry
         tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        dump_json(tmp, results)
         tmp.replace(out)
         print(json.dumps({k: entry[k] for k in ("success_rate", "ci95", "train_seconds_total", "act_latency")}), flush=True)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine as common_machine  # noqa: E402
+from common import dump_json, machine as common_machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_P95_MS = 50.0
@@ -132,7 +132,7 @@ def main():
               "note": "loop = device poll + env.step + render + HUD/display + recorder, pacing excluded; "
                       "baseline = env.step + env.render only, in alternating blocks of 20 frames"}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    dump_json(Path(args.out), result)
     print(json.dumps(result, indent=2))
 
 

@@ -1,5 +1,5 @@
 """The corrections study's seed-level table (benchmarks/corrections.py): what it prints is what the
-README quotes, so its degenerate cases must read as what they are."""
+results page (docs/results/corrections.md) shows, so its degenerate cases must read as what they are."""
 import importlib
 import json
 import sys

@@ -1,4 +1,4 @@
-"""Gamepad through SDL virtual joysticks (DESIGN §7): the real pygame/SDL device path, hot-plug,
+"""Gamepad through SDL virtual joysticks (docs/architecture.md): the real pygame/SDL device path, hot-plug,
 unplug mid-episode (pause, nothing lost, start resumes after the replug), the generic fallback, and the
 no-controller error."""
 import logging

@@ -1,7 +1,7 @@
 """`augment_ccil(in_path, out_path, config) -> report`: a new demonstration file holding the input's
 demos and CCIL's corrective labels (ccil.py) as demos with `source="ccil"`; the input is never touched.
 
-What a label demo holds (DESIGN §4 layout, so every head and robomimic's reader take it):
+What a label demo holds (docs/reference/formats.md layout, so every head and robomimic's reader take it):
 - observations: only the low-dim keys the dynamics model predicts (`config.obs_keys`, default the
   training default); the copied demos keep the same keys, so the file trains on its own. Other keys
   (joint readings, camera images) are left out of the output: CCIL cannot generate them.

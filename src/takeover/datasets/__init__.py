@@ -1,4 +1,4 @@
-"""takeover.datasets: the HDF5 demonstration format (DESIGN §4), a crash-safe writer, the reader,
+"""takeover.datasets: the HDF5 demonstration format (docs/reference/formats.md), a crash-safe writer, the reader,
 torch datasets, and tools to inspect, split, merge, import and replay demonstration files."""
 from .episode import Episode, EpisodeRecorder
 from .errors import DatasetError

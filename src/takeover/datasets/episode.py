@@ -17,7 +17,8 @@ import numpy as np
 
 from .errors import DatasetError
 
-# per-step arrays with a fixed meaning (DESIGN §4) and their stored dtypes; any other extra keeps its own
+# per-step arrays with a fixed meaning and their stored dtypes (docs/reference/formats.md); any other extra
+# keeps its own
 KNOWN_EXTRAS = {"executed_actions": np.float32, "policy_actions": np.float32, "interventions": np.uint8,
                 "expert_executed": np.uint8}
 

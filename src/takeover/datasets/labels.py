@@ -6,8 +6,8 @@ A label rule looks at one stored demo and says which of its steps are labels:
 
 `demo` maps array names to arrays (an h5py group: `"interventions" in demo`, `demo["interventions"][()]`),
 `attrs` holds the demo's attributes (source, success, round, ...). A step that is not a label is never
-a training target, but its observation stays in the data as history (DESIGN §8: HG-DAgger labels only
-the steps a person drove). Whatever the rule, the first `history_steps` steps of a demo (a demo
+a training target, but its observation stays in the data as history (HG-DAgger labels only the steps a
+person drove: docs/tutorials/dagger-live.md). Whatever the rule, the first `history_steps` steps of a demo (a demo
 attribute; CCIL's label episodes carry it) are never labels: they are observation history only. A weight rule has the same form and returns float weights (T,) or None
 (all 1); the dataset multiplies them into every batch as `weights`.
 """

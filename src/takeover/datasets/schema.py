@@ -1,4 +1,4 @@
-"""The demonstration file format (DESIGN §4), a robomimic-compatible superset, and its validation.
+"""The demonstration file format (docs/reference/formats.md), a robomimic-compatible superset, and its validation.
 
     data                     attrs: env_args (robomimic JSON), total, takeover_spec (EnvSpec JSON),
                                     format_version, takeover_obs_keys (JSON list, observation order),

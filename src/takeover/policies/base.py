@@ -1,4 +1,4 @@
-"""The Policy interface every head implements (DESIGN §3).
+"""The Policy interface every head implements (docs/architecture.md, adding a head).
 
 Preparing: the trainer calls `policy.prepare(train_data)` once, after building the policy and any
            warm start (whose normalisation is this data's), before a resume (which replaces it): a head

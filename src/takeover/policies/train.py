@@ -2,12 +2,12 @@
 
     train(TrainConfig(data="demos.hdf5", out="runs/lift_gmm", head="gmm"))
 
-Run folder (DESIGN §6): config.json, metrics.jsonl (one JSON object per line: kind = train | valid |
+Run folder (docs/reference/formats.md): config.json, metrics.jsonl (one JSON object per line: kind = train | valid |
 eval | done), plots/losses.png, plots/success.png, checkpoints/{step_*.pt, best.pt, last.pt}, eval.json.
 - AdamW, linear warm-up then cosine decay; optional EMA weights used for validation, evaluation and
   the saved policy checkpoints.
 - Periodic rollout evaluation in the simulator; `best.pt` is the checkpoint with the highest success
-  rate (ties go to the later one), never the lowest validation loss (DESIGN §8: that picks badly).
+  rate (ties go to the later one), never the lowest validation loss (docs/architecture.md: that picks badly).
 - `last.pt` holds the full training state (weights, optimiser, scheduler, EMA, RNG, step); `resume`
   continues from it after a kill. Budgets: `steps` and `max_minutes` (whichever comes first).
 - Data-parallel with `torchrun --nproc-per-node N` (DDP; gloo on CPU, nccl on CUDA): each rank draws its

@@ -67,7 +67,7 @@ class RLPDConfig(Config):
     tau: float = config_field(0.005, above=0, max=1, help="Polyak rate of the target critics.")
     bc_weight: float = config_field(0.0, min=0, help="Weight of the BC regulariser on demo rows.")
     # a strong anchor while the critic is untrained, then room for the critic to move the mean action.
-    # Lift, 0.1 -> 0.003 over 40k: lost the start's gains (README)
+    # Lift, 0.1 -> 0.003 over 40k: lost the start's gains (docs/results/rl-finetune.md)
     bc_weight_end: float | None = config_field(None, above=0, help="Anneal bc_weight geometrically to this over "
                                                                    "bc_anneal_steps online env steps (None: constant).")
     bc_anneal_steps: int = config_field(0, min=0, help="Online env steps of the bc_weight annealing.")
@@ -80,7 +80,7 @@ class RLPDConfig(Config):
     mean_action_q: float = config_field(0.0, min=0, help="Weight of -Q(s, tanh(mu)) in the actor loss.")
     # A sampling policy escapes a state where its mean action stalls, so SAC's critic rates the stall as
     # fine while the evaluated mean policy stays stuck. Lift: closed the sampled/mean gap, but by lowering
-    # the sampled policy (README)
+    # the sampled policy (docs/results/rl-finetune.md)
     target_action: str = config_field("sample", choices=("sample", "mean"),
                                       help="The Bellman target's next action: sample (values the exploring policy, "
                                            "SAC) or mean (the executed mean action, TD3-style, with target_noise).")

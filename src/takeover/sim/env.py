@@ -1,4 +1,4 @@
-"""Env: one robosuite task behind a small interface (DESIGN §3).
+"""Env: one robosuite task behind a small interface (docs/architecture.md).
 
     env = make_env(EnvSpec(task="Lift"), seed=0)
     obs = env.reset(seed=3)                      # dict, robomimic key names

@@ -1,5 +1,5 @@
 """EnvSpec: everything needed to rebuild an environment exactly. It travels inside every HDF5 file
-and every checkpoint (DESIGN §2), so it is plain data with a JSON round trip."""
+and every checkpoint (docs/architecture.md), so it is plain data with a JSON round trip."""
 from __future__ import annotations
 
 import copy

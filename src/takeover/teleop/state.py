@@ -1,4 +1,4 @@
-"""DeviceState: what an input device says at one instant, as typed data (DESIGN §3).
+"""DeviceState: what an input device says at one instant, as typed data (docs/architecture.md).
 
 Axes are normalised deflections in [-1, 1] in the robot base frame (x toward the agentview camera,
 y to its right, z up; rotations about those axes). `gripper` is how far the gripper control is

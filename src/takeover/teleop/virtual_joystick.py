@@ -1,5 +1,5 @@
 """VirtualJoystick: an SDL2 virtual game controller that pygame sees as a plugged-in device, for
-testing gamepad code without hardware (DESIGN §7).
+testing gamepad code without hardware (docs/architecture.md, adding a device).
 
 SDL's virtual-joystick API is not wrapped by pygame, so this calls it through ctypes on the very
 libSDL2 that pygame loaded (the copy bundled in pygame's wheel, `pygame.libs/libSDL2-*.so`); a second

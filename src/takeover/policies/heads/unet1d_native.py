@@ -5,8 +5,7 @@ arithmetic, spread over ~150 tensor ops that PyTorch dispatches at 2-20 us each.
 the whole trunk as one call: this module lays out the weights in one float32 buffer, writes the
 network as a list of ops over one scratch arena (per chunk length and thread) and calls it through
 ctypes; the C side checks every op against the buffers' sizes before it runs any. Measured against
-ONNX Runtime, OpenVINO and torch.compile in benchmarks/diffusion_latency.py (README: "Diffusion
-inference on the CPU").
+ONNX Runtime, OpenVINO and torch.compile in benchmarks/diffusion_latency.py (docs/results/diffusion-cpu.md).
 
 The library is compiled on first use with the system C compiler (`-O3 -march=native`, so it is built
 on the machine that runs it) and cached under ~/.cache/takeover/native, keyed by the source, the
