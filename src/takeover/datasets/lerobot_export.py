@@ -27,6 +27,10 @@ from .video_files import PIX_FMTS, VideoEncoder
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
+# LeRobot starts a new video file once one reaches its size limit; ffmpeg's output size lags behind the
+# frames given to it, so the encoded size is estimated from the raw frames (rendered scenes at these
+# settings shrink about this much), which also keeps the layout the same from run to run
+RAW_PER_ENCODED_BYTE = 4
 
 
 def _pa():
@@ -335,7 +339,7 @@ def _write(reader, lay, order, splits, masks, root, fps, task_text, pix_fmt, dat
                 frames = episode.obs[key]
                 files = video_files[feature]
                 enc = encoders.get(feature)
-                if enc is not None and enc.path.exists() and enc.path.stat().st_size >= files.limit:
+                if enc is not None and files.size / RAW_PER_ENCODED_BYTE >= files.limit:
                     enc.close()  # LeRobot's rule: a new file once this one reached the size limit
                     files.advance()
                     enc = None
@@ -346,6 +350,7 @@ def _write(reader, lay, order, splits, masks, root, fps, task_text, pix_fmt, dat
                 from_s = video_frames[feature] / fps
                 enc.write(frames)
                 files.count += 1
+                files.size += frames.nbytes
                 video_frames[feature] += T
                 row.update({f"videos/{feature}/chunk_index": files.chunk, f"videos/{feature}/file_index": files.file,
                             f"videos/{feature}/from_timestamp": from_s,
