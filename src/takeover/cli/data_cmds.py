@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .app import data_app
+from .app import data_app, fail
 from .options import limits
 from .vocabulary import camera_option, help_text, out_option, parse_size, size_option
 
@@ -191,8 +191,7 @@ def recover_cmd(file: Path = typer.Argument(..., help="Demonstration file whose 
 
 @data_app.command("export")
 def export_cmd(file: Path = typer.Argument(..., help="Demonstration file (HDF5) to export."),
-               fmt: str = typer.Option(..., "--format", help="Output format: lerobot (a LeRobotDataset v3.0 folder).",
-                                       callback=limits(choices=["lerobot"])),
+               fmt: str = typer.Option(..., "--format", help="Output format: lerobot (a LeRobotDataset v3.0 folder)."),
                output: Path = typer.Option(..., "--output", "--out", "-o", help="New folder to write (must not exist)."),
                fps: int = typer.Option(None, "--fps", help="Frame rate of the dataset (default: the file's control frequency).",
                                        callback=limits(min=1)),
@@ -203,6 +202,8 @@ def export_cmd(file: Path = typer.Argument(..., help="Demonstration file (HDF5) 
     """Export a demonstration file for another framework: LeRobotDataset v3.0 (parquet frames, mp4 cameras)."""
     from takeover.datasets.lerobot_export import export_lerobot
 
+    if fmt != "lerobot":
+        fail(f"--format must be lerobot (a LeRobotDataset v3.0 folder), got {fmt!r}")
     with _progress("exporting demos", _count_demos(file)) as advance:
         result = export_lerobot(file, output, fps=fps, task_text=task_text, pix_fmt=pix_fmt, progress=advance)
     splits = ", ".join(f"{k} {v}" for k, v in result["splits"].items())
