@@ -169,8 +169,8 @@ def _next_obs_blob(episode) -> bytes:
 class _Files:
     """Rolls data and video files over at their size limits (LeRobot's chunk/file numbering)."""
 
-    def __init__(self, root: Path, limit_mb: float):
-        self.root, self.limit, self.chunk, self.file, self.size, self.count = root, limit_mb * MB, 0, 0, 0, 0
+    def __init__(self, limit_mb: float):
+        self.limit, self.chunk, self.file, self.size, self.count = limit_mb * MB, 0, 0, 0, 0
 
     def roll_if_full(self, adding: int) -> bool:
         if self.count and self.size + adding > self.limit:
@@ -302,7 +302,7 @@ def _frame_columns(episode, lay: Layout, features: dict, ep_index: int, start: i
 def _table(pa, cols: dict, features: dict):
     arrays, names = [], []
     for key, value in cols.items():
-        pa_type = _pa_type(pa, features[key]["dtype"] if features[key]["dtype"] != "bool" else "bool")
+        pa_type = _pa_type(pa, features[key]["dtype"])
         arrays.append(pa.array(value, type=pa_type) if value.ndim == 1 else _fixed(pa, value, pa_type))
         names.append(key)
     return pa.Table.from_arrays(arrays, names=names)
@@ -311,8 +311,8 @@ def _table(pa, cols: dict, features: dict):
 def _write(reader, lay, order, splits, masks, root, fps, task_text, pix_fmt, data_file_mb, video_file_mb, progress, pa, pq):
     root.mkdir(parents=True)
     features = _features(lay, reader, fps, pix_fmt)
-    data_files = _Files(root, data_file_mb)
-    video_files = {f: _Files(root, video_file_mb) for f in lay.cameras}
+    data_files = _Files(data_file_mb)
+    video_files = {f: _Files(video_file_mb) for f in lay.cameras}
     writer, encoders, video_frames = None, {}, {f: 0 for f in lay.cameras}
     episodes_rows, takeover_rows, per_episode_stats = [], [], []
     start = 0
@@ -366,7 +366,7 @@ def _write(reader, lay, order, splits, masks, root, fps, task_text, pix_fmt, dat
             takeover_rows.append({
                 "episode_index": ep_index, "demo": name,
                 "attrs": json.dumps(L.encode_attrs({k: v for k, v in group.attrs.items() if k != "model_file"})),
-                "model_file": str(episode.model_file),
+                "model_file": str(episode.model_file) if "model_file" in group.attrs else None,
                 "extras": json.dumps(sorted(episode.extras)),
                 "has_next_obs": bool(episode.next_obs),
                 "next_obs": _next_obs_blob(episode)})

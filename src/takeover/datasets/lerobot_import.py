@@ -192,7 +192,8 @@ def _import_own(src: LeRobotFolder, output: Path, progress) -> dict:
                 del group.attrs[key]
             for key, value in L.decode_attrs(json.loads(row["attrs"])).items():
                 group.attrs[key] = value
-            group.attrs["model_file"] = row["model_file"]
+            if row["model_file"] is not None:
+                group.attrs["model_file"] = row["model_file"]
             if progress is not None:
                 progress(name)
         _write_masks(f, meta["masks"], meta.get("mask_attrs", {}))
@@ -237,7 +238,7 @@ def _own_episode(src: LeRobotFolder, ep: dict, row: dict, lay: dict, feature_nam
     states = cols[f"{L.EXTRA}states"].reshape(T, -1) if lay["state_dim"] else np.zeros((T, 0))
     return Episode(actions=cols[L.ACTION].reshape(T, -1).astype(np.float32), states=states.astype(np.float64),
                    obs=obs, next_obs=next_obs, rewards=cols[L.REWARD].reshape(T).astype(np.float32),
-                   dones=cols[L.DONE].reshape(T).astype(np.uint8), extras=extras, model_file=row["model_file"])
+                   dones=cols[L.DONE].reshape(T).astype(np.uint8), extras=extras, model_file=row["model_file"] or "")
 
 
 def _write_masks(f, masks: dict, mask_attrs: dict):
