@@ -380,5 +380,6 @@ def test_lerobot_dataset_loads_the_export_and_a_diffusion_policy_trains_on_it(tm
     print(report)
     assert report["num_episodes"] == 5 and report["num_frames"] == sum(lengths) and report["fps"] == 20
     assert report["image_max_error"] <= IMAGE_TOLERANCE + 2 and report["stats_match"]
+    assert report["plain_datasets_rows"] == sum(lengths)
     assert report["train_steps"] == 30 and report["action_shape"] == [1, 7]
     assert report["loss_last_mean"] < report["loss_first_mean"]
