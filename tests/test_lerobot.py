@@ -249,6 +249,17 @@ def test_plain_pyarrow_reads_frames_episodes_tasks_and_stats(tmp_path):
     assert img["count"] == [27]  # LeRobot samples every frame of episodes this short
 
 
+def test_pixel_statistics_from_value_counts_equal_the_general_computation():
+    from takeover.datasets import lerobot_layout as L
+
+    pixels = np.random.default_rng(0).integers(3, 250, (50_000, 3)).astype(np.uint8)
+    pixels[:700, 1] = 255
+    fast, general = L.vector_stats(pixels), L.vector_stats(pixels.astype(np.float64))
+    assert set(fast) == set(general)
+    for key in fast:
+        np.testing.assert_allclose(fast[key], general[key], rtol=1e-12, atol=1e-9, err_msg=key)
+
+
 # --- a LeRobot dataset from elsewhere ---------------------------------------------------------------
 def strip_takeover(root: Path, rename_state=None):
     """What another LeRobot tool would have written: no meta/takeover, no takeover.* columns."""

@@ -160,6 +160,8 @@ def _quantile(hist: np.ndarray, edges: np.ndarray, target: float) -> float:
 def vector_stats(values: np.ndarray, count: int | None = None) -> dict:
     """min/max/mean/std/count and q01..q99 per column of (N, D) samples: LeRobot's per-episode statistics
     (quantiles from a 5,000-bin histogram spanning the episode's range). Computed in float64."""
+    if np.asarray(values).dtype == np.uint8 and len(values) >= 2:
+        return _uint8_stats(np.asarray(values).reshape(len(values), -1), count)
     x = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
     n = len(x)
     mean = x.mean(0)
@@ -177,6 +179,31 @@ def vector_stats(values: np.ndarray, count: int | None = None) -> dict:
         edges.append(e)
     for q in QUANTILES:
         stats[_qkey(q)] = np.array([_quantile(h, e, q * n) for h, e in zip(hists, edges)])
+    return stats
+
+
+def _uint8_stats(x: np.ndarray, count: int | None) -> dict:
+    """`vector_stats` of uint8 samples (camera pixels) from each column's 256 value counts: the same
+    numbers without sorting millions of pixels."""
+    n, levels = len(x), np.arange(256, dtype=np.float64)
+    out = {k: [] for k in ("min", "max", "mean", "std", *map(_qkey, QUANTILES))}
+    for d in range(x.shape[1]):
+        counts = np.bincount(x[:, d], minlength=256).astype(np.float64)
+        present = np.flatnonzero(counts)
+        lo, hi = levels[present[0]], levels[present[-1]]
+        mean = (levels * counts).sum() / n
+        edges = np.linspace(lo - 1e-10, hi + 1e-10, QUANTILE_BINS + 1)
+        # np.histogram's bins: [a, b) except the last, [a, b]
+        idx = np.clip(np.searchsorted(edges, levels[present], side="right") - 1, 0, QUANTILE_BINS - 1)
+        hist = np.bincount(idx, weights=counts[present], minlength=QUANTILE_BINS)
+        out["min"].append(lo)
+        out["max"].append(hi)
+        out["mean"].append(mean)
+        out["std"].append(np.sqrt(max(0.0, (levels ** 2 * counts).sum() / n - mean ** 2)))
+        for q in QUANTILES:
+            out[_qkey(q)].append(_quantile(hist, edges, q * n))
+    stats = {k: np.array(v) for k, v in out.items()}
+    stats["count"] = np.array([count if count is not None else n])
     return stats
 
 
