@@ -1,4 +1,4 @@
-"""`takeover data ...`: inspect, split, merge, import, replay and recover demonstration files. Each
+"""`takeover data ...`: inspect, split, merge, import, export, replay and recover demonstration files. Each
 command is a thin call into takeover.datasets; errors are DatasetErrors printed as one line (exit 2)."""
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ def recover_cmd(file: Path = typer.Argument(..., help="Demonstration file whose 
 @data_app.command("export")
 def export_cmd(file: Path = typer.Argument(..., help="Demonstration file (HDF5) to export."),
                fmt: str = typer.Option(..., "--format", help="Output format: lerobot (a LeRobotDataset v3.0 folder)."),
-               output: Path = typer.Option(..., "--output", "--out", "-o", help="New folder to write (must not exist)."),
+               out: Path = out_option("the new folder to write (must not exist)."),
                fps: int = typer.Option(None, "--fps", help="Frame rate of the dataset (default: the file's control frequency).",
                                        callback=limits(min=1)),
                task_text: str = typer.Option(None, "--task-text", help="The task's text (default: a sentence for the file's task)."),
@@ -205,21 +205,21 @@ def export_cmd(file: Path = typer.Argument(..., help="Demonstration file (HDF5) 
     if fmt != "lerobot":
         fail(f"--format must be lerobot (a LeRobotDataset v3.0 folder), got {fmt!r}")
     with _progress("exporting demos", _count_demos(file)) as advance:
-        result = export_lerobot(file, output, fps=fps, task_text=task_text, pix_fmt=pix_fmt, progress=advance)
+        result = export_lerobot(file, out, fps=fps, task_text=task_text, pix_fmt=pix_fmt, progress=advance)
     splits = ", ".join(f"{k} {v}" for k, v in result["splits"].items())
-    typer.echo(f"{output}: {result['episodes']} episodes, {result['frames']} frames at {result['fps']} fps "
+    typer.echo(f"{out}: {result['episodes']} episodes, {result['frames']} frames at {result['fps']} fps "
                f"(LeRobotDataset v3.0; splits {splits}; task {result['task']!r})")
 
 
 @data_app.command("import-lerobot")
 def import_lerobot_cmd(folder: Path = typer.Argument(..., help="LeRobotDataset v3.0 folder (meta/info.json, data/, videos/)."),
-                       output: Path = typer.Option(..., "--output", "--out", "-o", help="New takeover demonstration file."),
+                       out: Path = out_option("the new takeover demonstration file."),
                        task: str = typer.Option(None, "--task", help="The takeover task a dataset from elsewhere belongs "
                                                 "to (a takeover export names its own).")):
     """Import a LeRobotDataset v3.0 folder: a takeover export comes back exact, others as observations and actions."""
     from takeover.datasets.lerobot_import import import_lerobot
 
     with _progress("importing episodes", None) as advance:
-        result = import_lerobot(folder, output, task=task, progress=advance)
+        result = import_lerobot(folder, out, task=task, progress=advance)
     how = "exact (states included)" if result["exact"] else "observations and actions, no simulator states"
-    typer.echo(f"{output}: {result['demos']} demos, {result['frames']} frames imported, {how}")
+    typer.echo(f"{out}: {result['demos']} demos, {result['frames']} frames imported, {how}")
