@@ -17,7 +17,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest

@@ -271,7 +271,8 @@ def _frame_columns(episode, lay: Layout, features: dict, ep_index: int, start: i
     T = len(episode)
     cols = {}
     if lay.state_parts:
-        cols[L.STATE] = np.concatenate([np.asarray(episode.obs[k], np.float32).reshape(T, -1) for k, _ in lay.state_parts], 1)
+        parts = [np.asarray(episode.obs[k], np.float32).reshape(T, -1) for k, _ in lay.state_parts]
+        cols[L.STATE] = np.concatenate(parts, 1)
     if lay.env_state is not None:
         cols[L.ENV_STATE] = np.asarray(episode.obs[lay.env_state[0]], np.float32).reshape(T, -1)
     cols[L.ACTION] = np.asarray(episode.actions, np.float32)
@@ -308,7 +309,8 @@ def _table(pa, cols: dict, features: dict):
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def _write(reader, lay, order, splits, masks, root, fps, task_text, pix_fmt, data_file_mb, video_file_mb, progress, pa, pq):
+def _write(reader, lay, order, splits, masks, root, fps, task_text, pix_fmt, data_file_mb, video_file_mb, progress,
+           pa, pq):
     root.mkdir(parents=True)
     features = _features(lay, reader, fps, pix_fmt)
     data_files = _Files(data_file_mb)
@@ -394,12 +396,13 @@ def _write(reader, lay, order, splits, masks, root, fps, task_text, pix_fmt, dat
 def _tasks_table(pa, tasks: list[str]):
     """meta/tasks.parquet as pandas writes LeRobot's DataFrame (task text as the index, task_index column),
     so that pandas.read_parquet gives LeRobot that frame back."""
-    table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()), "__index_level_0__": pa.array(tasks, pa.string())})
+    table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()),
+                      "__index_level_0__": pa.array(tasks, pa.string())})
     meta = {"index_columns": ["__index_level_0__"],
             "column_indexes": [{"name": None, "field_name": None, "pandas_type": "unicode", "numpy_type": "object",
                                 "metadata": {"encoding": "UTF-8"}}],
-            "columns": [{"name": "task_index", "field_name": "task_index", "pandas_type": "int64", "numpy_type": "int64",
-                         "metadata": None},
+            "columns": [{"name": "task_index", "field_name": "task_index", "pandas_type": "int64",
+                         "numpy_type": "int64", "metadata": None},
                         {"name": None, "field_name": "__index_level_0__", "pandas_type": "unicode",
                          "numpy_type": "object", "metadata": None}],
             "creator": {"library": "pyarrow", "version": pa.__version__}, "pandas_version": "2.2.3"}

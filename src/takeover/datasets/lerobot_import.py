@@ -100,7 +100,8 @@ class LeRobotFolder:
         return [order[i] for i in sorted(order)]
 
     def data_file(self, ep: dict) -> Path:
-        return self.root / self.info["data_path"].format(chunk_index=ep["data/chunk_index"], file_index=ep["data/file_index"])
+        return self.root / self.info["data_path"].format(chunk_index=ep["data/chunk_index"],
+                                                         file_index=ep["data/file_index"])
 
     def video_file(self, ep: dict, key: str) -> Path:
         return self.root / self.info["video_path"].format(video_key=key, chunk_index=ep[f"videos/{key}/chunk_index"],
@@ -136,7 +137,8 @@ class LeRobotFolder:
         h, w = self.features[key]["shape"][:2]
         if self.features[key].get("names") and self.features[key]["names"][0] == "channels":
             h, w = self.features[key]["shape"][1:3]
-        return decode_frames(self.video_file(ep, key), float(ep[f"videos/{key}/from_timestamp"]), int(ep["length"]), h, w)
+        start = float(ep[f"videos/{key}/from_timestamp"])
+        return decode_frames(self.video_file(ep, key), start, int(ep["length"]), h, w)
 
 
 def _column_numpy(column) -> np.ndarray:
@@ -289,7 +291,8 @@ def _map_foreign(src: LeRobotFolder, task: str | None):
         if not key.startswith(L.IMAGES):
             raise DatasetError(f"{where}: camera feature {key!r} is not observation.images.<camera>")
         if feats[key].get("dtype") == "image":
-            raise DatasetError(f"{where}: feature {key} stores images as files (dtype image); only video features are read")
+            raise DatasetError(f"{where}: feature {key} stores images as files (dtype image); only video features "
+                               f"are read")
         shape = list(feats[key]["shape"])
         if (feats[key].get("names") or [None])[0] == "channels":
             shape = shape[1:] + shape[:1]
@@ -298,7 +301,8 @@ def _map_foreign(src: LeRobotFolder, task: str | None):
         cameras[key] = (key[len(L.IMAGES):] + "_image", tuple(shape))
     sizes = {tuple(s[:2]) for _, s in cameras.values()}
     if len(sizes) > 1:
-        raise DatasetError(f"{where}: cameras of different sizes {sorted(sizes)}; takeover renders every camera at one size")
+        raise DatasetError(f"{where}: cameras of different sizes {sorted(sizes)}; takeover renders every camera at "
+                           f"one size")
     h, w = sizes.pop() if sizes else (84, 84)
     try:
         spec = EnvSpec(task=task, control_freq=src.fps, camera_names=tuple(k[len(L.IMAGES):] for k in cameras),
@@ -332,7 +336,8 @@ def _map_foreign(src: LeRobotFolder, task: str | None):
         size = int(np.prod(feats[L.ENV_STATE]["shape"]))
         want = np.asarray(env_obs.get(L.ENV_STATE_KEY, [])).size
         if size != want:
-            raise DatasetError(f"{where}: observation.environment_state has {size} values, {task}'s object vector {want}")
+            raise DatasetError(f"{where}: observation.environment_state has {size} values, {task}'s object vector "
+                               f"{want}")
         mapping.append((L.ENV_STATE, L.ENV_STATE_KEY, (size,), slice(0, size)))
     for feature, (key, shape) in cameras.items():
         if key not in env_obs:
@@ -369,7 +374,7 @@ def _import_foreign(src: LeRobotFolder, output: Path, task: str | None, progress
             for feature, (key, shape) in cameras.items():
                 obs[key] = src.frames(ep, feature)
             next_obs = {k: np.concatenate([v[1:], v[-1:]]) for k, v in obs.items()}  # the last one is not recorded
-            dones = cols[L.DONE].reshape(T).astype(np.uint8) if L.DONE in cols else (np.arange(T) == T - 1).astype(np.uint8)
+            dones = (cols[L.DONE].reshape(T) if L.DONE in cols else np.arange(T) == T - 1).astype(np.uint8)
             success = bool(cols[L.SUCCESS].any()) if L.SUCCESS in cols else False
             rewards = cols[L.REWARD].reshape(T).astype(np.float32) if L.REWARD in cols else np.zeros(T, np.float32)
             tasks = ep.get("tasks") or []
