@@ -1,4 +1,4 @@
-"""`takeover data ...`: inspect, split, merge, import, replay and recover demonstration files. Each
+"""`takeover data ...`: inspect, split, merge, import, export, replay and recover demonstration files. Each
 command is a thin call into takeover.datasets; errors are DatasetErrors printed as one line (exit 2)."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .app import data_app
+from .app import data_app, fail
 from .options import limits
 from .vocabulary import camera_option, help_text, out_option, parse_size, size_option
 
@@ -187,3 +187,39 @@ def recover_cmd(file: Path = typer.Argument(..., help="Demonstration file whose 
 
     names = recover(file)
     typer.echo(f"{file}: recovered {len(names)} episode(s)" + (f" ({', '.join(names)})" if names else ""))
+
+
+@data_app.command("export")
+def export_cmd(file: Path = typer.Argument(..., help="Demonstration file (HDF5) to export."),
+               fmt: str = typer.Option(..., "--format", help="Output format: lerobot (a LeRobotDataset v3.0 folder)."),
+               out: Path = out_option("the new folder to write (must not exist)."),
+               fps: int = typer.Option(None, "--fps", help="Frame rate of the dataset (default: the file's control frequency).",
+                                       callback=limits(min=1)),
+               task_text: str = typer.Option(None, "--task-text", help="The task's text (default: a sentence for the file's task)."),
+               pix_fmt: str = typer.Option("yuv444p", "--pix-fmt", help="Video pixel format: yuv444p (near-lossless) or "
+                                           "yuv420p (smaller, plays in browsers).",
+                                           callback=limits(choices=["yuv444p", "yuv420p"]))):
+    """Export a demonstration file for another framework: LeRobotDataset v3.0 (parquet frames, mp4 cameras)."""
+    from takeover.datasets.lerobot_export import export_lerobot
+
+    if fmt != "lerobot":
+        fail(f"--format must be lerobot (a LeRobotDataset v3.0 folder), got {fmt!r}")
+    with _progress("exporting demos", _count_demos(file)) as advance:
+        result = export_lerobot(file, out, fps=fps, task_text=task_text, pix_fmt=pix_fmt, progress=advance)
+    splits = ", ".join(f"{k} {v}" for k, v in result["splits"].items())
+    typer.echo(f"{out}: {result['episodes']} episodes, {result['frames']} frames at {result['fps']} fps "
+               f"(LeRobotDataset v3.0; splits {splits}; task {result['task']!r})")
+
+
+@data_app.command("import-lerobot")
+def import_lerobot_cmd(folder: Path = typer.Argument(..., help="LeRobotDataset v3.0 folder (meta/info.json, data/, videos/)."),
+                       out: Path = out_option("the new takeover demonstration file."),
+                       task: str = typer.Option(None, "--task", help="The takeover task a dataset from elsewhere belongs "
+                                                "to (a takeover export names its own).")):
+    """Import a LeRobotDataset v3.0 folder: a takeover export comes back exact, others as observations and actions."""
+    from takeover.datasets.lerobot_import import import_lerobot
+
+    with _progress("importing episodes", None) as advance:
+        result = import_lerobot(folder, out, task=task, progress=advance)
+    how = "exact (states included)" if result["exact"] else "observations and actions, no simulator states"
+    typer.echo(f"{out}: {result['demos']} demos, {result['frames']} frames imported, {how}")
