@@ -179,34 +179,6 @@ def test_actor_waits_for_actor_start_steps_of_online_data_while_the_critic_learn
 
 
 
-def test_annealed_bc_weight_falls_geometrically_and_the_actor_update_uses_it():
-    cfg = RLPDConfig(batch_size=32, critic_hidden=(16, 16), num_critics=2, bc_weight=0.1, bc_weight_end=0.001,
-                     bc_anneal_steps=100, bc_loss="nll")
-    data = chain_demos(0.99)
-    actor = TanhActor(build("gaussian", data["obs"], data["actions"], hidden_dims=(16, 16))).eval()
-    learner = RLPD(cfg, actor, seed=0)
-    assert [round(learner.bc_weight_at(n), 6) for n in (0, 50, 100, 1000)] == [0.1, 0.01, 0.001, 0.001]
-    demo, online = ReplayBuffer(1, 1), ReplayBuffer(1, 1)
-    demo.add(data)
-    online.add({k: v[:50] for k, v in data.items()})
-    assert learner.train_on(50, demo, online)["bc_weight"] == pytest.approx(0.01)
-    assert RLPD(RLPDConfig(bc_weight=0.1), actor).bc_weight_at(10**6) == 0.1
-    with pytest.raises(FinetuneError, match="bc_anneal_steps"):
-        RLPDConfig(bc_weight=0.1, bc_weight_end=0.01)
-
-
-def test_mean_action_term_values_the_action_evaluation_executes():
-    data = chain_demos(0.99)
-    actor = TanhActor(build("gaussian", data["obs"], data["actions"], hidden_dims=(16, 16))).eval()
-    learner = RLPD(RLPDConfig(batch_size=32, critic_hidden=(16, 16), num_critics=2, mean_action_q=1.0), actor, seed=0)
-    batch = {k: torch.from_numpy(np.asarray(v[:32])) for k, v in data.items()}
-    batch["from_demo"] = torch.ones(32)
-    with torch.no_grad():
-        expected = learner.critic(actor.features(batch["obs"]), actor.deterministic(batch["obs"])).mean().item()
-    assert learner.actor_update(batch)["q_mean_action"] == pytest.approx(expected, rel=1e-5)
-    assert "q_mean_action" not in RLPD(RLPDConfig(batch_size=32, critic_hidden=(16, 16), num_critics=2), actor).actor_update(batch)
-
-
 @pytest.mark.parametrize("bound_weight", [1.0, 0.0])
 def test_a_mean_past_the_action_bound_still_learns_and_the_bound_term_pulls_it_back(bound_weight):
     """A hard clamp at the bound gave a raw mean past it zero gradient (the Lift fly-offs: raw means of
@@ -238,28 +210,6 @@ def test_a_mean_past_the_action_bound_still_learns_and_the_bound_term_pulls_it_b
     else:  # measured: 2.95 -> 2,269: an untrained critic's gradient drives the mean ever further out
         assert last > 0.5 * first, (first, last)
 
-
-@pytest.mark.parametrize("target_action", ["sample", "mean"])
-def test_a_mean_action_target_sees_the_stall_a_sampling_target_forgives(target_action):
-    """One state: a positive action succeeds (reward 1, terminal), any other stays put. The policy's mean
-    action is -0.5 with a wide std, so the sampling policy escapes often while its mean never does. SAC's
-    target values the stall highly (the sampled next action escapes); the mean-action target values it
-    at about 0, what the evaluated policy gets."""
-    data = chain_demos(0.99)
-    actor = TanhActor(build("gaussian", data["obs"], data["actions"], hidden_dims=(16, 16))).eval()
-    actor.forward = lambda obs: (torch.full((len(obs), 1), float(np.arctanh(-0.5))), torch.full((len(obs), 1), 0.8))
-    actions = np.linspace(-0.95, 0.95, 20, dtype=np.float32)[:, None]  # every action tried once: 10 escape
-    success = (actions[:, 0] > 0).astype(np.float32)
-    s0 = np.full((20, 1), 0.5, np.float32)
-    buffer = ReplayBuffer(1, 1)
-    buffer.add({"obs": s0, "actions": actions, "rewards": success, "next_obs": s0, "terminals": success})
-    learner = RLPD(RLPDConfig(batch_size=32, critic_hidden=(32, 32), num_critics=2, mc_floor=False, tau=0.05,
-                              target_action=target_action), actor, seed=0)
-    for _ in range(1500):
-        learner.critic_update(mixed_batch(buffer, ReplayBuffer(1, 1), 32, 1.0, learner.generator))
-    with torch.no_grad():
-        stall = learner.critic(actor.features(torch.tensor([[0.5]])), torch.tensor([[-0.5]])).mean().item()
-    assert (stall < 0.3) if target_action == "mean" else (stall > 0.5)
 
 # ----- a tiny shaped-reward task: a point moves toward the origin, reward = -distance -----------------
 class PointReach:

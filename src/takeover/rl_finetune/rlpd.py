@@ -5,11 +5,7 @@ in every batch (Ball et al. 2023, "Efficient Online RL with Offline Data").
     critics             = an ensemble of `num_critics` LayerNorm Q-networks; the Bellman target takes
                           the min over a random `target_subset` of the target networks
     update-to-data      = `utd` critic updates per environment step, one actor update per env step
-    actor loss          = alpha * log pi(a|s) - mean_i Q_i(s, a)  (+ `bc_weight` * BC on demo rows,
-                          optionally annealed to `bc_weight_end` over `bc_anneal_steps` env steps;
-                          + `mean_action_q` * -Q(s, tanh(mu)), the action evaluation executes)
-    target action       = `target_action`: the next action of the Bellman target, sampled (SAC) or the
-                          mean (TD3-style, what evaluation executes; see the option's comment)
+    actor loss          = alpha * log pi(a|s) - mean_i Q_i(s, a)  (+ `bc_weight` * BC on demo rows)
     action bound        = the actor's mean passes the bound in gradient (see `TanhActor.distribution`), and
                           `bound_weight` * its squared excess over [-1, 1] joins the actor loss
     critic warm-up      = `critic_warmup_updates` critic-only updates on the demos before the actor
@@ -57,7 +53,8 @@ class RLPDConfig(Config):
     critic_lr: float = config_field(3e-4, above=0, help="Critic learning rate.")
     actor_lr: float = config_field(1e-4, above=0, help="Actor learning rate (lower than from scratch: the actor "
                                                        "starts good).")
-    alpha_lr: float = config_field(3e-4, above=0, help="Temperature learning rate.")
+    alpha_lr: float = config_field(3e-4, min=0, help="Temperature learning rate (0: the temperature stays at "
+                                                     "init_alpha, the Lift recipe's entropy-off setting).")
     init_alpha: float = config_field(0.01, above=0, help="Initial temperature (small, so the entropy bonus does not "
                                                          "wash out the BC policy).")
     target_entropy: float | None = config_field(None, help="Entropy target (default: -action_dim, per dimension a std "
@@ -66,26 +63,9 @@ class RLPDConfig(Config):
     backup_entropy: bool = config_field(False, help="Entropy bonus in the Bellman target.")
     tau: float = config_field(0.005, above=0, max=1, help="Polyak rate of the target critics.")
     bc_weight: float = config_field(0.0, min=0, help="Weight of the BC regulariser on demo rows.")
-    # a strong anchor while the critic is untrained, then room for the critic to move the mean action.
-    # Lift, 0.1 -> 0.003 over 40k: lost the start's gains (docs/results/rl-finetune.md)
-    bc_weight_end: float | None = config_field(None, above=0, help="Anneal bc_weight geometrically to this over "
-                                                                   "bc_anneal_steps online env steps (None: constant).")
-    bc_anneal_steps: int = config_field(0, min=0, help="Online env steps of the bc_weight annealing.")
     # mse leaves the std to the critic and the entropy term
     bc_loss: str = config_field("mse", choices=("mse", "nll"), help="mse: squared error of the mean action; nll: "
                                 "negative log-likelihood of the demo action, which anchors the std too.")
-    # evaluation executes the mean action, SAC's term values the sampled ones (they differ where the pre-tanh
-    # std is wide, e.g. a gripper dimension at MAX_PRE_TANH_STD). With SAC's target the two Q values agreed
-    # to 0.004 on Lift: it needs target_action=mean
-    mean_action_q: float = config_field(0.0, min=0, help="Weight of -Q(s, tanh(mu)) in the actor loss.")
-    # A sampling policy escapes a state where its mean action stalls, so SAC's critic rates the stall as
-    # fine while the evaluated mean policy stays stuck. Lift: closed the sampled/mean gap, but by lowering
-    # the sampled policy (docs/results/rl-finetune.md)
-    target_action: str = config_field("sample", choices=("sample", "mean"),
-                                      help="The Bellman target's next action: sample (values the exploring policy, "
-                                           "SAC) or mean (the executed mean action, TD3-style, with target_noise).")
-    target_noise: float = config_field(0.0, min=0, help="With target_action=mean: std of the target smoothing noise "
-                                                        "(action units, clipped at 2.5 std).")
     success_replay: bool = config_field(False, help="Online episodes that reached success join the demo buffer "
                                                     "(self-imitation).")
     actor_start_steps: int = config_field(0, min=0, help="Env steps of online data before the actor moves.")
@@ -101,8 +81,6 @@ class RLPDConfig(Config):
     def validate(self):
         if self.target_subset > self.num_critics:
             raise FinetuneError(f"target_subset must lie in [1, num_critics={self.num_critics}], got {self.target_subset}")
-        if self.bc_weight_end is not None and not (self.bc_weight > 0 and self.bc_anneal_steps > 0):
-            raise FinetuneError("bc_weight_end needs bc_weight > 0, bc_weight_end > 0 and bc_anneal_steps > 0")
 
 
 class RLPD:
@@ -133,15 +111,8 @@ class RLPD:
         cfg = self.cfg
         obs, next_obs = self.actor.features(batch["obs"]), self.actor.features(batch["next_obs"])
         with torch.no_grad():
-            if cfg.target_action == "mean":
-                next_action = self.actor.deterministic(batch["next_obs"])
-                if cfg.target_noise > 0:
-                    noise = torch.randn(next_action.shape, generator=self.generator) * cfg.target_noise
-                    next_action = (next_action + noise.clamp(-2.5 * cfg.target_noise, 2.5 * cfg.target_noise)).clamp(-1, 1)
-                next_logp = torch.zeros(len(next_action))
-            else:
-                next_action, next_logp, _ = self.actor.sample(batch["next_obs"], self.generator)
-                next_action = self.actor.executed(next_action, batch["next_obs"])
+            next_action, next_logp, _ = self.actor.sample(batch["next_obs"], self.generator)
+            next_action = self.actor.executed(next_action, batch["next_obs"])
             members = torch.randperm(cfg.num_critics, generator=self.generator)[: cfg.target_subset]
             next_q = self.target(next_obs, next_action)[members].min(0).values
             backup = next_q - self.alpha * next_logp if cfg.backup_entropy else next_q
@@ -159,17 +130,8 @@ class RLPD:
                 tp.lerp_(p, cfg.tau)
         return {"critic_loss": loss.item() / cfg.num_critics, "q": q.mean().item()}
 
-    def bc_weight_at(self, online_steps: int) -> float:
-        """The BC weight after `online_steps` env steps: constant, or annealed geometrically."""
+    def actor_update(self, batch: dict) -> dict:
         cfg = self.cfg
-        if cfg.bc_weight_end is None:
-            return cfg.bc_weight
-        frac = min(1.0, online_steps / cfg.bc_anneal_steps)
-        return cfg.bc_weight * (cfg.bc_weight_end / cfg.bc_weight) ** frac
-
-    def actor_update(self, batch: dict, bc_weight: float | None = None) -> dict:
-        cfg = self.cfg
-        bc_weight = cfg.bc_weight if bc_weight is None else bc_weight
         mu, sigma, raw = self.actor.distribution(batch["obs"])
         action, logp, _ = self.actor.sample_from(mu, sigma, self.generator)
         features = self.actor.features(batch["obs"])
@@ -179,19 +141,15 @@ class RLPD:
         out = {"overshoot": overshoot.mean().item(), "past_bound": (raw.abs() > 1).float().mean().item()}
         if cfg.bound_weight > 0:
             loss = loss + cfg.bound_weight * overshoot.mean()
-        if cfg.mean_action_q > 0:
-            q_mean = self.critic(features, self.actor.executed(torch.tanh(mu), batch["obs"])).mean(0)  # the evaluated action
-            loss = loss - cfg.mean_action_q * q_mean.mean()
-            out["q_mean_action"] = q_mean.mean().item()
-        if bc_weight > 0 and batch["from_demo"].any():
+        if cfg.bc_weight > 0 and batch["from_demo"].any():
             demo = batch["from_demo"].bool()
             if cfg.bc_loss == "nll":
                 bc = -self.actor.log_prob_of(mu[demo], sigma[demo], batch["actions"][demo]).mean()
             else:
                 mean_action = self.actor.executed(torch.tanh(mu), batch["obs"])
                 bc = ((mean_action[demo] - batch["actions"][demo]) ** 2).sum(-1).mean()
-            loss = loss + bc_weight * bc
-            out[f"bc_{cfg.bc_loss}"], out["bc_weight"] = bc.item(), bc_weight
+            loss = loss + cfg.bc_weight * bc
+            out[f"bc_{cfg.bc_loss}"] = bc.item()
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.actor.trainable_parameters(), cfg.grad_clip)
@@ -233,12 +191,11 @@ class RLPD:
         self.actor.train()
         stats: dict = {}
         actor_moves = online.added >= cfg.actor_start_steps
-        bc_weight = self.bc_weight_at(online.added)
         for i in range(new_steps * cfg.utd):
             batch = mixed_batch(demo, online, cfg.batch_size, cfg.demo_fraction, self.generator)
             stats.update(self.critic_update(batch))
             if actor_moves and (i + 1) % cfg.utd == 0:
-                stats.update(self.actor_update(batch, bc_weight))
+                stats.update(self.actor_update(batch))
             self.updates += 1
         self.actor.eval()
         return stats
