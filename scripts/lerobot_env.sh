@@ -15,9 +15,9 @@ stamp="$VENV/.takeover-lerobot-installed"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   mkdir -p "$(dirname "$VENV")"
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-  # only PyPI: the host's local wheel folders carry a CPU torch 2.13 that PyPI's torchvision cannot load beside
+  # only the default index: the host's local wheel folders carry a CPU torch 2.13 that PyPI's torchvision cannot load beside
   PIP_FIND_LINKS= PIP_EXTRA_INDEX_URL= "$VENV/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
-    --isolated "${SPEC[@]}" >&2
+    --isolated "${SPEC[@]}" >&2  # isolated: no host config, so only the default index
   "$VENV/bin/python" -c "from lerobot.datasets.lerobot_dataset import LeRobotDataset" >&2
   echo "$want" > "$stamp"
 fi
