@@ -21,3 +21,50 @@ def kill_after_saves(cmd: list[str], data: Path, saves: int = 2, env: dict | Non
     assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (children, their children, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_parent_only(proc: subprocess.Popen, grace_s: float = 5.0) -> tuple[set[int], set[int]]:
+    """SIGKILL `proc` alone (not its group: its children are left to fend for themselves, as after a
+    `kill -9 PID`). Returns (its descendants at the kill, those still alive `grace_s` later); the
+    survivors are then killed so that a failing test leaves nothing behind."""
+    before = descendants(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + grace_s
+    while time.time() < deadline and any(alive(p) for p in before):
+        time.sleep(0.1)
+    survivors = {p for p in before if alive(p)}
+    for p in survivors:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    return before, survivors

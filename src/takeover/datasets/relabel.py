@@ -62,9 +62,12 @@ def _measure(spec_json, model_file, states, original, relabelled, where):
 def _pool(workers: int):
     import multiprocessing as mp
 
+    from takeover.sim.lifeline import bind_to_parent, parent_here
+
     if workers <= 1:
         return None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=bind_to_parent,
+                               initargs=(parent_here(),))
 
 
 def _run(pool, fn, *args):

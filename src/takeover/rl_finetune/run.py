@@ -6,8 +6,8 @@ Run folder:
     config.json, metrics.jsonl (kind = collect | eval | warmup | done), plots/learning_curve.png
     checkpoints/start.pt       the starting policy as given (evaluated at env step 0)
     checkpoints/actor.pt       the current actor, what the rollout workers load
-    checkpoints/step_*.pt      the actor at each evaluation; best.pt (highest success, later on ties),
-                               last_policy.pt (the latest): standard policy checkpoints
+    checkpoints/step_*.pt      the actor at each evaluation; best.pt (highest success, later on ties,
+                               start.pt included), last_policy.pt (the latest): standard policy checkpoints
     checkpoints/last.pt        the full state: learner, optimisers, online buffer, RNG, env-step count
 Everything in `last.pt` is written to a temporary file and renamed, so a kill leaves the previous
 complete state; `--resume` continues with the same step count and buffers.
@@ -192,23 +192,38 @@ class Finetuner:
             record["seconds"] = round(time.time() - t0, 1)
         self.history.append(record)
         self._log(record)
-        if report.success_rate >= self.best["success_rate"] and path.name != "start.pt":
+        # the starting policy competes too: best.pt is never worse than what the run started from
+        if report.success_rate >= self.best["success_rate"]:
             shutil.copyfile(path, path.with_name(".best.pt.tmp"))
             os.replace(path.with_name(".best.pt.tmp"), path.with_name("best.pt"))
             self.best = {"success_rate": report.success_rate, "env_steps": self.env_steps}
         return record
 
-    def collect(self, pool: RolloutPool) -> dict:
-        cfg = self.cfg
+    def round_lengths(self) -> list[int]:
+        """The step limit of each episode of the next round: as many as the round wants, none past the
+        run's env-step budget (the last one is cut short where a whole episode would overrun it; a cut
+        episode is a horizon cut to both learners)."""
+        cfg, horizon = self.cfg, self.env_spec.max_steps
         n = cfg.episodes_per_round or max(1, cfg.workers)
         if cfg.algo == "dapg":  # whole episodes until the iteration's step budget
-            n = max(n, int(np.ceil(self.algo_cfg.steps_per_iter / self.env_spec.max_steps)))
+            n = max(n, int(np.ceil(self.algo_cfg.steps_per_iter / horizon)))
+        left = cfg.env_steps - self.env_steps
+        full = min(n, left // horizon)
+        return [horizon] * full + ([left - full * horizon] if full < n and left > full * horizon else [])
+
+    def collect(self, pool: RolloutPool) -> dict:
+        cfg = self.cfg
+        lengths = self.round_lengths()
+        n = len(lengths)
         path = self.save_policy("actor.pt")
         seeds = [COLLECT_SEED_START + cfg.seed * 100_000_000 + self.episodes + i for i in range(n)]
         t0 = time.time()
         share = self.algo_cfg.residual_share(self.online.added) if self.residual else None
-        results = pool.run(ActorFactory(str(path.resolve()), self.episodes, share), seeds, record=EpisodeRecorder,
-                           max_steps=self.env_spec.max_steps)
+        factory = ActorFactory(str(path.resolve()), self.episodes, share)
+        results = []
+        for limit in sorted(set(lengths), reverse=True):  # one batch per step limit (a short last one at most)
+            batch_seeds = [s for s, m in zip(seeds, lengths) if m == limit]
+            results += pool.run(factory, batch_seeds, record=EpisodeRecorder, max_steps=limit)
         batch = online_transitions(results, self.policy.shapes.obs_keys, self.success_reward, cfg.reward == "shaped",
                                    self.algo_cfg.gamma)
         self.episodes += n

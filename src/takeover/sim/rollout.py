@@ -23,6 +23,7 @@ import numpy as np
 from .agents import as_decision
 from .env import Env, make_env
 from .errors import SimError
+from .lifeline import Parent, bind_to_parent, parent_here
 from .spec import EnvSpec
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,9 @@ def random_action_prefix(steps: int, rng_seed: int, scale=1.0):
 _worker: dict = {}
 
 
-def _init_worker(spec_json: str):
+def _init_worker(spec_json: str, parent: Parent):
+    """A worker process's start: die with the parent, one torch thread, the environment."""
+    bind_to_parent(parent)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         import torch
@@ -184,6 +187,10 @@ def _init_worker(spec_json: str):
         torch.set_num_threads(1)
     except ImportError:
         pass
+    _build_env(spec_json)
+
+
+def _build_env(spec_json: str):
     _worker.clear()
     _worker["env"] = make_env(EnvSpec.from_json(spec_json))
 
@@ -210,7 +217,8 @@ class RolloutPool:
     """Worker processes that each hold one environment; reuse one pool for many batches (evaluation
     during training, DAgger rounds) so start-up (~seconds of imports per worker) is paid once.
 
-    `workers=0` runs in this process. Agent factories must be picklable (module-level classes or
+    `workers=0` runs in this process (its thread settings untouched). Workers die with this process
+    (`lifeline`). Agent factories must be picklable (module-level classes or
     dataclasses; set `wants_env = True` on one to receive the worker's env)."""
 
     def __init__(self, spec: EnvSpec, workers: int = 1):
@@ -220,7 +228,7 @@ class RolloutPool:
         if workers > 0:
             ctx = mp.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                             initargs=(spec.to_json(),))
+                                             initargs=(spec.to_json(), parent_here()))
             # start every worker now: the executor spawns lazily and reuses idle workers, so without
             # this a short first batch can run on one worker while the rest start mid-way
             pings = [self._pool.submit(_ready, 0.2) for _ in range(workers)]
@@ -239,7 +247,7 @@ class RolloutPool:
         results: dict[int, EpisodeResult] = {}
         if self._pool is None:
             if "env" not in _worker or _worker.get("spec") != self.spec:
-                _init_worker(self.spec.to_json())
+                _build_env(self.spec.to_json())  # in the caller's process: its threads stay as they are
                 _worker["spec"] = self.spec
             for s in seeds:
                 results[s] = _run_one(agent_factory, s, paths[s], options)
