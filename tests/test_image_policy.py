@@ -52,3 +52,13 @@ def test_image_policy_acts_on_camera_images(image_run):
 def test_image_policy_rolls_out_in_rebuilt_env(image_run):
     report = evaluate(image_run, episodes=1, max_steps=10)
     assert report.episodes == 1 and len(report.per_episode) == 1
+
+
+def test_a_policy_of_camera_images_only_trains_evaluates_and_selects(image_run, tmp_path):
+    data = image_run.parent.parent.parent / "demos.hdf5"
+    out = tmp_path / "cam_only"
+    train(TrainConfig(data=str(data), out=str(out), head="gaussian", steps=20, eval_episodes=1, eval_workers=0, threads=1, obs_keys=["agentview_image"]))  # selection rollouts included
+    policy, _, _ = load_checkpoint(out / "checkpoints" / "best.pt")
+    assert policy.shapes.obs_keys == () and policy.shapes.image_keys == ("agentview_image",)
+    report = evaluate(out / "checkpoints" / "best.pt", episodes=1, max_steps=5, workers=0)
+    assert report.episodes == 1 and report.per_episode[0]["length"] == 5

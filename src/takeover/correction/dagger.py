@@ -88,6 +88,11 @@ def round_seeds(cfg: DaggerConfig, k: int) -> list[int]:
     return list(range(start, start + cfg.episodes_per_round))
 
 
+# what to do instead when the task has no scripted expert, by who would label (a live person needs none)
+NO_EXPERT_HINT = {"scripted": "use --expert human (with --device gamepad or keyboard to label live)",
+                  "operator": "the scripted operator needs one; take over live with --device gamepad or keyboard"}
+
+
 class DaggerRun:
     def __init__(self, cfg: DaggerConfig, resume: bool = False):
         self.cfg, self.out = cfg, Path(cfg.out)
@@ -105,7 +110,8 @@ class DaggerRun:
     # ----- set-up ------------------------------------------------------------------------------------
     def _check_inputs(self):
         inputs = check_run_inputs(self.cfg.data, self.cfg.policy, self.state["checkpoints"][-1] if self.state else None,
-                                  no_expert_hint="use --expert human", need_expert=self.cfg.labeller != "human")
+                                  no_expert_hint=NO_EXPERT_HINT.get(self.cfg.labeller, ""),
+                                  need_expert=self.cfg.labeller != "human")
         self.spec, self.initial_ckpt = inputs.spec, inputs.checkpoint
         self.initial_labels, self.train_base = inputs.initial_labels, inputs.train_base
 

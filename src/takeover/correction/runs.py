@@ -48,10 +48,10 @@ def check_run_inputs(data: str, policy_path: str, checkpoint=None, no_expert_hin
                               + (f"; {no_expert_hint}" if no_expert_hint else ""))
     ckpt = resolve_checkpoint(checkpoint or policy_path)
     policy, ckpt_spec, _ = load_checkpoint(ckpt)
-    missing = [k for k in policy.shapes.obs_keys if k not in obs_keys]
+    reads = list(policy.shapes.obs_keys) + list(policy.shapes.image_keys)
+    missing = [k for k in reads if k not in obs_keys]
     if missing:
-        raise CorrectionError(f"{data}: lacks observation key(s) {missing} that the policy reads "
-                              f"({list(policy.shapes.obs_keys)})")
+        raise CorrectionError(f"{data}: lacks observation key(s) {missing} that the policy reads ({reads})")
     check_compatible(policy, ckpt_spec, spec, policy.shapes.obs_keys, action_dim, str(ckpt))
     return RunInputs(spec, ckpt, initial_labels, train_config_of(policy_path, ckpt, policy))
 

@@ -61,6 +61,8 @@ class ObsLayout:
         missing = [k for k in self.keys if k not in obs]
         if missing:
             raise SimError(f"observation lacks key(s) {missing}; it has {sorted(obs)}")
+        if not self.keys:  # a policy that reads camera images only
+            return np.zeros(0, dtype=np.float32)
         return np.concatenate([np.asarray(obs[k], dtype=np.float32).reshape(-1) for k in self.keys])
 
     def unflatten(self, flat: np.ndarray) -> dict:
