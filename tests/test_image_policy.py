@@ -62,3 +62,26 @@ def test_a_policy_of_camera_images_only_trains_evaluates_and_selects(image_run, 
     assert policy.shapes.obs_keys == () and policy.shapes.image_keys == ("agentview_image",)
     report = evaluate(out / "checkpoints" / "best.pt", episodes=1, max_steps=5, workers=0)
     assert report.episodes == 1 and report.per_episode[0]["length"] == 5
+
+
+def test_eval_into_a_file_and_dagger_on_data_without_the_policys_camera_are_one_line(image_run, tmp_path, capsys):
+    from takeover.sim import EnvSpec
+    from takeover.teleop.scripted_collection import collect_scripted
+
+    existing = tmp_path / "existing.hdf5"
+    existing.write_text("not a folder")
+    low_dim = tmp_path / "low_dim.hdf5"
+    collect_scripted(EnvSpec(task="Lift", horizon=3), str(low_dim), 1, workers=1, keep_failed=True)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    cases = [
+        (["eval", str(image_run), "--out", str(existing), "--episodes", "1"], "is a file; give a folder"),
+        (["eval", str(image_run), "--out", str(existing / "sub"), "--episodes", "1"], "cannot create the folder"),
+        (["dagger", str(low_dim), "--policy", str(image_run), "--out", str(tmp_path / "run")],
+         "lacks observation key(s) ['agentview_image']"),
+    ]
+    for args, message in cases:
+        capsys.readouterr()
+        assert run_cli(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and existing.read_text() == "not a folder"

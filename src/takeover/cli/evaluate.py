@@ -9,7 +9,7 @@ import typer
 from takeover.config import parse_assignments
 from takeover.policies.seeds import EVAL_SEED_START
 
-from .app import app
+from .app import app, fail
 from .options import limits
 from .vocabulary import episodes_option, help_text, horizon_option, out_option
 
@@ -41,7 +41,12 @@ def eval_(
     refuse_non_checkpoint(ckpt)  # a demonstration file (or any other) is named before anything starts
     overrides = parse_assignments(set_ or [])
     out = out or (checkpoint if checkpoint.is_dir() else ckpt.parent)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: is a file; give a folder (eval.json and videos go in it)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a parent folder should be, no permission
+        fail(f"--out {out}: cannot create the folder ({exc.strerror})")
     seeds = eval_seeds(episodes, seed_start)
     with Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[ok]} ok"),
                   TimeElapsedColumn()) as bar:
