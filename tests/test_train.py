@@ -3,6 +3,7 @@ import json
 import os
 import signal
 import subprocess
+import re
 import sys
 import time
 
@@ -250,3 +251,22 @@ def test_init_from_warm_starts_and_refuses_other_heads(lift_demos, tmp_path):
     with pytest.raises(PolicyError, match="--quaternions matrix"):
         Trainer(TrainConfig(data=str(lift_demos), out=str(tmp_path / "fourth"), head="gaussian", steps=10,
                             eval_episodes=0, threads=1, init_from=str(ckpt), quaternions="raw"))
+
+
+def test_init_from_a_checkpoint_of_another_task_names_the_task_and_the_sizes(tmp_path):
+    from takeover.policies.train import Trainer
+    from takeover.sim import EnvSpec
+    from takeover.teleop.scripted_collection import collect_scripted
+
+    files = {}
+    for task in ("Lift", "Stack"):
+        files[task] = tmp_path / f"{task}.hdf5"
+        collect_scripted(EnvSpec(task=task, horizon=3), str(files[task]), 1, workers=1, keep_failed=True)
+    train(TrainConfig(data=str(files["Lift"]), out=str(tmp_path / "lift"), head="gaussian", steps=2, eval_episodes=0,
+                      threads=1))
+    with pytest.raises(PolicyError) as refused:
+        Trainer(TrainConfig(data=str(files["Stack"]), out=str(tmp_path / "stack"), head="gaussian", steps=2,
+                            eval_episodes=0, threads=1, init_from=str(tmp_path / "lift" / "checkpoints" / "best.pt")))
+    message = str(refused.value)
+    assert "is a checkpoint of Lift, this data is Stack" in message, message
+    assert re.search(r"object: \d+ values there, \d+ here", message), message

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -70,6 +71,15 @@ def refuse_non_checkpoint(path: Path):
                           f"(RUN/checkpoints/best.pt) or its run folder")
 
 
+def load_failure(exc: BaseException) -> str:
+    """torch.load's error as a few whole words: its first sentence (torch's zip errors run on for lines
+    of advice), or only the diagnosis when even that is long."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    sentence = re.split(r"(?<=[a-z)])\. ", first, maxsplit=1)[0].rstrip(".")
+    reason = f" ({sentence})" if sentence and len(sentence) <= 120 else ""
+    return f"truncated or corrupted{reason}"
+
+
 def read_checkpoint(path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -81,7 +91,8 @@ def read_checkpoint(path) -> dict:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
         raise PolicyError(f"{path}: refused to load, it holds more than weights ({first[:160]})") from None
     except (RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile, OSError) as exc:
-        raise PolicyError(f"{path}: not a readable checkpoint (corrupted or truncated: {str(exc).splitlines()[0][:120]})") from None
+        raise PolicyError(f"{path}: not a readable checkpoint, {load_failure(exc)}; copy it again, or use another "
+                          f"checkpoint of its run (RUN/checkpoints/)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise PolicyError(f"{path}: not a takeover policy checkpoint")
     if payload.get("version") != VERSION:

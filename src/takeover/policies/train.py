@@ -34,10 +34,11 @@ import torch
 from takeover.datasets import DemoDataset
 from takeover.datasets.labels import WEIGHTINGS
 from takeover.sim.observations import ObsLayout
+from takeover.sim.spec import EnvSpec
 from takeover.sim.rollout import RolloutPool
 
 from .base import PolicyShapes
-from .checkpoint import read_checkpoint, save_checkpoint
+from .checkpoint import load_failure, read_checkpoint, save_checkpoint
 from .ema import EMA
 from .errors import PolicyError
 from .evaluate import evaluate, eval_seeds, horizon_for
@@ -228,12 +229,35 @@ class Trainer:
             was = "matrix" if shapes.quat_starts else "raw"
             raise PolicyError(f"{self.cfg.init_from}: was trained with --quaternions {was}; warm start with the same")
         if shapes != self.shapes:
-            raise PolicyError(f"{self.cfg.init_from}: trained on {list(shapes.obs_keys)} -> {shapes.action_dim} actions; "
-                              f"this data gives {list(self.shapes.obs_keys)} -> {self.shapes.action_dim}")
+            raise PolicyError(f"{self.cfg.init_from}: {self._shape_difference(shapes, payload)}; --init-from needs a "
+                              f"checkpoint of the same task and observations")
         fitted = {k: v for k, v in self.policy.state_dict().items() if k.startswith("normalizer.")}
         self.policy.load_state_dict({**payload["state_dict"], **fitted})
         log.info("warm start from %s (step %d), normalisation refitted to %s", self.cfg.init_from, payload["step"],
                  self.cfg.data)
+
+    def _shape_difference(self, shapes: PolicyShapes, payload: dict) -> str:
+        """What differs between a warm-start checkpoint and this data, named: the task, then each
+        observation key whose size differs (or that only one side has), then the action size."""
+        parts = []
+        task = EnvSpec.from_json(payload["env_spec"]).task if "env_spec" in payload else None
+        if task and task != self.spec.task:
+            parts.append(f"is a checkpoint of {task}, this data is {self.spec.task}")
+        task_named = len(parts)
+        theirs = dict(zip(shapes.obs_keys, shapes.layout.sizes))
+        ours = dict(zip(self.shapes.obs_keys, self.shapes.layout.sizes))
+        for key in list(ours) + [k for k in theirs if k not in ours]:
+            if theirs.get(key) != ours.get(key):
+                parts.append(f"{key}: " + (f"{theirs[key]} values there" if key in theirs else "not read there")
+                             + ", " + (f"{ours[key]} here" if key in ours else "not in this data"))
+        if shapes.image_keys != self.shapes.image_keys:
+            parts.append(f"cameras {list(shapes.image_keys)} there, {list(self.shapes.image_keys)} here")
+        if shapes.action_dim != self.shapes.action_dim:
+            parts.append(f"{shapes.action_dim} actions there, {self.shapes.action_dim} here")
+        if len(parts) == task_named:  # same keys and sizes: the order or the shapes differ
+            parts.append(f"observations {list(zip(theirs, shapes.obs_shapes))} there, "
+                         f"{list(zip(ours, self.shapes.obs_shapes))} here")
+        return "; ".join(parts)
 
     def _resume(self):
         path = self.out / "checkpoints" / "last.pt"
@@ -242,7 +266,7 @@ class Trainer:
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as exc:  # noqa: BLE001  (any unreadable file is one message)
-            raise PolicyError(f"{path}: cannot resume from it ({str(exc).splitlines()[0][:120]})") from None
+            raise PolicyError(f"{path}: cannot resume from it, {load_failure(exc)}; start again in another --out") from None
         saved = json.loads(state["config"])
         if saved["head"] != self.cfg.head or Path(saved["data"]).resolve() != Path(self.cfg.data).resolve():
             raise PolicyError(f"{path}: run was {saved['head']} on {saved['data']}; resume with the same head and data")

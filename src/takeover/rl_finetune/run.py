@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from takeover.datasets import EpisodeRecorder
-from takeover.policies.checkpoint import load_checkpoint, save_checkpoint
+from takeover.policies.checkpoint import load_checkpoint, load_failure, save_checkpoint
 from takeover.policies.errors import PolicyError
 from takeover.policies.evaluate import evaluate, eval_seeds
 from takeover.sim.env import make_env
@@ -120,7 +120,8 @@ class Finetuner:
             try:
                 state = torch.load(last, map_location="cpu", weights_only=True)
             except Exception as exc:  # noqa: BLE001  (any unreadable state is one message)
-                raise FinetuneError(f"{last}: cannot resume from it ({str(exc).splitlines()[0][:120]})") from None
+                raise FinetuneError(f"{last}: cannot resume from it, {load_failure(exc)}; start again in another "
+                                    f"--out") from None
             if state.get("format") != STATE_FORMAT:
                 raise FinetuneError(f"{last}: not a fine-tuning state")
             return state
