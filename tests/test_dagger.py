@@ -157,3 +157,20 @@ def test_kill_during_a_dagger_round_keeps_saved_episodes_and_resume_finishes(lif
         seeds = sorted(int(r.attrs(d)["seed"]) for d in r.demos if r.attrs(d).get("source") == "dagger")
     assert seeds == list(range(3_000_000, 3_000_006))
     assert len(json.loads((run / "dagger.json").read_text())["rounds"]) == 2
+
+
+def test_no_expert_hint_fits_the_command(tmp_path, capsys, monkeypatch):
+    demos = tmp_path / "lift.hdf5"
+    collect_scripted(EnvSpec(task="Lift", horizon=3), str(demos), 1, workers=1, keep_failed=True)
+    train(TrainConfig(data=str(demos), out=str(tmp_path / "bc"), head="gaussian", steps=2, eval_episodes=0, threads=1))
+    monkeypatch.delitem(__import__("takeover.correction.runs", fromlist=["EXPERTS"]).EXPERTS, "Lift")
+    base = ["dagger", str(demos), "--policy", str(tmp_path / "bc"), "--out", str(tmp_path / "run")]
+    for extra, hint in (([], "use --expert human"),
+                        (["--expert", "human", "--device", "scripted-operator"], "take over live with --device")):
+        capsys.readouterr()
+        assert run_cli(base + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert "Lift has no scripted expert" in err and hint in err and len(err.splitlines()) == 1, err
+        if extra:
+            assert "use --expert human" not in err, err
+    assert not (tmp_path / "run").exists()

@@ -132,6 +132,19 @@ def test_import_refuses_states_that_do_not_fit_todays_model(raw_file, tmp_path, 
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_import_of_a_takeover_file_says_what_it_is(tmp_path, capsys):
+    from takeover.sim import EnvSpec
+    from takeover.teleop.scripted_collection import collect_scripted
+
+    ours = tmp_path / "ours.hdf5"
+    collect_scripted(EnvSpec(task="Lift", horizon=3), str(ours), 1, workers=1, keep_failed=True)
+    digest = ours.read_bytes()
+    code = run_cli(["data", "import-robosuite", str(ours), "-o", str(tmp_path / "o.hdf5")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "already a takeover demonstration file" in err, err
+    assert ours.read_bytes() == digest and not (tmp_path / "o.hdf5").exists()
+
+
 def test_replay_video_is_a_readable_mp4(raw_file, tmp_path):
     out = tmp_path / "imported.hdf5"
     import_robosuite(raw_file, out, check_steps=False)

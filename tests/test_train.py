@@ -270,3 +270,22 @@ def test_init_from_a_checkpoint_of_another_task_names_the_task_and_the_sizes(tmp
     message = str(refused.value)
     assert "is a checkpoint of Lift, this data is Stack" in message, message
     assert re.search(r"object: \d+ values there, \d+ here", message), message
+
+
+def test_a_truncated_checkpoint_is_named_in_whole_words_with_what_to_do(tmp_path, capsys):
+    from takeover.sim import EnvSpec
+    from takeover.teleop.scripted_collection import collect_scripted
+
+    data = tmp_path / "lift.hdf5"
+    collect_scripted(EnvSpec(task="Lift", horizon=3), str(data), 1, workers=1, keep_failed=True)
+    train(TrainConfig(data=str(data), out=str(tmp_path / "run"), head="gaussian", steps=2, eval_episodes=0, threads=1))
+    whole = (tmp_path / "run" / "checkpoints" / "best.pt").read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole[: len(whole) // 2])
+    capsys.readouterr()
+    assert run_cli(["eval", str(cut), "--episodes", "1", "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert re.fullmatch(r"error: \S+cut\.pt: not a readable checkpoint, truncated or corrupted \([^()]+\); copy it "
+                        r"again, or use another checkpoint of its run \(RUN/checkpoints/\)", err), err
+    assert not (tmp_path / "eval.json").exists()

@@ -124,6 +124,9 @@ def import_robosuite(raw, out, *, check_steps: bool = True, strict: bool = False
         if "data" not in f:
             raise DatasetError(f"{raw}: no 'data' group; expected robosuite's demo.hdf5")
         data = f["data"]
+        if "takeover_spec" in data.attrs:
+            raise DatasetError(f"{raw}: is already a takeover demonstration file (nothing to import); use it "
+                               f"directly, or `takeover data relabel` to relabel its actions")
         try:
             env_info = json.loads(data.attrs.get("env_info", "{}"))
         except (json.JSONDecodeError, TypeError):
