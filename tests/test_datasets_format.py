@@ -257,6 +257,22 @@ def test_cli_info_split_merge_recover(tmp_path, capsys):
     assert info(b)["pending_in_journal"] == 0 and info(b)["demos"] == 2
 
 
+def test_merge_skips_demos_an_earlier_file_already_holds(tmp_path, capsys, caplog):
+    first = make_file(tmp_path / "first.hdf5", lengths=(3, 5))
+    second = make_file(tmp_path / "second.hdf5", lengths=(3, 5, 4))  # its demo_0 and demo_1 are first's
+    assert run_cli(["data", "merge", str(first), str(second), "-o", str(tmp_path / "m.hdf5")]) == 0
+    assert "3 demos from 2 files (2 duplicate(s) of earlier demos skipped)" in capsys.readouterr().out
+    assert "second.hdf5:demo_0 = first.hdf5:demo_0" in caplog.text
+    with DemoReader(tmp_path / "m.hdf5") as r:
+        assert [r.attrs(d)["merged_from"] for d in r.demos] == ["first.hdf5:demo_0", "first.hdf5:demo_1",
+                                                                "second.hdf5:demo_2"]
+    # the same seed recorded again (other states) is a new demonstration, not a copy
+    again = tmp_path / "again.hdf5"
+    with DemoWriter(again, SPEC) as w:
+        w.save(episode(3, 0, base=7.0))
+    assert merge([first, again], tmp_path / "m2.hdf5")["demos"] == 3
+
+
 # --- DemoDataset -----------------------------------------------------------------------------------
 def test_dataset_windows_and_padding(tmp_path):
     path = make_file(tmp_path / "d.hdf5", lengths=(3, 5))  # demo_1's actions start at 100

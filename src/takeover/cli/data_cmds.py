@@ -86,7 +86,9 @@ def merge_cmd(inputs: list[Path] = typer.Argument(..., help="Files to merge (sam
     total = sum(_count_demos(p) for p in inputs)
     with _progress("merging", total) as advance:
         result = merge(inputs, out, progress=advance)
-    typer.echo(f"{out}: {result['demos']} demos from {len(inputs)} files")
+    skipped = len(result["duplicates_skipped"])
+    typer.echo(f"{out}: {result['demos']} demos from {len(inputs)} files"
+               + (f" ({skipped} duplicate(s) of earlier demos skipped)" if skipped else ""))
 
 
 def _consistency_table(title: str, rows: list[dict]) -> Table:

@@ -3,6 +3,7 @@ except by `split`, which edits its file on purpose by copy-on-write and an atomi
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -127,7 +128,9 @@ def split(path, valid_fraction: float = 0.1, seed: int = 0) -> dict[str, list[st
 
 def merge(inputs, output, progress=None) -> dict:
     """Merge demonstration files of one task into a new file `output`: demos renumbered demo_0... in
-    input order, attributes kept (plus `merged_from`), splits carried over. Returns info-like counts."""
+    input order, attributes kept (plus `merged_from`), splits carried over. A demo that repeats one of an
+    earlier file exactly (same seed, states and actions: files that share demonstrations) is skipped
+    with a warning. Returns info-like counts (with `duplicates_skipped`)."""
     from .writer import spec_conflicts
 
     inputs = [Path(p) for p in inputs]
@@ -160,7 +163,7 @@ def merge(inputs, output, progress=None) -> dict:
             if sorted(r.obs_keys) != sorted(first.obs_keys):
                 raise DatasetError(f"{r.path}: observation keys {sorted(r.obs_keys)} differ from {first.path}'s "
                                    f"{sorted(first.obs_keys)}")
-        counts = {}
+        counts, skipped = {}, []
 
         def build(f: h5py.File):
             data = f.create_group("data")
@@ -171,9 +174,15 @@ def merge(inputs, output, progress=None) -> dict:
             data.attrs[OBS_KEYS_ATTR] = json.dumps(list(first.obs_keys))
             masks: dict[str, list[str]] = collections.defaultdict(list)
             index, total = 0, 0
+            earlier: dict[tuple, str] = {}  # fingerprints of the demos of the files already merged
             for r in readers:
-                renamed = {}
+                renamed, here = {}, {}
                 for name in r.demos:
+                    fingerprint = _fingerprint(r, name)
+                    if fingerprint in earlier:
+                        skipped.append(f"{r.path.name}:{name} = {earlier[fingerprint]}")
+                        continue
+                    here.setdefault(fingerprint, f"{r.path.name}:{name}")
                     new = f"demo_{index}"
                     group = r._group(name)
                     group.file.copy(group, data, name=new)
@@ -185,7 +194,8 @@ def merge(inputs, output, progress=None) -> dict:
                         progress(new)
                 for split_name, names in r.splits.items():
                     masks[split_name].extend(renamed[n] for n in names if n in renamed)
-                counts[str(r.path)] = len(r.demos)
+                counts[str(r.path)] = len(renamed)
+                earlier.update(here)
             data.attrs["total"] = total
             for split_name, names in masks.items():
                 f.require_group("mask").create_dataset(split_name, data=_mask_array(names))
@@ -195,5 +205,19 @@ def merge(inputs, output, progress=None) -> dict:
     finally:
         for r in readers:
             r.close()
+    if skipped:
+        log.warning("%s: skipped %d demo(s) that repeat one of an earlier file (same seed and states): %s%s", output,
+                    len(skipped), ", ".join(skipped[:5]), ", ..." if len(skipped) > 5 else "")
     log.info("%s: merged %s", output, counts)
-    return {"output": str(output), "demos": sum(counts.values()), "from": counts}
+    return {"output": str(output), "demos": sum(counts.values()), "from": counts, "duplicates_skipped": skipped}
+
+
+def _fingerprint(reader: DemoReader, name: str) -> tuple:
+    """A demo's identity for spotting copies across files: its seed and a hash of its states and actions
+    (two recordings of one seed differ in their states unless one is a copy of the other)."""
+    group = reader._group(name)
+    digest = hashlib.sha256()
+    for key in ("states", "actions"):
+        if key in group:
+            digest.update(np.ascontiguousarray(group[key][()]).tobytes())
+    return reader.attrs(name).get("seed"), digest.hexdigest()
