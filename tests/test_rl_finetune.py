@@ -469,3 +469,46 @@ def test_eval_sample_evaluates_mean_and_sampled_actions_on_the_same_seeds(lift_d
     for r in evals:
         assert 0.0 <= r["sampled"]["success_rate"] <= 1.0 and len(r["sampled"]["ci95"]) == 2
     assert (tmp_path / "run" / "plots" / "learning_curve.png").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_lift(tmp_path_factory):
+    from takeover.policies.train import TrainConfig, train
+    from takeover.teleop.scripted_collection import collect_scripted
+
+    root = tmp_path_factory.mktemp("tiny_finetune")
+    demos = root / "demos.hdf5"
+    collect_scripted(EnvSpec(task="Lift", horizon=40), str(demos), 2, workers=1)
+    train(TrainConfig(data=str(demos), out=str(root / "bc"), head="gaussian", steps=2, eval_episodes=0, threads=1,
+                      head_options={"hidden_dims": [16, 16]}))
+    return demos, root / "bc" / "checkpoints" / "best.pt"
+
+
+def test_dapg_stops_at_the_env_step_budget_and_best_is_never_worse_than_the_start(tiny_lift, tmp_path, monkeypatch):
+    """A DAPG iteration wants 2,000 steps; a 25-step budget runs 25 (two whole 10-step episodes and one cut at
+    5), and when the start evaluates better than every fine-tuned actor, best.pt is the start."""
+    from types import SimpleNamespace
+
+    import takeover.rl_finetune.run as run_module
+    from takeover.rl_finetune.config import FinetuneConfig
+
+    demos, bc = tiny_lift
+
+    def evaluate(path, **kw):  # the start succeeds, every fine-tuned actor fails
+        rate = 1.0 if path.name == "start.pt" else 0.0
+        return SimpleNamespace(success_rate=rate, ci95=(rate, rate), episodes=1, mean_length=10.0,
+                               per_episode=[{"total_reward": rate}])
+
+    monkeypatch.setattr(run_module, "evaluate", evaluate)
+    run = tmp_path / "run"
+    cfg = FinetuneConfig(checkpoint=str(bc), demos=[str(demos)], out=str(run), algo="dapg", env_steps=25, horizon=10,
+                         workers=0, eval_episodes=1, eval_every=10,
+                         algo_options={"value_hidden": [16, 16], "minibatch": 8, "epochs": 1})
+    runner = run_module.Finetuner(cfg)
+    assert runner.round_lengths() == [10, 10, 5]
+    result = runner.run()
+    assert result["env_steps"] == 25
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["env_steps"] for r in records if r["kind"] == "collect"] == [25]
+    assert result["best"] == {"success_rate": 1.0, "env_steps": 0}
+    assert (run / "checkpoints" / "best.pt").read_bytes() == (run / "checkpoints" / "start.pt").read_bytes()
