@@ -3,6 +3,7 @@ workers (finetune, dagger while retraining) with multiprocessing's resource trac
 take-over's background retrain, whose round a resumed session then finishes and loads."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -87,7 +88,10 @@ def _wait_for(proc, ready, timeout_s=240):
     while time.time() < deadline and proc.poll() is None and not ready():
         time.sleep(0.1)
     assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    assert ready(), "the command never reached the state to kill it in"
+    if not ready():
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("the command never reached the state to kill it in: "
+                             + proc.communicate()[1].decode()[-2000:])
 
 
 def _cli(*args):
@@ -131,28 +135,33 @@ LIVE_SCRIPT = textwrap.dedent("""
     from takeover.teleop.session import SessionConfig
     from takeover.teleop.virtual_joystick import VirtualJoystick
 
-    demos, policy, out, resume, steps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1", int(sys.argv[5])
-    pygame.display.init()
-    pad = VirtualJoystick().attach()
 
-    def drive(session):
-        started = time.monotonic()
-        while time.monotonic() - started < 300:
-            if resume and len(session.live.state["checkpoints"]) > 1:
-                return  # the retrained policy was loaded (between attempts)
-            if session.state.value == "ready":
-                pad.set_button(6, True)
+    def main(demos, policy, out, resume, steps):
+        pygame.display.init()
+        pad = VirtualJoystick().attach()
+
+        def drive(session):
+            started = time.monotonic()
+            while time.monotonic() - started < 300:
+                if resume and len(session.live.state["checkpoints"]) > 1:
+                    return  # the retrained policy was loaded (between attempts)
+                if session.state.value == "ready":
+                    pad.set_button(6, True)
+                    session.frame()
+                    pad.set_button(6, False)
+                pad.set_axis(1, 0.5 if session.steps % 20 < 6 else 0.0)  # the person takes over now and then
                 session.frame()
-                pad.set_button(6, False)
-            pad.set_axis(1, 0.5 if session.steps % 20 < 6 else 0.0)  # the person takes over now and then
-            session.frame()
-            time.sleep(0.01)  # leave the (idle-priority) retrain some CPU
+                time.sleep(0.01)  # leave the (idle-priority) retrain some CPU
 
-    cfg = DaggerConfig(data=demos, policy=policy, out=out, labeller="human", retrain_every=1,
-                       train_overrides={"steps": steps, "threads": 1, "checkpoint_every": 20})
-    state = run_live(DaggerRun(cfg, resume=resume), GamepadDevice(),
-                     SessionConfig(realtime=False, render_size=32, window_size=(96, 96)), drive=drive)
-    print(json.dumps(state["checkpoints"]))
+        cfg = DaggerConfig(data=demos, policy=policy, out=out, labeller="human", retrain_every=1,
+                           train_overrides={"steps": steps, "threads": 1, "checkpoint_every": 20})
+        state = run_live(DaggerRun(cfg, resume=resume), GamepadDevice(),
+                         SessionConfig(realtime=False, render_size=32, window_size=(96, 96)), drive=drive)
+        print(json.dumps(state["checkpoints"]))
+
+
+    if __name__ == "__main__":  # the retrain is spawned: it imports this file again
+        main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1", int(sys.argv[5]))
 """)
 
 
