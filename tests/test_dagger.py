@@ -166,7 +166,7 @@ def test_no_expert_hint_fits_the_command(tmp_path, capsys, monkeypatch):
     monkeypatch.delitem(__import__("takeover.correction.runs", fromlist=["EXPERTS"]).EXPERTS, "Lift")
     base = ["dagger", str(demos), "--policy", str(tmp_path / "bc"), "--out", str(tmp_path / "run")]
     for extra, hint in (([], "use --expert human"),
-                        (["--expert", "human", "--device", "scripted-operator"], "take over live with --device")):
+                        (["--expert", "human", "--input", "scripted-operator"], "take over live with --input")):
         capsys.readouterr()
         assert run_cli(base + extra) == 2
         err = capsys.readouterr().err.strip()

@@ -134,7 +134,7 @@ def test_import_refuses_states_that_do_not_fit_todays_model(raw_file, tmp_path, 
 
 def test_import_of_a_takeover_file_says_what_it_is(tmp_path, capsys):
     from takeover.sim import EnvSpec
-    from takeover.teleop.scripted_collection import collect_scripted
+    from takeover.datasets.scripted_collection import collect_scripted
 
     ours = tmp_path / "ours.hdf5"
     collect_scripted(EnvSpec(task="Lift", horizon=3), str(ours), 1, workers=1, keep_failed=True)

@@ -66,7 +66,7 @@ def test_a_policy_of_camera_images_only_trains_evaluates_and_selects(image_run, 
 
 def test_eval_into_a_file_and_dagger_on_data_without_the_policys_camera_are_one_line(image_run, tmp_path, capsys):
     from takeover.sim import EnvSpec
-    from takeover.teleop.scripted_collection import collect_scripted
+    from takeover.datasets.scripted_collection import collect_scripted
 
     existing = tmp_path / "existing.hdf5"
     existing.write_text("not a folder")

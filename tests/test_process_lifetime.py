@@ -15,7 +15,7 @@ import torch
 from takeover.policies.train import TrainConfig, train
 from takeover.sim import EnvSpec
 from takeover.sim.rollout import RolloutPool
-from takeover.teleop.scripted_collection import collect_scripted
+from takeover.datasets.scripted_collection import collect_scripted
 
 from kill9 import alive, descendants, kill_parent_only
 

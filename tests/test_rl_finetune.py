@@ -474,7 +474,7 @@ def test_eval_sample_evaluates_mean_and_sampled_actions_on_the_same_seeds(lift_d
 @pytest.fixture(scope="module")
 def tiny_lift(tmp_path_factory):
     from takeover.policies.train import TrainConfig, train
-    from takeover.teleop.scripted_collection import collect_scripted
+    from takeover.datasets.scripted_collection import collect_scripted
 
     root = tmp_path_factory.mktemp("tiny_finetune")
     demos = root / "demos.hdf5"

@@ -256,7 +256,7 @@ def test_init_from_warm_starts_and_refuses_other_heads(lift_demos, tmp_path):
 def test_init_from_a_checkpoint_of_another_task_names_the_task_and_the_sizes(tmp_path):
     from takeover.policies.train import Trainer
     from takeover.sim import EnvSpec
-    from takeover.teleop.scripted_collection import collect_scripted
+    from takeover.datasets.scripted_collection import collect_scripted
 
     files = {}
     for task in ("Lift", "Stack"):
@@ -274,7 +274,7 @@ def test_init_from_a_checkpoint_of_another_task_names_the_task_and_the_sizes(tmp
 
 def test_a_truncated_checkpoint_is_named_in_whole_words_with_what_to_do(tmp_path, capsys):
     from takeover.sim import EnvSpec
-    from takeover.teleop.scripted_collection import collect_scripted
+    from takeover.datasets.scripted_collection import collect_scripted
 
     data = tmp_path / "lift.hdf5"
     collect_scripted(EnvSpec(task="Lift", horizon=3), str(data), 1, workers=1, keep_failed=True)

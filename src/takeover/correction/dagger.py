@@ -89,8 +89,8 @@ def round_seeds(cfg: DaggerConfig, k: int) -> list[int]:
 
 
 # what to do instead when the task has no scripted expert, by who would label (a live person needs none)
-NO_EXPERT_HINT = {"scripted": "use --expert human (with --device gamepad or keyboard to label live)",
-                  "operator": "the scripted operator needs one; take over live with --device gamepad or keyboard"}
+NO_EXPERT_HINT = {"scripted": "use --expert human (with --input gamepad or keyboard to label live)",
+                  "operator": "the scripted operator needs one; take over live with --input gamepad or keyboard"}
 
 
 class DaggerRun:
