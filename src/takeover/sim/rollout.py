@@ -177,6 +177,7 @@ _worker: dict = {}
 
 
 def _init_worker(spec_json: str):
+    """A worker process's start: one thread each (the workers share the cores), then its environment."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         import torch
@@ -184,6 +185,11 @@ def _init_worker(spec_json: str):
         torch.set_num_threads(1)
     except ImportError:
         pass
+    _open_env(spec_json)
+
+
+def _open_env(spec_json: str):
+    """The environment episodes run in; in the caller's process (workers=0) its thread settings stay."""
     _worker.clear()
     _worker["env"] = make_env(EnvSpec.from_json(spec_json))
 
@@ -239,7 +245,7 @@ class RolloutPool:
         results: dict[int, EpisodeResult] = {}
         if self._pool is None:
             if "env" not in _worker or _worker.get("spec") != self.spec:
-                _init_worker(self.spec.to_json())
+                _open_env(self.spec.to_json())
                 _worker["spec"] = self.spec
             for s in seeds:
                 results[s] = _run_one(agent_factory, s, paths[s], options)
