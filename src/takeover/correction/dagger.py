@@ -36,6 +36,7 @@ from .beta import BetaSchedule
 from .dagger_config import DAGGER_SEED_START, SEED_BLOCK, DaggerConfig
 from .labellers import LABELLERS
 from .report import write_dagger_report
+from .run_state import DaggerState
 from .runs import (check_run_inputs, collect_missing, eval_entry, evaluate_into, load_state, refuse_taken_folder, retrain,
                    retrain_config, write_state)
 
@@ -62,6 +63,7 @@ class DaggerRun:
         self.cfg, self.out = cfg, Path(cfg.out)
         self.schedule = BetaSchedule.parse(cfg.beta)
         self.labeller = LABELLERS[cfg.labeller]
+        self.state: DaggerState | None
         self.state_path = self.out / STATE_FILE
         if resume:
             self.state = load_state(self.state_path, cfg, ("data", "episodes_per_round", "beta", "from_scratch",
@@ -94,7 +96,7 @@ class DaggerRun:
         write_state(self.state_path, self.state)
 
     # ----- the rounds --------------------------------------------------------------------------------
-    def run(self, say=log.info) -> dict:
+    def run(self, say=log.info) -> DaggerState:
         if self.state is None:
             self.start()
         data = self.out / "data.hdf5"
@@ -147,5 +149,5 @@ class DaggerRun:
         write_dagger_report(self.out, self.cfg, self.state)
 
 
-def run_dagger(cfg: DaggerConfig, resume: bool = False, say=log.info) -> dict:
+def run_dagger(cfg: DaggerConfig, resume: bool = False, say=log.info) -> DaggerState:
     return DaggerRun(cfg, resume=resume).run(say=say)

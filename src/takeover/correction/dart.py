@@ -50,6 +50,7 @@ from .dart_config import DART_SEED_START, DartConfig
 from .errors import CorrectionError
 from .report import write_dart_report
 from .run_config import SEED_BLOCK
+from .run_state import DartState
 from .runs import (check_run_inputs, collect_missing, eval_entry, evaluate_into, load_state,
                    refuse_taken_folder, retrain, retrain_config, write_state)
 
@@ -144,6 +145,7 @@ class DartRun:
     def __init__(self, cfg: DartConfig, resume: bool = False):
         self.cfg, self.out = cfg, Path(cfg.out)
         self.state_path = self.out / STATE_FILE
+        self.state: DartState | None
         if resume:
             self.state = load_state(self.state_path, cfg, ("data", "episodes", "noise", "target_trace", "from_scratch",
                                                            "seed"))
@@ -180,7 +182,7 @@ class DartRun:
             return self.fixed_cov
         return np.asarray(self.state["iterations"][k - 1]["next_noise_cov"])
 
-    def run(self, say=log.info) -> dict:
+    def run(self, say=log.info) -> DartState:
         if self.state is None:
             self.start()
         data = self.out / "data.hdf5"
@@ -233,6 +235,6 @@ class DartRun:
         write_dart_report(self.out, self.cfg, self.state)
 
 
-def run_dart(cfg: DartConfig, resume: bool = False, say=log.info) -> dict:
+def run_dart(cfg: DartConfig, resume: bool = False, say=log.info) -> DartState:
     """Run (or resume) a DART run; returns its state (the content of dart.json)."""
     return DartRun(cfg, resume=resume).run(say=say)

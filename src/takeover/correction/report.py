@@ -10,10 +10,11 @@ from takeover.policies.evaluate import EVAL_SEED_START
 from takeover.sim.noise import arm_dims_of
 
 from .labellers import LABELLERS
+from .run_state import DaggerState, DartState
 from .runs import plot_success
 
 
-def write_dagger_report(out: Path, cfg, state: dict):
+def write_dagger_report(out: Path, cfg, state: DaggerState):
     """report.md of a headless DAgger run: one row per round and the success plot (a live run's report
     is live.py's write_live_report)."""
     rounds = state["rounds"]
@@ -37,7 +38,7 @@ def write_dagger_report(out: Path, cfg, state: dict):
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
 
-def write_dart_report(out: Path, cfg, state: dict):
+def write_dart_report(out: Path, cfg, state: DartState):
     """report.md of a DART run: one row per iteration, the noise covariances, the success plot."""
     entries = state["iterations"]
     mode = ("fitted to the learner's error" + (f", scaled to trace {cfg.target_trace}"
