@@ -149,7 +149,7 @@ def test_live_takeover_with_a_virtual_pad(small_lift, tmp_path, headless):
         assert len(names) == 1
         attrs = r.attrs(names[0])
         ep = r.episode(names[0])
-        labels = intervention_steps(r._group(names[0]), attrs)
+        labels = intervention_steps(r.group(names[0]), attrs)
         split = r.splits.get("train")
     assert attrs["round"] == 1 and attrs["labeller"] == "human" and "success" in attrs
     assert attrs["seed"] == 3_000_000

@@ -91,3 +91,29 @@ def test_simulated_operator_takes_over_after_patience_and_hands_back_after_recov
     np.testing.assert_array_equal(ep.extras["interventions"], expected)
     np.testing.assert_allclose(ep.actions[12:34], np.tile(TEACHER, (22, 1)), atol=1e-6)
     np.testing.assert_allclose(ep.actions[10:12], np.tile(LEARNER, (2, 1)), atol=1e-6)  # before the take-over
+
+
+class _Still:
+    """A picklable agent factory: an agent that holds still."""
+
+    def __call__(self):
+        return Constant(np.zeros(7))
+
+
+def test_an_in_process_pool_leaves_the_callers_threads_alone(monkeypatch):
+    """workers=0 runs episodes in the caller's process: a training run that evaluates in-process keeps its
+    torch threads and OMP setting (the one-thread limit is for worker processes only)."""
+    import torch
+
+    from takeover.sim.rollout import RolloutPool
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with RolloutPool(EnvSpec(task="Lift", horizon=3), workers=0) as pool:
+            results = pool.run(_Still(), [0])
+        assert len(results) == 1 and torch.get_num_threads() == 2
+        assert "OMP_NUM_THREADS" not in __import__("os").environ
+    finally:
+        torch.set_num_threads(before)

@@ -73,7 +73,7 @@ class _Demos:
 
 
 def _pick_keys(reader: DemoReader, cfg: CcilConfig) -> list[str]:
-    first = reader._group(reader.demos[0])
+    first = reader.group(reader.demos[0])
     available = sorted(first["obs"].keys()) if "obs" in first else []
     low_dim = [k for k in available if not is_image_key(k) and first["obs"][k].dtype != np.uint8]
     if not low_dim:
@@ -103,7 +103,7 @@ def _load(reader: DemoReader, names, keys) -> _Demos:
         if set(keys) - set(ep.next_obs):
             raise CorrectionError(f"{reader.path}, {name}: no next_obs for {sorted(set(keys) - set(ep.next_obs))}; "
                                   f"CCIL needs each step's next observation")
-        group = reader._group(name)
+        group = reader.group(name)
         labels = intervention_steps(group, reader.attrs(name))
         out.names.append(name)
         out.obs.append(_flat(ep.obs, keys))
@@ -170,7 +170,7 @@ def augment_ccil(in_path, out_path, config: CcilConfig | None = None, progress=N
             raise CorrectionError(f"{in_path}: no environment spec (takeover_spec / env_args); import it first "
                                   f"(takeover data import-robosuite)")
         keys = _pick_keys(reader, cfg)
-        first = reader._group(reader.demos[0])["obs"]
+        first = reader.group(reader.demos[0])["obs"]
         shapes = {k: tuple(first[k].shape[1:]) for k in keys}
         source_names = reader.splits.get("train") or list(reader.demos)
         demos = _load(reader, source_names, keys)

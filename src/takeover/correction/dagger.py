@@ -25,54 +25,24 @@ out again, an interrupted training run resumes from its last state.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from takeover.datasets.tools import merge
-from takeover.policies.evaluate import CheckpointAgent, EVAL_SEED_START
 from takeover.policies.train_config import TrainConfig
-from takeover.sim.agents import BetaMixture, GatedTakeover
-from takeover.sim.experts import make_expert
 from takeover.sim.rollout import RolloutPool
 
 from .beta import BetaSchedule
 from .dagger_config import DAGGER_SEED_START, SEED_BLOCK, DaggerConfig
-from .operator import OperatorRule, SimulatedOperator
-from .runs import (check_run_inputs, collect_missing, eval_entry, evaluate_into, load_state, plot_success, refuse_taken_folder,
-                   retrain, retrain_config, write_state)
+from .labellers import LABELLERS
+from .report import write_dagger_report
+from .run_state import DaggerState
+from .runs import (check_run_inputs, collect_missing, eval_entry, evaluate_into, load_state, refuse_taken_folder, retrain,
+                   retrain_config, write_state)
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "dagger.json"
-
-
-@dataclass(frozen=True)
-class DaggerAgent:
-    """Picklable factory for rollout workers: the task's scripted expert and the learner checkpoint,
-    mixed by beta (`takeover.sim.agents.BetaMixture`)."""
-
-    task: str
-    checkpoint: str
-    beta: float
-    seed: int = 0
-
-    def __call__(self):
-        return BetaMixture(make_expert(self.task, seed=self.seed), CheckpointAgent(self.checkpoint)(), self.beta,
-                           seed=self.seed)
-
-
-@dataclass(frozen=True)
-class OperatorAgent:
-    """Picklable factory: the learner drives, the simulated operator takes over (GatedTakeover)."""
-
-    task: str
-    checkpoint: str
-    threshold: float
-    seed: int = 0
-
-    def __call__(self):
-        operator = SimulatedOperator(make_expert(self.task, seed=self.seed), OperatorRule(threshold=self.threshold))
-        return GatedTakeover(operator.teacher, CheckpointAgent(self.checkpoint)(), operator.gate)
 
 
 def labels_in(episode) -> int:
@@ -89,14 +59,12 @@ def round_seeds(cfg: DaggerConfig, k: int) -> list[int]:
 
 
 # what to do instead when the task has no scripted expert, by who would label (a live person needs none)
-NO_EXPERT_HINT = {"scripted": "use --expert human (with --input gamepad or keyboard to label live)",
-                  "operator": "the scripted operator needs one; take over live with --input gamepad or keyboard"}
-
-
 class DaggerRun:
     def __init__(self, cfg: DaggerConfig, resume: bool = False):
         self.cfg, self.out = cfg, Path(cfg.out)
         self.schedule = BetaSchedule.parse(cfg.beta)
+        self.labeller = LABELLERS[cfg.labeller]
+        self.state: DaggerState | None
         self.state_path = self.out / STATE_FILE
         if resume:
             self.state = load_state(self.state_path, cfg, ("data", "episodes_per_round", "beta", "from_scratch",
@@ -110,27 +78,28 @@ class DaggerRun:
     # ----- set-up ------------------------------------------------------------------------------------
     def _check_inputs(self):
         inputs = check_run_inputs(self.cfg.data, self.cfg.policy, self.state["checkpoints"][-1] if self.state else None,
-                                  no_expert_hint=NO_EXPERT_HINT.get(self.cfg.labeller, ""),
-                                  need_expert=self.cfg.labeller != "human")
+                                  no_expert_hint=self.labeller.no_expert_hint, need_expert=self.labeller.needs_expert)
         self.spec, self.initial_ckpt = inputs.spec, inputs.checkpoint
         self.initial_labels, self.train_base = inputs.initial_labels, inputs.train_base
 
-    def _start(self):
+    def start(self):
+        """Create the run folder: the data copy and the first state."""
         self.out.mkdir(parents=True, exist_ok=True)
         data = self.out / "data.hdf5"
         if not data.exists():
             merge([self.cfg.data], data)  # a copy (journal episodes included); the input stays untouched
         self.state = {"config": asdict(self.cfg), "task": self.spec.task, "initial_labels": self.initial_labels,
                       "checkpoints": [str(self.initial_ckpt.resolve())], "rounds": []}
-        self._write_state()
+        self.save_state()
 
-    def _write_state(self):
+    def save_state(self):
+        """Write the state (dagger.json) atomically: the resume point after every change."""
         write_state(self.state_path, self.state)
 
     # ----- the rounds --------------------------------------------------------------------------------
-    def run(self, say=log.info) -> dict:
+    def run(self, say=log.info) -> DaggerState:
         if self.state is None:
-            self._start()
+            self.start()
         data = self.out / "data.hdf5"
         with RolloutPool(self.spec, self.cfg.workers if self.cfg.workers > 1 else 0) as pool:
             if not self.state["rounds"]:
@@ -138,27 +107,22 @@ class DaggerRun:
                 self._record_round(0, pool, beta=1.0, episodes=0, new_labels=0)
             while len(self.state["rounds"]) <= self.cfg.rounds:
                 k = len(self.state["rounds"])
-                beta = self.schedule(k) if self.cfg.labeller == "scripted" else 0.0
+                beta = self.labeller.beta(self.schedule, k)
                 learner = self.state["checkpoints"][-1]
-                who = f"beta {beta:.3f}" if self.cfg.labeller == "scripted" else "simulated operator"
-                say(f"round {k}: {who}, {self.cfg.episodes_per_round} episodes with {Path(learner).name}")
+                say(f"round {k}: {self.labeller.who(beta)}, {self.cfg.episodes_per_round} episodes with "
+                    f"{Path(learner).name}")
                 new_labels = self._collect(k, beta, learner, data, pool)
                 best = self._retrain(k, learner, data)
                 self.state["checkpoints"].append(str(best.resolve()))
                 self._record_round(k, pool, beta, self.cfg.episodes_per_round, new_labels)
-        self._report()
+        self.write_report()
         return self.state
 
     def _collect(self, k: int, beta: float, learner: str, data: Path, pool: RolloutPool) -> int:
         """Roll out round k's seeds not yet in the file, save every episode (success or not), add
         them to the train split. Returns the round's expert labels (steps)."""
-        if self.cfg.labeller == "operator":
-            agent = OperatorAgent(self.spec.task, learner, self.cfg.operator_threshold, self.cfg.seed)
-        else:
-            agent = DaggerAgent(self.spec.task, learner, beta, self.cfg.seed)
-        attrs = {"source": "dagger", "round": k, "labeller": self.cfg.labeller}
-        if self.cfg.labeller == "scripted":
-            attrs["beta"] = beta
+        agent = self.labeller.agent(self.spec.task, learner, beta, self.cfg)
+        attrs = {"source": "dagger", "round": k, **self.labeller.attrs(beta)}
         _, labels = collect_missing(data, self.spec, pool, agent, round_seeds(self.cfg, k), attrs, "round",
                                     labels_of=labels_in)
         return labels
@@ -179,31 +143,12 @@ class DaggerRun:
         if self.cfg.eval_episodes:  # 0: a study that evaluates chosen rounds itself
             entry.update(eval_entry(evaluate_into(self.out / f"round_{k}", ckpt, self.cfg.eval_episodes, pool)))
         self.state["rounds"].append(entry)
-        self._write_state()
+        self.save_state()
 
     # ----- report ------------------------------------------------------------------------------------
-    def _report(self):
-        rounds = self.state["rounds"]
-        kind = {"scripted": "scripted expert", "operator": "HG-DAgger, simulated operator",
-                "human": "HG-DAgger, live human take-over"}[self.cfg.labeller]
-        lines = [f"# DAgger ({kind}) on {self.state['task']}", "",
-                 f"Data: `{self.cfg.data}` ({self.state['initial_labels']} expert labels), initial policy "
-                 f"`{self.state['checkpoints'][0]}`, beta `{self.cfg.beta}`, {self.cfg.episodes_per_round} episodes "
-                 f"per round, {'retrained from scratch' if self.cfg.from_scratch else 'warm-started'} each round.",
-                 f"Success over {self.cfg.eval_episodes} evaluation episodes (seeds from {EVAL_SEED_START}), "
-                 "Wilson 95% interval.", "",
-                 "| round | beta | expert labels | success | 95% CI | mean length |", "|---|---|---|---|---|---|"]
-        for r in rounds:
-            if not r.get("eval_episodes"):  # eval_episodes=0 (a live run writes its own report: live.py)
-                lines.append(f"| {r['round']} | {r['beta']:.3f} | {r['expert_labels']} | not evaluated | | |")
-                continue
-            lines.append(f"| {r['round']} | {r['beta']:.3f} | {r['expert_labels']} | {r['success_rate']:.2f} | "
-                         f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {r['mean_length']:.0f} |")
-        plot = plot_success(self.out, [r for r in rounds if r.get("eval_episodes")], "round", f"DAgger, {self.state['task']}")
-        if plot:
-            lines += ["", f"![success against expert labels]({plot.relative_to(self.out)})"]
-        (self.out / "report.md").write_text("\n".join(lines) + "\n")
+    def write_report(self):
+        write_dagger_report(self.out, self.cfg, self.state)
 
 
-def run_dagger(cfg: DaggerConfig, resume: bool = False, say=log.info) -> dict:
+def run_dagger(cfg: DaggerConfig, resume: bool = False, say=log.info) -> DaggerState:
     return DaggerRun(cfg, resume=resume).run(say=say)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from takeover.config import config_field
 
 from .beta import BetaSchedule
+from .labellers import LABELLERS
 from .run_config import SEED_BLOCK, RunConfig  # noqa: F401  (dagger.py and live.py read SEED_BLOCK here)
 
 DAGGER_SEED_START = 3_000_000  # after collection (0...), evaluation (1,000,000...), selection (2,000,000...)
@@ -21,7 +22,7 @@ class DaggerConfig(RunConfig):
                                  "the beta-mixture drives), 'operator' (HG-DAgger: the scripted expert plays a person "
                                  "who takes over when the policy strays; only its steps are labels) or 'human' (live "
                                  "HG-DAgger in the window: a person takes over with a gamepad or the keyboard).",
-                                 choices=("scripted", "operator", "human"))
+                                 choices=tuple(LABELLERS))
     operator_threshold: float = config_field(0.5, help="Operator: take over when the policy's arm action differs from "
                                              "the expert's by more than this (L2, action units).", above=0)
     beta: str = config_field("exp:0.7", help="Probability the expert's action runs in round k: linear:R (1 - k/R), "

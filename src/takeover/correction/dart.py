@@ -38,18 +38,20 @@ from pathlib import Path
 import numpy as np
 
 from takeover.datasets import DemoReader
+from takeover.datasets.scripted_collection import EpisodeNoise, ExpertAgent
 from takeover.datasets.tools import merge
 from takeover.policies.checkpoint import load_checkpoint
-from takeover.policies.evaluate import EVAL_SEED_START, resolve_checkpoint
+from takeover.policies.evaluate import resolve_checkpoint
+from takeover.sim.errors import SimError
+from takeover.sim.noise import ActionNoise, arm_dims_of
 from takeover.sim.rollout import RolloutPool
-from takeover.teleop.errors import TeleopError
-from takeover.sim.noise import ActionNoise
-from takeover.datasets.scripted_collection import EpisodeNoise, ExpertAgent
 
-from .run_config import SEED_BLOCK
 from .dart_config import DART_SEED_START, DartConfig
 from .errors import CorrectionError
-from .runs import (check_run_inputs, collect_missing, eval_entry, evaluate_into, load_state, plot_success,
+from .report import write_dart_report
+from .run_config import SEED_BLOCK
+from .run_state import DartState
+from .runs import (check_run_inputs, collect_missing, eval_entry, evaluate_into, load_state,
                    refuse_taken_folder, retrain, retrain_config, write_state)
 
 log = logging.getLogger(__name__)
@@ -91,10 +93,6 @@ def fit_covariance(errors: np.ndarray, arm_dims: int, target_trace: float = 0.0)
     if target_trace > 0 and trace > 0:
         cov *= target_trace / trace
     return (cov + cov.T) / 2
-
-
-def arm_dims_of(action_dim: int) -> int:
-    return max(1, action_dim - 1)  # the last dimension is the gripper
 
 
 def fit_noise(checkpoint, episodes, target_trace: float = 0.0, seed: int = 0) -> tuple[np.ndarray, dict]:
@@ -147,6 +145,7 @@ class DartRun:
     def __init__(self, cfg: DartConfig, resume: bool = False):
         self.cfg, self.out = cfg, Path(cfg.out)
         self.state_path = self.out / STATE_FILE
+        self.state: DartState | None
         if resume:
             self.state = load_state(self.state_path, cfg, ("data", "episodes", "noise", "target_trace", "from_scratch",
                                                            "seed"))
@@ -163,10 +162,11 @@ class DartRun:
         if not cfg.fitted:
             try:
                 self.fixed_cov = ActionNoise.from_option(cfg.noise, self.action_dim).cov
-            except TeleopError as exc:
+            except SimError as exc:
                 raise CorrectionError(f"--noise: {exc}") from None
 
-    def _start(self):
+    def start(self):
+        """Create the run folder: the data copy and the first state."""
         self.out.mkdir(parents=True, exist_ok=True)
         data = self.out / "data.hdf5"
         if not data.exists():
@@ -182,9 +182,9 @@ class DartRun:
             return self.fixed_cov
         return np.asarray(self.state["iterations"][k - 1]["next_noise_cov"])
 
-    def run(self, say=log.info) -> dict:
+    def run(self, say=log.info) -> DartState:
         if self.state is None:
-            self._start()
+            self.start()
         data = self.out / "data.hdf5"
         with RolloutPool(self.spec, self.cfg.workers if self.cfg.workers > 1 else 0) as pool:
             if not self.state["iterations"]:
@@ -206,7 +206,7 @@ class DartRun:
                                                data, learner, self.cfg.from_scratch, self.cfg.seed * 1000 + k))
                 self.state["checkpoints"].append(str(best.resolve()))
                 self._record(k, pool, data, names, cov, self.cfg.episodes, labels)
-        self._report()
+        self.write_report()
         return self.state
 
     def _record(self, k: int, pool: RolloutPool, data: Path, names: list[str], cov, episodes: int, new_labels: int):
@@ -231,39 +231,10 @@ class DartRun:
             log.info("iteration %d: success %.2f [%.2f, %.2f] with %d expert labels; learner error trace %.4g",
                      k, report.success_rate, *report.ci95, entry["expert_labels"], fit["error_trace"])
 
-    def _report(self):
-        entries = self.state["iterations"]
-        mode = ("fitted to the learner's error" + (f", scaled to trace {self.cfg.target_trace}"
-                                                    if self.cfg.target_trace else "")) if self.cfg.fitted \
-            else f"fixed ({self.cfg.noise})"
-        lines = [f"# DART on {self.state['task']}", "",
-                 f"Data: `{self.cfg.data}` ({self.state['initial_labels']} expert labels), initial policy "
-                 f"`{self.state['checkpoints'][0]}`, {self.cfg.episodes} noisy expert episodes per iteration, noise "
-                 f"{mode}, {'retrained from scratch' if self.cfg.from_scratch else 'warm-started'} each iteration.",
-                 f"Success over {self.cfg.eval_episodes} evaluation episodes (seeds from {EVAL_SEED_START}), "
-                 "Wilson 95% interval. Noise: the covariance the iteration collected with; learner error: the "
-                 "trace of the iteration's learner's error covariance on the states it was fitted on.", "",
-                 "| iteration | expert labels | noise trace | noise std (arm) | noisy expert successes | "
-                 "learner error trace | success | 95% CI |", "|---|---|---|---|---|---|---|---|"]
-        arm = arm_dims_of(self.state["action_dim"])
-        for e in entries:
-            std = "-" if e["noise_cov"] is None else ", ".join(f"{s:.3f}" for s in np.sqrt(np.diag(e["noise_cov"]))[:arm])
-            trace = "-" if e["noise_trace"] is None else f"{e['noise_trace']:.4f}"
-            succ = "-" if e["noisy_expert_successes"] is None else f"{e['noisy_expert_successes']}/{e['episodes']}"
-            success = (f"{e['success_rate']:.2f} | [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]" if e["eval_episodes"]
-                       else "not evaluated |")
-            lines.append(f"| {e['iteration']} | {e['expert_labels']} | {trace} | {std} | {succ} | "
-                         f"{e['fit']['error_trace']:.4f} | {success} |")
-        lines += ["", "Noise covariance per iteration (arm dimensions):"]
-        for e in entries[1:]:
-            lines += ["", f"iteration {e['iteration']}:", "```",
-                      np.array2string(np.asarray(e["noise_cov"])[:arm, :arm], precision=5, suppress_small=True), "```"]
-        plot = plot_success(self.out, [e for e in entries if e["eval_episodes"]], "iteration", f"DART, {self.state['task']}")
-        if plot:
-            lines += ["", f"![success against expert labels]({plot.relative_to(self.out)})"]
-        (self.out / "report.md").write_text("\n".join(lines) + "\n")
+    def write_report(self):
+        write_dart_report(self.out, self.cfg, self.state)
 
 
-def run_dart(cfg: DartConfig, resume: bool = False, say=log.info) -> dict:
+def run_dart(cfg: DartConfig, resume: bool = False, say=log.info) -> DartState:
     """Run (or resume) a DART run; returns its state (the content of dart.json)."""
     return DartRun(cfg, resume=resume).run(say=say)

@@ -239,14 +239,14 @@ class LiveDagger:
         live = self.state.setdefault("live", {"saved": 0, "retrain_from": 0, "training": None})
         live["saved"] += 1
         self.add_time()
-        self.run._write_state()
+        self.run.save_state()
         self._maybe_retrain()
 
     def discarded(self):
         live = self.state["live"]
         live["discarded"] = live.get("discarded", 0) + 1
         self.add_time()
-        self.run._write_state()
+        self.run.save_state()
 
     def add_time(self):
         """Add the time in the window since the last call to the state (written with it): a kill loses
@@ -262,7 +262,7 @@ class LiveDagger:
         if every and not self.retrain.running and self.ready is None and live.get("saved", 0) - live.get("retrain_from", 0) >= every:
             live["retrain_from"] = live["saved"]
             live["training"] = self.round
-            self.run._write_state()
+            self.run.save_state()
             self._start_retrain(self.round)
 
     def _start_retrain(self, k: int):
@@ -281,7 +281,7 @@ class LiveDagger:
             self.last_error = message[1]
             log.error("background retrain failed: %s; the current policy stays", message[1])
             self.state["live"]["training"] = None
-            self.run._write_state()
+            self.run.save_state()
 
     def between_episodes(self, session=None):
         """Swap in a finished retrain (the window calls this only between attempts)."""
@@ -295,7 +295,7 @@ class LiveDagger:
             self.last_error = f"{Path(best).name}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
             log.error("cannot load the retrained policy: %s", self.last_error)
             self.state["live"]["training"] = None
-            self.run._write_state()
+            self.run.save_state()
             return
         self.planner.set_policy(policy)
         k = self.round
@@ -308,7 +308,7 @@ class LiveDagger:
                        "eval_episodes": 0, "session": self.counts.summary(),
                        "loaded": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time()))})
         self.state["live"]["training"] = None
-        self.run._write_state()
+        self.run.save_state()
         self.loaded_at, self.loaded_wall = time.monotonic(), time.time()
         log.info("round %d: retrained policy loaded; round %d starts", k, k + 1)
         self._maybe_retrain()
@@ -336,7 +336,7 @@ class LiveDagger:
                 if attrs.get("source") == "dagger":
                     k = int(attrs.get("round", 0))
                     labels, episodes = self._before.get(k, (0, 0))
-                    group = reader._group(d)
+                    group = reader.group(d)
                     flags = group["interventions"][()] if "interventions" in group else None
                     self._before[k] = (labels + int(np.sum(flags != 0)) if flags is not None else labels, episodes + 1)
 
@@ -363,7 +363,7 @@ def run_live(run: DaggerRun, device, session_config: SessionConfig | None = None
     `drive(session)`, when given, runs the frames instead of the window's own loop (tests step it frame
     by frame). Returns the run state (dagger.json)."""
     if run.state is None:
-        run._start()
+        run.start()
     data = run.out / "data.hdf5"
     _fold_dagger_into_train(data)  # a kill may have left saved episodes outside the train split
     live = LiveDagger(run, policy_overrides, success_hold, retrain_defaults)
@@ -403,7 +403,7 @@ def run_live(run: DaggerRun, device, session_config: SessionConfig | None = None
         if session is None:
             device.close()
     _fold_dagger_into_train(data)
-    run._write_state()
+    run.save_state()
     write_live_report(run)
     return run.state
 
@@ -433,7 +433,7 @@ def _attempts(data: Path) -> list[dict]:
             attrs = reader.attrs(d)
             if attrs.get("source") != "dagger":
                 continue
-            group = reader._group(d)
+            group = reader.group(d)
             flags = (group["interventions"][()] != 0) if "interventions" in group else np.zeros(0, bool)
             steps = int(group["actions"].shape[0])
             out.append({"round": int(attrs.get("round", 0)), "seed": int(attrs.get("seed", -1)), "steps": steps,

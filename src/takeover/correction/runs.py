@@ -155,10 +155,6 @@ def collect_missing(data: Path, spec, pool: RolloutPool, agent, seeds: list[int]
     return names, labels
 
 
-def known_train_fields() -> set[str]:
-    return {f.name for f in fields(TrainConfig)} - {"data", "out", "init_from"}
-
-
 def evaluate_into(folder: Path, checkpoint: str, episodes: int, pool: RolloutPool) -> EvalReport:
     """Success of `checkpoint` on the fixed evaluation seeds, written to folder/eval.json."""
     report = evaluate(checkpoint, seeds=eval_seeds(episodes, EVAL_SEED_START), pool=pool)

@@ -65,7 +65,7 @@ class Layout:
 
 def _layout(reader: DemoReader) -> Layout:
     lay = Layout(action_dim=int(reader.action_dim))
-    first = reader._group(reader.demos[0])
+    first = reader.group(reader.demos[0])
     obs = first["obs"] if "obs" in first else {}
     for key in reader.obs_keys:
         if key not in obs:
@@ -82,7 +82,7 @@ def _layout(reader: DemoReader) -> Layout:
             lay.other_obs[f"{L.EXTRA}obs.{key}"] = (key, dtype.str, shape)
     extras: dict[str, tuple] = {}
     for name in reader.demos:
-        group = reader._group(name)
+        group = reader.group(name)
         if "states" in group and group["states"].ndim == 2 and group["states"].shape[1]:
             dim = int(group["states"].shape[1])
             if lay.state_dim and dim != lay.state_dim:
@@ -108,7 +108,7 @@ def _check_demos(reader: DemoReader, lay: Layout):
     wanted = [k for k, _ in lay.state_parts] + ([lay.env_state[0]] if lay.env_state else []) + \
         [k for k, _ in lay.cameras.values()] + [k for k, _, _ in lay.other_obs.values()]
     for name in reader.demos:
-        group = reader._group(name)
+        group = reader.group(name)
         obs = group["obs"] if "obs" in group else {}
         for key in wanted:
             if key not in obs:
@@ -364,7 +364,7 @@ def _write(reader, lay, order, splits, masks, root, fps, task_text, pix_fmt, dat
                     row[f"stats/{feature}/{stat}"] = np.asarray(value).tolist()
             row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = 0, 0
             episodes_rows.append(row)
-            group = reader._group(name)
+            group = reader.group(name)
             takeover_rows.append({
                 "episode_index": ep_index, "demo": name,
                 "attrs": json.dumps(L.encode_attrs({k: v for k, v in group.attrs.items() if k != "model_file"})),

@@ -216,24 +216,25 @@ class DemoReader:
     def __contains__(self, name) -> bool:
         return name in self._groups
 
-    def _group(self, name: str) -> h5py.Group:
+    def group(self, name: str) -> h5py.Group:
+        """The HDF5 group of demo `name` (a saved demo or one folded in from the journal)."""
         if name not in self._groups:
             shown = ", ".join(self.demos[:5]) + (" ..." if len(self.demos) > 5 else "")
             raise DatasetError(f"{self.path}: no demo {name!r}; it has {len(self.demos)} demos ({shown or 'none'})")
         return self._groups[name]
 
     def num_samples(self, name: str) -> int:
-        return int(self._group(name)["actions"].shape[0])
+        return int(self.group(name)["actions"].shape[0])
 
     def attrs(self, name: str) -> dict:
         """The demo's attributes (source, success, seed, num_samples, ...) without model_file."""
-        out = read_attrs(self._group(name))
+        out = read_attrs(self.group(name))
         out.pop("model_file", None)
         out.setdefault("num_samples", self.num_samples(name))
         return out
 
     def episode(self, name: str, check: bool = True) -> Episode:
-        group = self._group(name)
+        group = self.group(name)
         where = f"{self.path}, {name}"
         try:
             episode = read_episode(group, self.obs_keys)
@@ -268,7 +269,7 @@ class DemoReader:
     def check(self, name: str):
         """Check one demo without loading its images: every array has T steps, action-like arrays have
         the file's action size, float arrays are finite."""
-        group = self._group(name)
+        group = self.group(name)
         where = f"{self.path}, {name}"
         T = self.num_samples(name)
         found = []

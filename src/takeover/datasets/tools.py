@@ -32,14 +32,14 @@ def info(path, validate: bool = True, progress=None) -> dict:
             attrs = r.attrs(name)
             sources[str(attrs.get("source", "unknown"))] += 1
             successes += bool(attrs.get("success", False))
-            actions = r._group(name)["actions"][()]
+            actions = r.group(name)["actions"][()]
             if len(actions):
                 lo, hi = actions.min(0), actions.max(0)
                 amin = lo if amin is None else np.minimum(amin, lo)
                 amax = hi if amax is None else np.maximum(amax, hi)
         shapes = {}
-        if r.demos and "obs" in r._group(r.demos[0]):
-            obs = r._group(r.demos[0])["obs"]
+        if r.demos and "obs" in r.group(r.demos[0]):
+            obs = r.group(r.demos[0])["obs"]
             shapes = {k: list(obs[k].shape[1:]) for k in list(r.obs_keys) + sorted(set(obs) - set(r.obs_keys)) if k in obs}
         return {
             "path": str(r.path),
@@ -184,7 +184,7 @@ def merge(inputs, output, progress=None) -> dict:
                         continue
                     here.setdefault(fingerprint, f"{r.path.name}:{name}")
                     new = f"demo_{index}"
-                    group = r._group(name)
+                    group = r.group(name)
                     group.file.copy(group, data, name=new)
                     data[new].attrs["merged_from"] = f"{r.path.name}:{name}"
                     renamed[name] = new

@@ -97,7 +97,7 @@ class DemoDataset(torch.utils.data.Dataset):
             names = list(reader.demos)
         if not names:
             raise DatasetError(f"{reader.path}: no demos to load")
-        first = reader._group(names[0])
+        first = reader.group(names[0])
         available = list(reader.obs_keys) + sorted(set(first["obs"].keys()) - set(reader.obs_keys)) if "obs" in first else []
         keys = list(obs_keys) if obs_keys is not None else [k for k in available if not is_image_key(k)]
         missing = [k for k in keys if k not in available]
@@ -119,7 +119,7 @@ class DemoDataset(torch.utils.data.Dataset):
         interventions = np.zeros(N, bool)
         weights = np.ones(N, np.float32) if weights_of is not None else None
         for name, s, T in zip(names, starts, lengths):
-            g = reader._group(name)
+            g = reader.group(name)
             where = f"{reader.path}, {name}"
             try:
                 self._step_values(labels, s, T, labels_of, g, where, "label rule")

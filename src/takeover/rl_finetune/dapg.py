@@ -22,18 +22,19 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from takeover.config import Config, config_field
+from takeover.config import Config, config_field, with_default
 
 from .actor import TanhActor
 from .buffers import ReplayBuffer
 from .critics import value_net
 from .errors import FinetuneError
+from .rlpd import RLPDConfig
 
 
 @dataclass
 class DAPGConfig(Config):
     error: ClassVar[type[Exception]] = FinetuneError
-    gamma: float = config_field(0.99, above=0, max=1, help="Discount.")
+    gamma: float = with_default(RLPDConfig, "gamma", 0.99)
     gae_lambda: float = config_field(0.95, min=0, max=1, help="GAE lambda.")
     steps_per_iter: int = config_field(2000, min=1, help="Env steps collected per policy iteration (whole episodes).")
     epochs: int = config_field(5, min=1, help="PPO epochs per iteration.")
@@ -49,9 +50,8 @@ class DAPGConfig(Config):
     # 1-340 per iteration on Lift (measured), where 0.05 was asked: every iteration was one overshooting epoch.
     adaptive_lr: bool = config_field(True, help="Rescale actor_lr toward target_kl after each iteration (False: stop "
                                                 "early only).")
-    bound_weight: float = config_field(1.0, min=0, help="Weight of the raw mean action's squared excess over [-1, 1] "
-                                                        "(as in RLPDConfig).")
-    grad_clip: float = config_field(1.0, above=0, help="Gradient norm clip.")
+    bound_weight: float = with_default(RLPDConfig, "bound_weight", 1.0)
+    grad_clip: float = with_default(RLPDConfig, "grad_clip", 1.0)
 
 
 def gae(rewards, values, next_values, terminals, episode_ends, gamma: float, lam: float) -> np.ndarray:

@@ -19,6 +19,11 @@ import numpy as np
 from .errors import SimError
 
 
+def arm_dims_of(action_dim: int) -> int:
+    """The arm's dimensions of an action (all but the last, the gripper)."""
+    return max(1, action_dim - 1)
+
+
 @dataclass
 class ActionNoise:
     cov: np.ndarray  # (A, A) covariance
