@@ -59,6 +59,10 @@ def info_cmd(file: Path = typer.Argument(..., help="Demonstration file (HDF5).")
     table.add_row("sources", ", ".join(f"{k}: {v}" for k, v in summary["sources"].items()) or "-")
     table.add_row("splits", ", ".join(f"{k}: {v}" for k, v in summary["splits"].items()) or "none")
     table.add_row("observations", "\n".join(f"{k} {tuple(v)}" for k, v in summary["obs_keys"].items()) or "-")
+    ends = summary.get("subtask_ends") or {}
+    if ends:
+        shown = [f"{name}: {' '.join(map(str, e))}" for name, e in list(ends.items())[:5]]
+        table.add_row("subtask ends", "\n".join(shown) + (f"\n... ({len(ends)} demos)" if len(ends) > 5 else ""))
     table.add_row("action dim", str(summary["action_dim"]))
     table.add_row("action min", " ".join(f"{x:+.3f}" for x in summary["action_min"]))
     table.add_row("action max", " ".join(f"{x:+.3f}" for x in summary["action_max"]))

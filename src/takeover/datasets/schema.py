@@ -4,7 +4,8 @@
                                     format_version, takeover_obs_keys (JSON list, observation order),
                                     takeover_action_dim, takeover_object_layout (JSON: names and shapes of
                                     the parts of the `object` vector, from the recording environment)
-      demo_<i>               attrs: num_samples, model_file, source, success, seed, [round], takeover_episode_id, ...
+      demo_<i>               attrs: num_samples, model_file, source, success, seed, [round], takeover_episode_id,
+                                    [subtask_ends, source_demos] (generated demos), ...
         actions (T,A) f32, states (T,S) f64, rewards (T,) f32, dones (T,) u8
         obs/<key>, next_obs/<key>   low-dim f32, images u8 HxWx3 (gzip, one frame per chunk)
         executed_actions, policy_actions (T,A) f32, interventions (T,) u8, any other (T, ...) array
@@ -30,6 +31,9 @@ EPISODE_ID_ATTR = "takeover_episode_id"
 OBS_KEYS_ATTR = "takeover_obs_keys"
 ACTION_DIM_ATTR = "takeover_action_dim"
 OBJECT_LAYOUT_ATTR = "takeover_object_layout"
+# per demo, optional: the step where each object-centric subtask ends (sim/subtasks.py; demo generation
+# writes it on generated demos, with `source_demos`, the source demo of each subtask)
+SUBTASK_ENDS_ATTR = "subtask_ends"
 CORE_ARRAYS = ("actions", "states", "rewards", "dones")
 ACTION_LIKE = ("actions", "executed_actions", "policy_actions")
 _DEMO_RE = re.compile(r"^demo_(\d+)$")

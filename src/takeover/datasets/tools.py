@@ -14,7 +14,7 @@ import numpy as np
 from .errors import DatasetError
 from .journal import fold
 from .reader import DemoReader
-from .schema import ACTION_DIM_ATTR, OBS_KEYS_ATTR, sort_demos
+from .schema import ACTION_DIM_ATTR, OBS_KEYS_ATTR, SUBTASK_ENDS_ATTR, sort_demos
 from .storage import WriterLock, clean_temp_files, copy_on_write, create_atomically
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,11 @@ def info(path, validate: bool = True, progress=None) -> dict:
         lengths = np.array([r.num_samples(n) for n in r.demos], dtype=np.int64)
         sources, successes = collections.Counter(), 0
         amin = amax = None
+        subtask_ends = {}
         for name in r.demos:
             attrs = r.attrs(name)
+            if SUBTASK_ENDS_ATTR in attrs:  # demo generation's segments (correction/segments.py)
+                subtask_ends[name] = [int(e) for e in np.atleast_1d(attrs[SUBTASK_ENDS_ATTR])]
             sources[str(attrs.get("source", "unknown"))] += 1
             successes += bool(attrs.get("success", False))
             actions = r.group(name)["actions"][()]
@@ -58,6 +61,7 @@ def info(path, validate: bool = True, progress=None) -> dict:
             "sources": dict(sources),
             "successes": int(successes),
             "splits": {k: len(v) for k, v in r.splits.items()},
+            "subtask_ends": subtask_ends,
         }
 
 

@@ -141,7 +141,8 @@ def run_episode(env: Env, agent, seed: int, max_steps: int | None = None, stop_o
     `record` is a recorder factory (see `EpisodeRun`); the result's `episode` then holds the
     recording, with `episode_attrs` (source, round, ...) as its attributes. `action_noise(action) ->
     executed action` injects noise (DART); a noise object with `for_episode(seed)` gets a fresh
-    generator per episode, so noise depends only on the seed. `before` perturbs the start state."""
+    generator per episode, so noise depends only on the seed. `before` perturbs the start state. An
+    agent ends the episode early by setting its attribute `gave_up` to true."""
     run = EpisodeRun(env, agent, success_hold=success_hold, max_steps=max_steps, action_noise=action_noise,
                      recorder=record)
     run.reset(seed, before=before)
@@ -151,6 +152,8 @@ def run_episode(env: Env, agent, seed: int, max_steps: int | None = None, stop_o
         if frames is not None:
             frames.append(env.render(video_size, video_size, camera))
         if stop_on_success and run.succeeded:
+            break
+        if getattr(agent, "gave_up", False):  # an agent that knows the episode is lost (demo generation)
             break
     video = None
     if frames is not None:
