@@ -99,8 +99,11 @@ def object_transform(seg: Segment, cur_pos, cur_mat, period: float | None, eef_m
 
 
 def transform_segment(seg: Segment, rot, shift):
-    """The segment's end-effector poses mapped by x' = rot x + shift: (positions (n+1, 3), rotations)."""
-    return seg.eef_pos @ rot.T + shift, np.einsum("ij,njk->nik", rot, seg.eef_mat)
+    """The segment's start pose and its set-points (one per step) mapped by x' = rot x + shift:
+    (positions (n+1, 3), rotations (n+1, 3, 3)), row 0 the start."""
+    pos = np.concatenate([seg.eef_pos[:1], seg.target_pos])
+    mats = np.concatenate([seg.eef_mat[:1], seg.target_mat])
+    return pos @ rot.T + shift, np.einsum("ij,njk->nik", rot, mats)
 
 
 def _slerp_mats(m0, m1, fractions):
@@ -172,6 +175,11 @@ class GenerationAgent:
         seg = self._choose(k, cur_pos, cur_mat)
         rot, shift = object_transform(seg, cur_pos, cur_mat, sub.yaw_period, now_mat)
         pos, mats = transform_segment(seg, rot, shift)
+        if seg.held_offset is not None:
+            # the carried object sits in this hand a little differently than in the source's: move the
+            # hand so that the object, not the hand, follows the source's path
+            now_offset = now_mat.T @ (sub.held_pose(env)[0] - now_pos)
+            pos = pos + np.einsum("nij,j->ni", mats, seg.held_offset - now_offset)
         bpos, bmats = bridge(now_pos, now_mat, pos[0], mats[0], self.cfg.bridge_steps)
         grip = float(seg.gripper[0])
         self.plan = [(p, m, grip) for p, m in zip(bpos, bmats)] + \
@@ -270,9 +278,7 @@ def generate(source, out, config: GenerationConfig | None = None, overrides=None
         raise CorrectionError(f"{out}: the output must be a new file, not the source")
     check_output(out, resume)
     started = time.time()
-    lib = library or load_library(source, overrides)
-    for name, why in lib.left_out.items():
-        log.warning("%s, %s: %s; left out of the sources", source, name, why)
+    lib = library or load_library(source, overrides)  # warns about each demo it leaves out
     spec = lib.spec
     factory = GenerationAgentFactory(pickle.dumps(lib), cfg)
     max_attempts = cfg.max_attempts or 20 * cfg.episodes

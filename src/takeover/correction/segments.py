@@ -41,6 +41,9 @@ class Segment:
     gripper: np.ndarray  # (n,) recorded gripper actions
     object_pos: np.ndarray  # (3,) the reference object at the segment's first state
     object_mat: np.ndarray  # (3, 3)
+    target_pos: np.ndarray | None = None  # (n, 3) world: where each recorded action sent the hand ...
+    target_mat: np.ndarray | None = None  # (n, 3, 3) ... (the controller's set-point, not where it got)
+    held_offset: np.ndarray | None = None  # (3,) the carried object's position in the gripper frame at the start
 
     def __len__(self) -> int:
         return len(self.gripper)
@@ -190,11 +193,38 @@ def _cut(env, subtasks, name, states, episode, ends) -> list[Segment]:
     env.raw.sim.forward()
     pos[T], mat[T] = eef_pos(env), eef_mat(env)  # after the last action
     grip = np.asarray(episode.actions, np.float64)[:, -1]
+    tpos, tmat = set_points(env, pos[:T], mat[:T], episode.extras.get("executed_actions", episode.actions))
     out, start = [], 0
     for k, end in enumerate(ends):
         set_raw_state(env, states[start])
         opos, omat = subtasks[k].object_pose(env)
+        held = None
+        if subtasks[k].held_pose is not None:
+            held = mat[start].T @ (subtasks[k].held_pose(env)[0] - pos[start])
         out.append(Segment(name, k, pos[start:end + 1].copy(), mat[start:end + 1].copy(), grip[start:end].copy(),
-                           np.array(opos), np.array(omat)))
+                           np.array(opos), np.array(omat), tpos[start:end].copy(), tmat[start:end].copy(), held))
         start = end
     return out
+
+
+def rotation_from_rotvec(r) -> np.ndarray:
+    angle = float(np.linalg.norm(r))
+    if angle < 1e-12:
+        return np.eye(3)
+    k = np.asarray(r) / angle
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
+
+
+def set_points(env, pos, mat, actions):
+    """The OSC set-point of each recorded (delta) action: the pose it told the controller to reach
+    (experts/base.py's convention, inverted). Replaying set-points rather than the poses reached keeps
+    the source's timing: the arm lags its set-point by about a step, so aiming at the next reached pose
+    makes a replay lag the source by one more step each time (a grasp then closes ~1 cm too high)."""
+    from takeover.sim.experts.base import POS_SCALE, ROT_SCALE, base_mat
+
+    base = base_mat(env)
+    a = np.clip(np.asarray(actions, np.float64), -1.0, 1.0)
+    tpos = pos + (a[:, :3] * POS_SCALE) @ base.T
+    tmat = np.stack([rotation_from_rotvec(base @ (a[t, 3:6] * ROT_SCALE)) @ mat[t] for t in range(len(a))])
+    return tpos, tmat

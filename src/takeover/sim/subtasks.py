@@ -36,6 +36,7 @@ class Subtask:
     yaw_period: float | None  # symmetry of the reference object about the vertical; 0: any turn
     end: str  # "grasp" (both finger pads touch the object) or "success" (the task's own check)
     grasped_geoms: Callable | None = None  # env -> the object's geoms (grasp subtasks)
+    held_pose: Callable | None = None  # env -> pose of the object carried during this subtask
 
     def signal(self, env) -> bool:
         """The end signal at the simulator's current state (a single state; settling is counted by
@@ -75,16 +76,19 @@ SUBTASKS: dict[str, tuple[Subtask, ...]] = {
     ),
     "PickPlaceCan": (
         Subtask("grasp can", "can", _body(lambda env: env.raw.obj_body_id[_can(env).name]), 0.0, "grasp", _can),
-        Subtask("place in bin", "bin2", _named_body("bin2"), None, "success"),
+        Subtask("place in bin", "bin2", _named_body("bin2"), None, "success",
+                held_pose=_body(lambda env: env.raw.obj_body_id[_can(env).name])),
     ),
     "NutAssemblySquare": (
         Subtask("grasp nut", "square nut", _body(lambda env: env.raw.obj_body_id[_nut(env).name]), None, "grasp", _nut),
-        Subtask("place over peg", "square peg", _body(_square_peg), None, "success"),
+        Subtask("place over peg", "square peg", _body(_square_peg), None, "success",
+                held_pose=_body(lambda env: env.raw.obj_body_id[_nut(env).name])),
     ),
     "Stack": (
         Subtask("grasp cubeA", "cubeA", _body(lambda env: env.raw.cubeA_body_id), _QUARTER, "grasp",
                 lambda env: env.raw.cubeA),
-        Subtask("place on cubeB", "cubeB", _body(lambda env: env.raw.cubeB_body_id), _QUARTER, "success"),
+        Subtask("place on cubeB", "cubeB", _body(lambda env: env.raw.cubeB_body_id), _QUARTER, "success",
+                held_pose=_body(lambda env: env.raw.cubeA_body_id)),
     ),
 }
 
