@@ -39,8 +39,10 @@ def run_generate(data: Path, out: Path, *, episodes: int | None, select: str, no
         result = generate(data, out, cfg, overrides=subtask_override, resume=resume, library=library,
                           progress=lambda kept, tried: bar.update(tid, completed=kept, tried=tried))
     failures = ", ".join(f"{k} {v}" for k, v in result["failures_by_subtask"].items())
-    typer.echo(f"{result['kept']} kept of {result['attempts']} attempts ({100 * result['success_rate']:.0f}%; failed at: "
-               f"{failures}); {result['demos_per_minute']:.1f} demos/min over {result['seconds']:.0f} s")
+    surplus = f", {result['surplus']} more successes than wanted dropped" if result["surplus"] else ""
+    typer.echo(f"{result['kept']} kept of {result['attempts']} attempts ({100 * result['success_rate']:.0f}% succeeded"
+               f"{surplus}; failed at: {failures}); {result['demos_per_minute']:.1f} demos/min over "
+               f"{result['seconds']:.0f} s")
     typer.echo(f"sources: {len(result['source_demos'])} demos" + (f", left out: {', '.join(result['left_out'])}"
                                                                     if result["left_out"] else ""))
     typer.echo(f"wrote {out}: {result['total_in_file']} generated demos")

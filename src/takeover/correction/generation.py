@@ -283,7 +283,7 @@ def generate(source, out, config: GenerationConfig | None = None, overrides=None
     factory = GenerationAgentFactory(pickle.dumps(lib), cfg)
     max_attempts = cfg.max_attempts or 20 * cfg.episodes
     failures = {s.name: 0 for s in lib.subtasks}
-    attempts = 0
+    attempts = surplus = 0
     with DemoWriter(out, spec, append=resume and out.exists()) as writer:
         resumed_from = len(writer)
         kept = resumed_from
@@ -292,12 +292,14 @@ def generate(source, out, config: GenerationConfig | None = None, overrides=None
             progress(kept, attempts)
 
         def on_result(res):
-            nonlocal kept, attempts
+            nonlocal kept, attempts, surplus
             attempts += 1
             if res.success and kept < cfg.episodes:
                 writer.save(_as_generated(res.episode, lib))
                 kept += 1
-            elif not res.success:
+            elif res.success:
+                surplus += 1  # a batch's successes beyond the number wanted
+            else:
                 failures[_failed_at(None, res, lib)] += 1
             if progress:
                 progress(kept, attempts)
@@ -305,7 +307,7 @@ def generate(source, out, config: GenerationConfig | None = None, overrides=None
         with RolloutPool(spec, cfg.workers if cfg.workers > 1 else 0) as pool:
             while kept < cfg.episodes and attempts < max_attempts:
                 needed = cfg.episodes - kept
-                rate = (kept - resumed_from) / attempts if attempts else 0.5
+                rate = (kept - resumed_from + surplus) / attempts if attempts else 0.8
                 batch = math.ceil(needed / max(rate, 0.1))
                 batch = int(min(max(batch, cfg.workers, 1), 8 * max(cfg.workers, 1), max_attempts - attempts))
                 seeds = range(next_seed, next_seed + batch)
@@ -318,7 +320,8 @@ def generate(source, out, config: GenerationConfig | None = None, overrides=None
         "source": str(source), "output": str(out), "task": lib.task, "config": dataclasses.asdict(cfg),
         "subtasks": [s.name for s in lib.subtasks], "source_demos": lib.demos, "left_out": lib.left_out,
         "resumed_from": resumed_from, "attempts": attempts, "kept": made, "total_in_file": kept,
-        "success_rate": made / attempts if attempts else 0.0, "failures_by_subtask": failures,
+        "surplus": surplus, "success_rate": (made + surplus) / attempts if attempts else 0.0,
+        "failures_by_subtask": failures,
         "seconds": round(seconds, 1), "demos_per_minute": round(60.0 * made / seconds, 2) if seconds > 0 else 0.0,
     }
     if kept < cfg.episodes:
