@@ -168,7 +168,8 @@ def load_library(path, overrides=None, env=None) -> Library:
             if own_env:
                 env.close()
     if not lib.ends:
-        raise CorrectionError(f"{path}: no source demo could be cut into subtasks ({'; '.join(f'{k}: {v}' for k, v in list(lib.left_out.items())[:3])})")
+        why = "; ".join(f"{k}: {v}" for k, v in list(lib.left_out.items())[:3])
+        raise CorrectionError(f"{path}: no source demo could be cut into subtasks ({why})")
     return lib
 
 

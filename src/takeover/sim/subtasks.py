@@ -97,7 +97,8 @@ def subtasks_for(task: str) -> tuple[Subtask, ...]:
     try:
         return SUBTASKS[task]
     except KeyError:
-        raise SimError(f"task {task!r} has no subtask declarations; tasks that have them: {', '.join(SUBTASKS)}") from None
+        raise SimError(f"task {task!r} has no subtask declarations; tasks that have them: "
+                       f"{', '.join(SUBTASKS)}") from None
 
 
 def set_raw_state(env, state) -> None:
