@@ -96,6 +96,20 @@ def test_an_override_file_replaces_the_found_boundaries(lift_sources, tmp_path):
     with pytest.raises(CorrectionError, match="must increase"):
         load_library(path, fix)
 
+    # stored in the file: `takeover data segment` (with the correction), then info and generation see them
+    import shutil
+
+    from takeover.datasets import info
+
+    copy = tmp_path / "sources.hdf5"
+    shutil.copy(path, copy)
+    fix.write_text(json.dumps({"demo_1": [20, len(phases[1])]}))
+    assert run_cli(["data", "segment", str(copy), "--override", str(fix)]) == 0
+    ends = info(copy)["subtask_ends"]
+    assert len(ends) == SOURCES and ends["demo_1"] == [20, len(phases[1])]
+    assert ends["demo_0"] == load_library(path).ends["demo_0"]
+    assert load_library(copy).ends["demo_1"] == [20, len(phases[1])]
+
 
 def test_a_segment_replayed_on_a_moved_cube_ends_at_the_same_grasp_relative_to_it(lift_sources):
     """Put the cube of source demo 0's scene elsewhere by a known turn and shift, replay the grasp

@@ -229,3 +229,24 @@ def import_lerobot_cmd(folder: Path = typer.Argument(..., help="LeRobotDataset v
         result = import_lerobot(folder, out, task=task, progress=advance)
     how = "exact (states included)" if result["exact"] else "observations and actions, no simulator states"
     typer.echo(f"{out}: {result['demos']} demos, {result['frames']} frames imported, {how}")
+
+
+@data_app.command("segment")
+def segment_cmd(file: Path = typer.Argument(..., help="Demonstration file of a task with subtask declarations."),
+                override: Path = typer.Option(None, "--override", help='JSON {"demo_3": [end step per subtask]} '
+                                              "replacing the found boundaries of those demos."),
+                dry_run: bool = typer.Option(False, "--dry-run", help="Print the boundaries, change nothing.")):
+    """Find each successful demo's object-centric subtask boundaries by replaying its states and store them
+    in the file (demo attribute subtask_ends; `takeover data info` shows them, demo generation uses them)."""
+    from takeover.correction.segments import SUBTASK_ENDS_ATTR, load_library
+    from takeover.datasets.tools import set_demo_attrs
+
+    lib = load_library(file, override, recompute=True)
+    names = [s.name for s in lib.subtasks]
+    for demo, ends in lib.ends.items():
+        typer.echo(f"{demo}: " + ", ".join(f"{n} ends at {e}" for n, e in zip(names, ends)))
+    for demo, why in lib.left_out.items():
+        typer.echo(f"{demo}: left out ({why})")
+    if not dry_run:
+        set_demo_attrs(file, {demo: {SUBTASK_ENDS_ATTR: ends} for demo, ends in lib.ends.items()})
+        typer.echo(f"{file}: stored the subtask ends of {len(lib.ends)} demos")

@@ -98,10 +98,10 @@ def _check_ends(ends, T: int, K: int) -> str | None:
     return None
 
 
-def load_library(path, overrides=None, env=None) -> Library:
+def load_library(path, overrides=None, env=None, recompute: bool = False) -> Library:
     """Read the successful demos of `path` and cut them into segments. Raises CorrectionError when the
     task has no subtask declarations, the file holds no successful demo, a demo's states do not fit
-    the task's model, or no demo can be segmented."""
+    the task's model, or no demo can be segmented. `recompute`: ignore boundaries stored in the file."""
     from takeover.datasets.robosuite_import import load_model
 
     path = Path(path)
@@ -147,7 +147,7 @@ def load_library(path, overrides=None, env=None) -> Library:
                 if states.shape[1] != env.state_dim:
                     raise CorrectionError(f"{where}: states have {states.shape[1]} values, the {task} model needs "
                                           f"{env.state_dim}; they cannot be set")
-                stored = reader.attrs(name).get(SUBTASK_ENDS_ATTR)
+                stored = None if recompute else reader.attrs(name).get(SUBTASK_ENDS_ATTR)
                 ends = override.get(name) or (list(stored) if stored is not None else None)
                 if ends is None:
                     # the state after the last action tells whether the last action reached success

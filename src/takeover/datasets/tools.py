@@ -100,6 +100,28 @@ def add_to_split(path, split_name: str, names) -> list[str]:
         lock.release()
 
 
+def set_demo_attrs(path, values: dict) -> None:
+    """Set attributes of stored demos, {demo: {attr: value}} (copy-on-write and an atomic rename, like
+    `split`; pending journal episodes are folded first)."""
+    from .schema import to_attr
+
+    path = Path(path)
+    lock = WriterLock(path)
+    try:
+        clean_temp_files(path)
+        fold(path)
+        with DemoReader(path) as r:
+            missing = sorted(set(values) - set(r.demos))
+        if missing:
+            raise DatasetError(f"{path}: has no demo(s) {missing[:5]}")
+        with copy_on_write(path) as f:
+            for name, attrs in values.items():
+                for key, value in attrs.items():
+                    f["data"][name].attrs[key] = to_attr(value)
+    finally:
+        lock.release()
+
+
 def split(path, valid_fraction: float = 0.1, seed: int = 0) -> dict[str, list[str]]:
     """Write `mask/train` and `mask/valid` (a seeded random split of the demos; other masks are kept).
     Pending journal episodes are folded first. Returns the split."""
