@@ -247,12 +247,9 @@ def _as_generated(episode, lib: Library):
     return episode
 
 
-def _failed_at(episode_or_none, result, lib: Library) -> str:
-    ep = result.episode
-    if ep is None:
-        return lib.subtasks[0].name
-    k = int(np.asarray(ep.extras["subtask"])[-1])
-    return lib.subtasks[max(k, 0)].name
+def _failed_at(result, lib: Library) -> str:
+    """The subtask a failed attempt was in when it ended."""
+    return lib.subtasks[int(np.asarray(result.episode.extras["subtask"])[-1])].name
 
 
 def check_output(out: Path, resume: bool):
@@ -303,7 +300,7 @@ def generate(source, out, config: GenerationConfig | None = None, overrides=None
             elif res.success:
                 surplus += 1  # a batch's successes beyond the number wanted
             else:
-                failures[_failed_at(None, res, lib)] += 1
+                failures[_failed_at(res, lib)] += 1
             if progress:
                 progress(kept, attempts)
 
