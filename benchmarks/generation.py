@@ -25,16 +25,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, write_result  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def rel(path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(REPO))
-    except ValueError:
-        return str(path)
-
-
 def cpu_seconds() -> float:
     """User + system CPU of this process and of its finished children (generation workers)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -92,7 +82,7 @@ def main():
                 "cpu_seconds": rep.get("cpu_seconds"), "wall_seconds": rep.get("wall_seconds"),
                 "demos_per_cpu_minute": (round(60 * rep["kept"] / rep["cpu_seconds"], 2)
                                          if rep.get("cpu_seconds") else None),
-                "resumed_from": rep["resumed_from"], "file": rel(gen)}
+                "resumed_from": rep["resumed_from"], "file": str(gen)}
             print(f"{task} generate {n}: {successes}/{rep['attempts']} attempts succeeded; "
                   f"{generation[n]['demos_per_cpu_minute']} demos per CPU-minute", flush=True)
             data[f"generated{n}"] = gen
@@ -113,7 +103,7 @@ def main():
                 if not (run / "eval.json").exists():
                     cli("eval", run, "--episodes", args.eval_episodes, "--workers", args.workers)
                 ev = json.loads((run / "eval.json").read_text())
-                runs.append({"arm": arm, "seed": seed, "run": rel(run), "success_rate": ev["success_rate"],
+                runs.append({"arm": arm, "seed": seed, "run": str(run), "success_rate": ev["success_rate"],
                              "ci95": ev["ci95"], "episodes": ev["episodes"]})
                 print(f"{task} {arm} seed {seed}: {ev['success_rate']:.2f} {ev['ci95']} over {ev['episodes']}",
                       flush=True)
@@ -125,9 +115,9 @@ def main():
             if not n:  # --seeds 0: generation numbers only
                 continue
             pooled[arm] = {"successes": wins, "episodes": n, "success_rate": wins / n, "ci95": wilson_interval(wins, n)}
-        tasks[task] = {"generation": generation, "runs": runs, "pooled": pooled, "sources_file": rel(sources)}
+        tasks[task] = {"generation": generation, "runs": runs, "pooled": pooled, "sources_file": str(sources)}
         # written after every task, so a cut study keeps what it finished
-        settings = {**vars(args), "work": rel(work)}
+        settings = {**vars(args), "work": str(work)}  # write_result makes paths repository-relative
         path = write_result("generation", {
             "settings": settings, "tasks": tasks,
             "notes": "sources: scripted demos (seeds 0..); generated episodes: seeds from 4,000,000; evaluation: "

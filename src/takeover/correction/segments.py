@@ -102,7 +102,7 @@ def load_library(path, overrides=None, env=None, recompute: bool = False) -> Lib
     """Read the successful demos of `path` and cut them into segments. Raises CorrectionError when the
     task has no subtask declarations, the file holds no successful demo, a demo's states do not fit
     the task's model, or no demo can be segmented. `recompute`: ignore boundaries stored in the file."""
-    from takeover.datasets.robosuite_import import load_model
+    from takeover.datasets.model_loading import load_model
 
     path = Path(path)
     try:
