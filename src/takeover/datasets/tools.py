@@ -241,7 +241,7 @@ def merge(inputs, output, progress=None) -> dict:
 def _fingerprint(reader: DemoReader, name: str) -> tuple:
     """A demo's identity for spotting copies across files: its seed and a hash of its states and actions
     (two recordings of one seed differ in their states unless one is a copy of the other)."""
-    group = reader._group(name)
+    group = reader.group(name)
     digest = hashlib.sha256()
     for key in ("states", "actions"):
         if key in group:
