@@ -35,10 +35,13 @@ def eval_(
     from rich.table import Table
 
     from takeover.policies.checkpoint import refuse_non_checkpoint
-    from takeover.policies.evaluate import eval_seeds, evaluate, resolve_checkpoint
+    from takeover.policies.checkpoint import read_checkpoint
+    from takeover.policies.evaluate import eval_seeds, evaluate, require_rendering, resolve_checkpoint
+    from takeover.sim.spec import EnvSpec
 
     ckpt = resolve_checkpoint(checkpoint)
     refuse_non_checkpoint(ckpt)  # a demonstration file (or any other) is named before anything starts
+    require_rendering(EnvSpec.from_json(read_checkpoint(ckpt)["env_spec"]), str(ckpt))  # before out/ is made
     overrides = parse_assignments(set_ or [])
     out = out or (checkpoint if checkpoint.is_dir() else ckpt.parent)
     if out.exists() and not out.is_dir():

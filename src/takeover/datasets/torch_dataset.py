@@ -10,6 +10,10 @@
     batch["weights"]      (B, Ta) float32     per-step loss weights; only with a weight rule
     batch["images"]       {key: (B, To, H, W, 3) uint8}   only when image keys are requested
 
+Camera frames are decoded into memory, or with `frame_cache` (True: the default folder, or a folder)
+mapped from a uint8 file decoded once per file and key (frame_cache.py), which later datasets of the
+same file share.
+
 With `sequence_length=L` (recurrent heads) a window is L aligned steps instead: obs (B, L, D) and
 actions (B, L, A), actions[:, t] taken at obs[:, t], padded after the episode's end. Steps that are not
 labels stay in `obs` (history, recurrent inputs); only `action_mask` leaves them out.
@@ -63,7 +67,7 @@ class Windows:
 class DemoDataset(torch.utils.data.Dataset):
     def __init__(self, path_or_reader, obs_keys=None, obs_horizon: int = 1, action_horizon: int = 1,
                  split: str | None = None, demos=None, *, sequence_length: int = 0, labels="all",
-                 weights=None):
+                 weights=None, frame_cache=False):
         """`labels`: a label rule or its name (labels.py; "all": every step, the trainer uses
         "interventions"); `weights`: a weight rule, or None (every step weighs 1)."""
         if obs_horizon < 1 or action_horizon < 1 or sequence_length < 0:
@@ -75,7 +79,7 @@ class DemoDataset(torch.utils.data.Dataset):
         own = not isinstance(path_or_reader, DemoReader)
         reader = DemoReader(path_or_reader) if own else path_or_reader
         try:
-            self._load(reader, obs_keys, split, demos, label_rule(labels), weights)
+            self._load(reader, obs_keys, split, demos, label_rule(labels), weights, frame_cache)
         finally:
             if own:
                 reader.close()
@@ -85,7 +89,7 @@ class DemoDataset(torch.utils.data.Dataset):
         self._act_offsets = torch.arange(max(self.action_horizon, self.sequence_length))
 
     # --- loading ----------------------------------------------------------------------------------
-    def _load(self, reader: DemoReader, obs_keys, split, demos, labels_of, weights_of):
+    def _load(self, reader: DemoReader, obs_keys, split, demos, labels_of, weights_of, frame_cache):
         self.path, self.spec = Path(reader.path), reader.spec
         if demos is not None:
             names = list(demos)
@@ -113,7 +117,8 @@ class DemoDataset(torch.utils.data.Dataset):
         self.obs_dim = int(sum(sizes))
         obs = np.empty((N, self.obs_dim), np.float32)
         actions = np.empty((N, self.action_dim), np.float32)
-        images = {k: np.empty((N,) + tuple(first["obs"][k].shape[1:]), np.uint8) for k in self.image_keys}
+        in_memory = [] if frame_cache else self.image_keys
+        images = {k: np.empty((N,) + tuple(first["obs"][k].shape[1:]), np.uint8) for k in in_memory}
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         labels = np.ones(N, bool)
         interventions = np.zeros(N, bool)
@@ -137,7 +142,7 @@ class DemoDataset(torch.utils.data.Dataset):
                         raise DatasetError(f"{where}, key obs/{k}: has {len(value)} steps, expected {T} (the length of actions)")
                     obs[s:s + T, col:col + size] = value.reshape(T, -1)
                     col += size
-                for k in self.image_keys:
+                for k in in_memory:
                     value = g["obs"][k][()]
                     if len(value) != T:
                         raise DatasetError(f"{where}, key obs/{k}: has {len(value)} steps, expected {T} (the length of actions)")
@@ -146,6 +151,15 @@ class DemoDataset(torch.utils.data.Dataset):
                 raise DatasetError(f"{where}: array shape differs from {names[0]}'s ({exc})") from None
             except OSError as exc:
                 raise DatasetError(f"{where}: data cannot be read, the file is truncated or corrupt ({exc})") from None
+        if frame_cache:
+            from .frame_cache import cached_frames
+
+            cache_dir = None if frame_cache is True else frame_cache
+            for k in self.image_keys:
+                try:
+                    images[k] = cached_frames(reader, k, names, lengths, cache_dir)
+                except OSError as exc:
+                    raise DatasetError(f"{reader.path}, key obs/{k}: frames cannot be read or cached ({exc})") from None
         for label, arr, cols in (("actions", actions, None), ("obs", obs, sizes)):
             step = first_bad_step(arr)
             if step >= 0:

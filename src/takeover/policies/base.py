@@ -31,6 +31,7 @@ from takeover.sim.observations import ObsLayout
 
 from .config import HeadConfig
 from .encoders import ObsEncoder
+from .vision import EncoderConfig
 from .errors import PolicyError
 from .normalizer import Normalizer
 from .rotations import ObsFeatures
@@ -43,6 +44,8 @@ class PolicyShapes:
     action_dim: int
     image_keys: tuple[str, ...] = field(default=())
     quat_starts: tuple[int, ...] = field(default=())  # quaternions in the flat vector, fed as matrices
+    image_shapes: tuple[tuple[int, ...], ...] = field(default=())  # (H, W, 3) per image key
+    image_encoder: EncoderConfig | None = None  # None: checkpoints from before vision.py (pooled encoder)
 
     @property
     def layout(self) -> ObsLayout:
@@ -55,12 +58,15 @@ class PolicyShapes:
     def to_dict(self) -> dict:
         return {"obs_keys": list(self.obs_keys), "obs_shapes": [list(s) for s in self.obs_shapes],
                 "action_dim": self.action_dim, "image_keys": list(self.image_keys),
-                "quat_starts": list(self.quat_starts)}
+                "quat_starts": list(self.quat_starts), "image_shapes": [list(s) for s in self.image_shapes],
+                "image_encoder": self.image_encoder.to_dict() if self.image_encoder else None}
 
     @classmethod
     def from_dict(cls, d: dict) -> PolicyShapes:
         return cls(tuple(d["obs_keys"]), tuple(tuple(s) for s in d["obs_shapes"]), int(d["action_dim"]),
-                   tuple(d.get("image_keys", ())), tuple(int(i) for i in d.get("quat_starts", ())))
+                   tuple(d.get("image_keys", ())), tuple(int(i) for i in d.get("quat_starts", ())),
+                   tuple(tuple(int(n) for n in s) for s in d.get("image_shapes", ())),
+                   EncoderConfig.from_dict(d["image_encoder"]) if d.get("image_encoder") else None)
 
 
 def step_weights(batch: dict, actions: torch.Tensor) -> torch.Tensor:
@@ -84,7 +90,7 @@ class Policy(nn.Module):
         self.shapes = shapes
         self.obs_features = ObsFeatures(shapes.obs_dim, shapes.quat_starts)
         self.normalizer = Normalizer(stats, config.action_norm)  # obs stats are over obs_features' output
-        self.encoder = ObsEncoder(self.obs_features.out_dim, shapes.image_keys)
+        self.encoder = ObsEncoder(self.obs_features.out_dim, shapes.image_keys, shapes.image_shapes, shapes.image_encoder)
         self.feature_dim = self.encoder.feature_dim
         self.action_dim = shapes.action_dim
         self.sample_actions = False  # act(): deterministic mode of the head unless set
@@ -145,6 +151,10 @@ class Policy(nn.Module):
         if missing:
             raise PolicyError(f"observation lacks camera image(s) {missing}; it has {sorted(obs)} "
                               f"(rebuild the environment with camera_names set, as the checkpoint's EnvSpec does)")
+        for k, expected in zip(keys, self.shapes.image_shapes):
+            if tuple(np.shape(obs[k])) != tuple(expected):
+                raise PolicyError(f"camera image {k} is {'x'.join(map(str, np.shape(obs[k])))}; this policy was trained on "
+                                  f"{'x'.join(map(str, expected))} (render at the checkpoint's camera size)")
         return {k: torch.from_numpy(np.ascontiguousarray(obs[k], dtype=np.uint8)) for k in keys}
 
     def _features(self, flat: torch.Tensor, images: dict | None) -> torch.Tensor:

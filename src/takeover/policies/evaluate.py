@@ -83,6 +83,18 @@ class EvalReport:
                    videos=[r.video for r in results if r.video], step=step)
 
 
+def require_rendering(spec: EnvSpec, what: str = "this policy"):
+    """Refuse (one line) to roll out a policy that reads camera images where nothing can render them."""
+    if not spec.camera_names:
+        return
+    from takeover.sim.env import rendering_problem
+
+    problem = rendering_problem()
+    if problem:
+        raise PolicyError(f"{what} reads camera images ({', '.join(spec.camera_names)}) and this machine cannot render "
+                          f"them ({problem}); evaluate it where EGL (or OSMesa) works")
+
+
 HORIZON_SLACK = 1.25
 
 
@@ -120,6 +132,7 @@ def evaluate(checkpoint, episodes: int = 50, seeds=None, workers: int = 1, video
     checkpoint = resolve_checkpoint(checkpoint)
     _, ckpt_spec, info = load_checkpoint(checkpoint, overrides=overrides)  # refuses bad files here, not in a worker
     spec = spec or ckpt_spec
+    require_rendering(spec, str(checkpoint))
     seeds = list(seeds) if seeds is not None else eval_seeds(episodes)
     video_seeds = seeds[:videos] if video_dir else ()
     own = pool is None

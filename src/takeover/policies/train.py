@@ -41,10 +41,11 @@ from .base import PolicyShapes
 from .checkpoint import load_failure, read_checkpoint, save_checkpoint
 from .ema import EMA
 from .errors import PolicyError
-from .evaluate import evaluate, eval_seeds, horizon_for
+from .evaluate import evaluate, eval_seeds, horizon_for, require_rendering
 from .registry import make_config, make_policy
 from .rotations import ObsFeatures, quaternion_starts
 from .train_config import TrainConfig  # noqa: F401  (re-exported: `from takeover.policies.train import TrainConfig`)
+from .vision import EncoderConfig
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,23 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise PolicyError("--device cuda requested but no CUDA device is available")
     return torch.device(name)
+
+
+def cameras_for(spec, image_keys, image_shapes, where: str):
+    """The spec evaluations render: exactly the cameras the policy reads, at the size it trained on
+    (the file's spec may name more cameras, or none when frames were imported)."""
+    cameras = []
+    for key in image_keys:
+        if not key.endswith("_image"):
+            raise PolicyError(f"{where}: observation key {key} is not a camera image (<camera>_image); "
+                              f"policies read RGB camera images only")
+        cameras.append(key[: -len("_image")])
+    sizes = {tuple(s[:2]) for s in image_shapes}
+    if len(sizes) > 1:
+        raise PolicyError(f"{where}: camera images differ in size ({dict(zip(image_keys, image_shapes))}); "
+                          f"record every camera at one size")
+    (height, width), = sizes
+    return replace(spec, camera_names=tuple(cameras), camera_height=height, camera_width=width)
 
 
 class _Distributed:
@@ -124,8 +142,12 @@ class Trainer:
         else:
             self.head_config = make_config(cfg.head, **cfg.head_options)
         self._load_data()
+        if self.dist.main and cfg.eval_episodes > 0:
+            require_rendering(self.spec, f"{cfg.data}: a policy of {list(self.shapes.image_keys)}")
         torch.manual_seed(cfg.seed)
         self.policy = make_policy(self.head_config, self.shapes, self._feature_stats()).to(self.device)
+        if self.shapes.image_encoder and self.shapes.image_encoder.pretrained and not resume:
+            self._load_pretrained(self.shapes.image_encoder.pretrained)
         if init is not None:
             self._warm_start(init)
         self.policy.prepare(self.train_ds)  # after a warm start too: e.g. bins follow this data's normalisation
@@ -160,6 +182,7 @@ class Trainer:
             label_rule, weight_rule, _ = WEIGHTINGS[cfg.weighting]
             windows = dict(asdict(hc.windows), labels=label_rule, weights=weight_rule)
             train_split = "train" if "train" in splits else None
+            windows["frame_cache"] = True  # camera frames decoded once per file into a mapped cache
             self.train_ds = DemoDataset(reader, obs_keys=obs_keys, split=train_split, **windows)
             self.valid_ds = DemoDataset(reader, obs_keys=obs_keys, split="valid", **windows) if "valid" in splits else None
             first = reader.episode(self.train_ds.demos[0], check=False)
@@ -170,7 +193,9 @@ class Trainer:
             log.info("evaluation horizon %d (task: %d): the longest training demo has %d steps",
                      horizon_for(spec, longest), spec.max_steps, longest)
             spec = replace(spec, horizon=horizon_for(spec, longest))
-        self.spec = spec
+        image_keys = tuple(self.train_ds.image_keys)
+        image_shapes = tuple(tuple(int(n) for n in first.obs[k].shape[1:]) for k in image_keys)
+        self.spec = cameras_for(spec, image_keys, image_shapes, cfg.data) if image_keys else spec
         layout_shapes = [tuple(first.obs[k].shape[1:]) for k in self.train_ds.obs_keys]
         layout = ObsLayout(tuple(self.train_ds.obs_keys), tuple(layout_shapes))
         quat_starts = ()
@@ -178,10 +203,24 @@ class Trainer:
             raise PolicyError(f"quaternions must be 'matrix' or 'raw', not {cfg.quaternions!r}")
         if cfg.quaternions == "matrix":
             quat_starts = quaternion_starts(layout, parts)
-        self.shapes = PolicyShapes(layout.keys, layout.shapes, self.train_ds.action_dim,
-                                   tuple(self.train_ds.image_keys), quat_starts)
+        encoder = None
+        if image_keys:
+            try:
+                encoder = EncoderConfig.from_dict(dict(cfg.image_encoder))
+            except TypeError as exc:
+                raise PolicyError(f"image encoder options {cfg.image_encoder}: {exc}") from None
+        self.shapes = PolicyShapes(layout.keys, layout.shapes, self.train_ds.action_dim, image_keys, quat_starts,
+                                   image_shapes, encoder)
         if self.train_ds.action_dim != 7 and spec.controller == "OSC_POSE":
             raise PolicyError(f"{cfg.data}: actions have {self.train_ds.action_dim} values; OSC_POSE expects 7")
+
+    def _load_pretrained(self, path: str):
+        cameras = {k: enc for k, enc in self.policy.encoder.images.items() if enc.trunk_name == "resnet18"}
+        if not cameras:
+            raise PolicyError(f"pretrained weights {path} are for resnet18 trunks; no camera uses one "
+                              f"(set image_encoder trunk=resnet18)")
+        for key, enc in cameras.items():
+            log.info("%s: %d pretrained tensors from %s", key, enc.load_pretrained(path), path)
 
     def _feature_stats(self) -> dict:
         """Normalisation statistics of what the policy reads: the observations after ObsFeatures."""
@@ -228,6 +267,9 @@ class Trainer:
         if bool(shapes.quat_starts) != bool(self.shapes.quat_starts) and shapes.obs_keys == self.shapes.obs_keys:
             was = "matrix" if shapes.quat_starts else "raw"
             raise PolicyError(f"{self.cfg.init_from}: was trained with --quaternions {was}; warm start with the same")
+        if shapes.image_shapes != self.shapes.image_shapes and shapes.image_keys == self.shapes.image_keys:
+            raise PolicyError(f"{self.cfg.init_from}: trained on {list(shapes.image_keys)} images of "
+                              f"{[list(s) for s in shapes.image_shapes]}; this data's are {[list(s) for s in self.shapes.image_shapes]}")
         if shapes != self.shapes:
             raise PolicyError(f"{self.cfg.init_from}: {self._shape_difference(shapes, payload)}; --init-from needs a "
                               f"checkpoint of the same task and observations")

@@ -20,6 +20,8 @@ class TrainConfig(Config):
     head_options: dict = config_field(default_factory=dict, help="Head config fields to change, e.g. {'num_modes': 5}.")
     obs_keys: list | None = config_field(None, help="Observation keys to use; default: eef pose, gripper, object "
                                                     "(robomimic's low-dim set).")
+    image_encoder: dict = config_field(default_factory=dict, help="Camera encoder fields to change "
+                                       "(policies/vision.EncoderConfig), e.g. {'trunk': 'resnet18', 'crop': 0.9}.")
     steps: int = config_field(5000, help="Gradient steps (budget).", min=1)
     max_minutes: float | None = config_field(None, help="Wall-clock budget; training stops and evaluates when reached.",
                                              above=0)

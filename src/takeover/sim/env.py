@@ -217,6 +217,35 @@ def render_option(collision: bool | None = None):
     return option
 
 
+def rendering_problem() -> str | None:
+    """Why this process cannot render offscreen (camera observations), or None when it can: one
+    1x1 GL context of the configured backend (MUJOCO_GL, egl by default) is made and freed, ~50 ms."""
+    import sys
+
+    from ._robosuite import robosuite  # noqa: F401  (sets MUJOCO_GL's default before mujoco loads)
+
+    backend = os.environ.get("MUJOCO_GL", "")
+    if backend.lower() in ("", "disable", "disabled", "off", "false", "0"):
+        return f"MUJOCO_GL={backend!r} gives no headless rendering (use egl or osmesa)"
+    import mujoco
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda *_: None  # a failed context's __del__ complains on stderr; the error says it
+    try:
+        context = mujoco.GLContext(1, 1)
+        context.make_current()
+        context.free()
+        return None
+    except Exception as exc:  # noqa: BLE001  (any failure to make a context is the answer)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"MUJOCO_GL={backend}: {first[:160]}"
+    finally:
+        import gc
+
+        gc.collect()
+        sys.unraisablehook = hook
+
+
 def set_render_look(scene) -> None:
     """The look of every window and video frame (Env.render, the window's render thread): no shadows or
     reflections, which cost most of a software-rendered frame."""
