@@ -8,6 +8,12 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def frame_cache(tmp_path_factory):
+    """Camera frames decoded by training runs go to a session folder, not the user's ~/.cache."""
+    os.environ["TAKEOVER_FRAME_CACHE"] = str(tmp_path_factory.mktemp("frame_cache"))
+
+
 def pytest_collection_modifyitems(config, items):
     """Slow tests first (a stable sort keeps each module's order): under xdist the minutes-long ones
     then run side by side at the start instead of one of them trailing at the end."""
