@@ -2,7 +2,8 @@
 study (Lift from camera images + proprioception, no object state).
 
     OMP_NUM_THREADS=1 python benchmarks/pixels.py                         # the bar: 50 demos, 60 min, 50 episodes
-    OMP_NUM_THREADS=1 python benchmarks/pixels.py --demos 2 --minutes 1 --eval-episodes 2 --smoke
+    OMP_NUM_THREADS=1 python benchmarks/pixels.py --demos 2 --horizon 60 --minutes 1 --eval-every 1000 \
+        --selection-episodes 2 --eval-episodes 2 --throughput-steps 6 --smoke        # minutes: checks the script
 
 Parts (each one's figures land under its own key of the JSON):
   data:   decoding the gzip camera frames into memory vs building / reopening the mapped frame cache,
@@ -50,10 +51,11 @@ def rel(path) -> str:
 
 
 def demos_file(args, work: Path) -> Path:
-    path = work / f"{args.task}_{args.demos}demos_{'+'.join(args.cameras)}_{args.camera_size}px.hdf5"
+    horizon = f"_h{args.horizon}" if args.horizon else ""
+    path = work / f"{args.task}_{args.demos}demos_{'+'.join(args.cameras)}_{args.camera_size}px{horizon}.hdf5"
     if not path.exists():
         spec = EnvSpec(task=args.task, camera_names=tuple(args.cameras), camera_height=args.camera_size,
-                       camera_width=args.camera_size)
+                       camera_width=args.camera_size, horizon=args.horizon)
         t0 = time.perf_counter()
         collect_scripted(spec, str(path), args.demos, workers=args.workers)
         print(f"collected {args.demos} demos in {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
@@ -168,6 +170,8 @@ def main():
     ap.add_argument("--demos", type=int, default=50)
     ap.add_argument("--cameras", default="agentview,robot0_eye_in_hand")
     ap.add_argument("--camera-size", type=int, default=84)
+    ap.add_argument("--horizon", type=int, default=None, help="episode step limit stored with the demos, so also "
+                    "of every evaluation (default: the task's); smoke runs shorten it")
     ap.add_argument("--head", default="gaussian")
     ap.add_argument("--head-options", default="{}", help='JSON, e.g. \'{"obs_horizon": 2}\'')
     ap.add_argument("--trunks", default="small,resnet18", help="throughput per trunk; the study uses the first")
