@@ -69,8 +69,8 @@ def pixels(tmp_path_factory):
     two observations of history) trained a few steps through the command line."""
     root = tmp_path_factory.mktemp("pixels")
     data = root / "demos.hdf5"
-    assert run_cli(["collect", "--task", "Lift", "-n", "2", "-o", str(data), "--workers", "1", "--camera", "agentview",
-                    "--camera", "robot0_eye_in_hand", "--camera-size", str(SIZE)]) == 0
+    assert run_cli(["collect", "--task", "Lift", "-n", "2", "-o", str(data), "--workers", "1",
+                    "--obs-camera", "agentview", "--obs-camera", "robot0_eye_in_hand", "--camera-size", str(SIZE)]) == 0
     run = root / "run"
     args = ["train", str(data), "-o", str(run), "--head", "gaussian", "--steps", "6", "--eval-episodes", "0",
             "--threads", "1", "--set", "obs_horizon=2"]
@@ -151,7 +151,7 @@ def test_image_key_the_file_lacks(pixels, tmp_path):
 def test_images_of_another_size_than_the_checkpoint(pixels, tmp_path):
     other = tmp_path / "small.hdf5"
     assert run_cli(["collect", "--task", "Lift", "-n", "1", "-o", str(other), "--workers", "0",
-                    "--camera", "agentview", "--camera", "robot0_eye_in_hand", "--camera-size", "32"]) == 0
+                    "--obs-camera", "agentview", "--obs-camera", "robot0_eye_in_hand", "--camera-size", "32"]) == 0
     args = ["train", str(other), "-o", str(tmp_path / "run"), "--init-from", str(pixels["ckpt"]), "--steps", "2",
             "--eval-episodes", "0", "--set", "obs_horizon=2"]
     for key in PROPRIO + CAMERAS:
