@@ -181,7 +181,8 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--throughput-steps", type=int, default=30)
     ap.add_argument("--minutes", type=float, default=60.0, help="training budget of the study")
-    ap.add_argument("--steps", type=int, default=1_000_000, help="step cap of the study (the minutes decide)")
+    ap.add_argument("--steps", type=int, default=IMAGE_TRAIN_DEFAULTS["steps"],
+                    help="steps of the study (its cosine schedule); --minutes stops it earlier")
     ap.add_argument("--eval-every", type=int, default=IMAGE_TRAIN_DEFAULTS["eval_every"])
     ap.add_argument("--selection-episodes", type=int, default=IMAGE_TRAIN_DEFAULTS["eval_episodes"])
     ap.add_argument("--eval-episodes", type=int, default=50)

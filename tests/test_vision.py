@@ -14,7 +14,9 @@ from takeover.datasets import DemoDataset
 from takeover.datasets.frame_cache import cache_path
 from takeover.policies import PolicyError
 from takeover.policies.checkpoint import load_checkpoint
-from takeover.policies.vision import CameraEncoder, EncoderConfig, ResNet18Trunk, SpatialSoftmax, crop_images
+from takeover.config import default_of
+from takeover.policies.train_config import TrainConfig
+from takeover.policies.vision import IMAGE_TRAIN_DEFAULTS, CameraEncoder, EncoderConfig, ResNet18Trunk, SpatialSoftmax, crop_images
 from takeover.sim import make_env
 
 CAMERAS = ["agentview_image", "robot0_eye_in_hand_image"]
@@ -82,7 +84,8 @@ def pixels(tmp_path_factory):
 
 def test_camera_keys_get_the_cpu_image_defaults(pixels):
     config = json.loads((pixels["run"] / "config.json").read_text())["train"]
-    assert config["batch_size"] == 64 and config["eval_every"] == 5000  # unset options: image defaults
+    for name in ("batch_size", "eval_every", "eval_episodes"):  # unset options: the CPU image defaults
+        assert config[name] == IMAGE_TRAIN_DEFAULTS[name] != default_of(TrainConfig, name)
     assert config["steps"] == 6  # a given option stays the user's
 
 

@@ -34,8 +34,7 @@ def eval_(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from takeover.policies.checkpoint import refuse_non_checkpoint
-    from takeover.policies.checkpoint import read_checkpoint
+    from takeover.policies.checkpoint import read_checkpoint, refuse_non_checkpoint
     from takeover.policies.evaluate import eval_seeds, evaluate, require_rendering, resolve_checkpoint
     from takeover.sim.spec import EnvSpec
 

@@ -31,10 +31,10 @@ from takeover.sim.observations import ObsLayout
 
 from .config import HeadConfig
 from .encoders import ObsEncoder
-from .vision import EncoderConfig
 from .errors import PolicyError
 from .normalizer import Normalizer
 from .rotations import ObsFeatures
+from .vision import EncoderConfig
 
 
 @dataclass(frozen=True)

@@ -83,16 +83,17 @@ class EvalReport:
                    videos=[r.video for r in results if r.video], step=step)
 
 
-def require_rendering(spec: EnvSpec, what: str = "this policy"):
-    """Refuse (one line) to roll out a policy that reads camera images where nothing can render them."""
+def require_rendering(spec: EnvSpec, where: str):
+    """Refuse (one line) to roll out in an environment with cameras (an image policy's, or one built for
+    camera data) where nothing can render them."""
     if not spec.camera_names:
         return
     from takeover.sim.env import rendering_problem
 
     problem = rendering_problem()
     if problem:
-        raise PolicyError(f"{what} reads camera images ({', '.join(spec.camera_names)}) and this machine cannot render "
-                          f"them ({problem}); evaluate it where EGL (or OSMesa) works")
+        raise PolicyError(f"{where}: rollouts render camera images ({', '.join(spec.camera_names)}) and this machine "
+                          f"cannot render them ({problem}); run where EGL (or OSMesa) works")
 
 
 HORIZON_SLACK = 1.25

@@ -143,7 +143,7 @@ class Trainer:
             self.head_config = make_config(cfg.head, **cfg.head_options)
         self._load_data()
         if self.dist.main and cfg.eval_episodes > 0:
-            require_rendering(self.spec, f"{cfg.data}: a policy of {list(self.shapes.image_keys)}")
+            require_rendering(self.spec, f"{cfg.data} (--eval-episodes 0 trains without rollouts)")
         torch.manual_seed(cfg.seed)
         self.policy = make_policy(self.head_config, self.shapes, self._feature_stats()).to(self.device)
         if self.shapes.image_encoder and self.shapes.image_encoder.pretrained and not resume:

@@ -16,7 +16,6 @@ policy stores it with its shapes (PolicyShapes.image_encoder), so a checkpoint r
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from torch import nn
 
 from .errors import PolicyError
 
-log = logging.getLogger(__name__)
 
 TRUNKS = ("small", "resnet18", "pooled")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -238,8 +236,10 @@ class CameraEncoder(nn.Module):
 
 
 # `takeover train`'s defaults when the observation keys include a camera (the options a user leaves
-# out): settings for the 2-core CPU, where an image step costs ~10-50x a low-dim one.
-IMAGE_TRAIN_DEFAULTS = {"batch_size": 64, "steps": 20000, "eval_every": 5000, "eval_episodes": 10,
+# out): settings for the 2-core CPU. A step of the small trunk at batch 64 with two 84x84 cameras is
+# ~8 GFLOP (forward and backward), so 6,000 steps are estimated at about an hour there; pixel
+# rollouts render every step, so selection evaluations are fewer and shorter than low-dim ones.
+IMAGE_TRAIN_DEFAULTS = {"batch_size": 64, "steps": 6000, "eval_every": 2000, "eval_episodes": 10,
                         "valid_every": 1000, "log_every": 50, "checkpoint_every": 500}
 
 
