@@ -12,7 +12,7 @@ import torch
 from takeover.cli.app import run_cli
 from takeover.datasets import DemoDataset
 from takeover.datasets.frame_cache import cache_path
-from takeover.policies import PolicyError
+from takeover.policies import PolicyError, PolicyShapes, make_config, make_policy
 from takeover.policies.checkpoint import load_checkpoint
 from takeover.config import default_of
 from takeover.policies.train_config import TrainConfig
@@ -63,6 +63,20 @@ def test_pretrained_resnet_weights_load_by_torchvision_names(tmp_path):
     torch.save({"something": torch.zeros(3)}, tmp_path / "other.pth")
     with pytest.raises(PolicyError, match="no ResNet-18 weights"):
         encoder.load_pretrained(tmp_path / "other.pth")
+
+
+def test_checkpoints_from_before_the_keypoint_encoder_still_load():
+    """Shapes without a stored encoder (older checkpoints) rebuild the pooled encoder under its old names."""
+    old = {"obs_keys": ["state"], "obs_shapes": [[3]], "action_dim": 2, "image_keys": ["agentview_image"]}
+    shapes = PolicyShapes.from_dict(old)
+    assert shapes.image_encoder is None
+    stats = {f"{k}_{s}": np.zeros(3 if k == "obs" else 2, np.float32) + (s == "std")
+             for k in ("obs", "action") for s in ("mean", "std", "min", "max")}
+    policy = make_policy(make_config("gaussian"), shapes, stats)
+    assert "encoder.images.agentview_image.net.0.weight" in policy.state_dict()
+    policy.eval()
+    action = policy.act({"state": np.zeros(3), "agentview_image": np.zeros((20, 20, 3), np.uint8)})
+    assert action.shape == (2,) and np.all(np.isfinite(action))
 
 
 @pytest.fixture(scope="module")
