@@ -98,9 +98,9 @@ def pixels(tmp_path_factory):
 
 def test_camera_keys_get_the_cpu_image_defaults(pixels):
     config = json.loads((pixels["run"] / "config.json").read_text())["train"]
-    for name in ("batch_size", "eval_every", "eval_episodes"):  # unset options: the CPU image defaults
+    for name in ("batch_size", "eval_every"):  # unset options: the CPU image defaults
         assert config[name] == IMAGE_TRAIN_DEFAULTS[name] != default_of(TrainConfig, name)
-    assert config["steps"] == 6  # a given option stays the user's
+    assert config["steps"] == 6 and config["eval_episodes"] == 0  # given options stay the user's
 
 
 def test_image_policy_acts_from_rendered_cameras(pixels):
