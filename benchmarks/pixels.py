@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine  # noqa: E402
+from common import RESULTS, dump_json, machine  # noqa: E402
 
 from takeover.datasets import DemoDataset  # noqa: E402
 from takeover.policies.evaluate import evaluate  # noqa: E402
@@ -39,7 +39,7 @@ from takeover.policies.plots import read_metrics  # noqa: E402
 from takeover.policies.train import TrainConfig, Trainer  # noqa: E402
 from takeover.policies.vision import IMAGE_TRAIN_DEFAULTS, EncoderConfig  # noqa: E402
 from takeover.sim import EnvSpec, make_env  # noqa: E402
-from takeover.teleop.scripted_collection import collect_scripted  # noqa: E402
+from takeover.datasets.scripted_collection import collect_scripted  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PROPRIO = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]
@@ -205,7 +205,7 @@ def main():
 
     def save():
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(results, indent=2) + "\n")
+        dump_json(out_path, results)  # paths made repo-relative
 
     if "data" in parts:
         results["data_throughput"] = data_part(data, keys, work, args.batch_size)

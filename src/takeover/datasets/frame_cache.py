@@ -51,7 +51,7 @@ def cached_frames(reader, key: str, demos: list[str], lengths, cache_dir=None) -
     """(sum(lengths), H, W, C) uint8 frames of obs/`key` over `demos`, memory-mapped from the cache
     (built on first use). A copy-on-write mapping: writing to it never reaches the file."""
     lengths = [int(n) for n in lengths]
-    first = reader._group(demos[0])["obs"][key]
+    first = reader.group(demos[0])["obs"][key]
     frame_shape = tuple(int(s) for s in first.shape[1:])
     total = sum(lengths)
     path = cache_path(reader.path, key, demos, frame_shape, cache_dir)
@@ -71,7 +71,7 @@ def _build(reader, key, demos, lengths, frame_shape, path: Path):
     try:
         start = 0
         for name, T in zip(demos, lengths):
-            data = reader._group(name)["obs"][key]
+            data = reader.group(name)["obs"][key]
             if len(data) != T:
                 raise DatasetError(f"{reader.path}, {name}, key obs/{key}: has {len(data)} steps, expected {T} "
                                    f"(the length of actions)")
