@@ -65,6 +65,23 @@ def _cli_type(hint):
     return None
 
 
+def _field_parameters(cls, taken, *, arguments=(), decls=None, replace=None, **option_kwargs):
+    """One inspect.Parameter per field of config class `cls` not in `taken` and of a type with an
+    option form, its default a typer Option (or Argument, for the fields in `arguments`)."""
+    decls, replace = decls or {}, replace or {}
+    hints = typing.get_type_hints(cls)
+    generated = []
+    for f in dataclasses.fields(cls):
+        annotation = _cli_type(hints[f.name])
+        if f.name in taken or annotation is None:
+            continue
+        info = (config_argument(cls, f.name, **replace.get(f.name, {})) if f.name in arguments
+                else config_option(cls, f.name, *decls.get(f.name, ()), **replace.get(f.name, {}), **option_kwargs))
+        generated.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info,
+                                           annotation=annotation))
+    return generated
+
+
 def config_options(cls, *, skip=(), arguments=(), decls: dict | None = None, replace: dict | None = None):
     """Decorator: give the command one option per field of config class `cls`, built from the field.
 
@@ -73,22 +90,12 @@ def config_options(cls, *, skip=(), arguments=(), decls: dict | None = None, rep
     ready for `cls(**settings)`. `skip`: fields without an option; `arguments`: fields that are
     positional arguments; `decls`: {field: ("--name", "-n")}; `replace`: {field: {"default": ...,
     "help": ...}}. Fields of a type with no option form (dict, tuple) are left to the function."""
-    decls, replace = decls or {}, replace or {}
-    hints = typing.get_type_hints(cls)
 
     def decorate(func):
         signature = inspect.signature(func)
         own = [p for name, p in signature.parameters.items() if name != "settings"]
-        taken = {p.name for p in own} | set(skip)
-        generated = []
-        for f in dataclasses.fields(cls):
-            annotation = _cli_type(hints[f.name])
-            if f.name in taken or annotation is None:
-                continue
-            info = (config_argument(cls, f.name, **replace.get(f.name, {})) if f.name in arguments
-                    else config_option(cls, f.name, *decls.get(f.name, ()), **replace.get(f.name, {})))
-            generated.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info,
-                                               annotation=annotation))
+        generated = _field_parameters(cls, {p.name for p in own} | set(skip), arguments=arguments, decls=decls,
+                                      replace=replace)
         names = [p.name for p in generated]
 
         @functools.wraps(func)
@@ -99,6 +106,53 @@ def config_options(cls, *, skip=(), arguments=(), decls: dict | None = None, rep
         positional = [p for p in generated if p.name in arguments]
         command.__signature__ = signature.replace(
             parameters=positional + own + [p for p in generated if p.name not in arguments])
+        return command
+
+    return decorate
+
+
+def chosen_config_options(choice: str, configs: dict, *, decls: dict | None = None, replace: dict | None = None):
+    """Decorator: the options of several config classes, one of which the command's option `choice`
+    picks (`augment --method`: {method name: config class}). Each class's options are shown under its
+    own heading; the function gets `settings`, the values of the chosen class's options by field name.
+    An option of another class given on the command line is refused in one line naming the choice it
+    belongs to, before the command runs. A field name in two classes would be one option with two
+    meanings: refused when the command is defined."""
+    owner = {}
+    for key, cls in configs.items():
+        for f in dataclasses.fields(cls):
+            if f.name in owner:
+                raise TypeError(f"chosen_config_options: field {f.name!r} is in both {owner[f.name]} and {key}")
+            owner[f.name] = key
+
+    def decorate(func):
+        from .app import fail
+
+        signature = inspect.signature(func)
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for name, p in signature.parameters.items()
+               if name != "settings"]
+        option = "--" + choice.replace("_", "-")
+        generated = [p for key, cls in configs.items() for p in _field_parameters(
+            cls, {p.name for p in own}, decls=decls, replace=replace, rich_help_panel=f"{option} {key}")]
+        names = {p.name for p in generated}
+
+        @functools.wraps(func)
+        def command(**kwargs):
+            chosen = kwargs[choice]
+            if chosen not in configs:
+                fail(f"{option} {chosen!r}: one of {', '.join(configs)}")
+            ctx = kwargs.pop("_context")
+            for param in ctx.command.params:
+                source = ctx.get_parameter_source(param.name)  # typer's click copy: compared by name
+                if param.name in names and owner[param.name] != chosen and source is not None \
+                        and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+                    spelling = max(param.opts, key=len)
+                    fail(f"{spelling} is an option of {option} {owner[param.name]}, not {chosen}")
+            settings = {name: kwargs.pop(name) for name in names}
+            return func(settings={k: v for k, v in settings.items() if owner[k] == chosen}, **kwargs)
+
+        context = inspect.Parameter("_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        command.__signature__ = signature.replace(parameters=own + generated + [context])
         return command
 
     return decorate

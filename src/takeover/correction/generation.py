@@ -36,17 +36,13 @@ from takeover.sim.experts.base import eef_mat, eef_pos, orientation_action, posi
 from takeover.sim.rollout import RolloutPool
 
 from .errors import CorrectionError
+from .generation_config import FIRST_SEED, SELECTIONS
 from .segments import SUBTASK_ENDS_ATTR, Library, Segment, load_library
 
 log = logging.getLogger(__name__)
 
-SELECTIONS = ("nearest", "random")
 BRIDGE_STEP_M = 0.02  # a bridge moves at most this far per step (metres) ...
 BRIDGE_STEP_RAD = 0.1  # ... and turns at most this much
-# generated episodes' seeds start here: away from collection (0, 1, ...), evaluation (policies/seeds.py,
-# 1,000,000), checkpoint selection (2,000,000) and DAgger (3,000,000): no policy is scored on a start it
-# trained on
-FIRST_SEED = 4_000_000
 
 
 @dataclasses.dataclass(frozen=True)
