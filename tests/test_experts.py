@@ -52,7 +52,7 @@ def test_expert_meets_success_bar(task, envs):
     env = envs(task)
     results = [run_expert(env, make_expert(task, seed=s), seed=s) for s in SEEDS]
     rate = np.mean([r.success for r in results])
-    assert rate >= BARS[task], f"{task}: {rate:.2f} < {BARS[task]} (failed seeds {[r['seed'] for r in results if not r['success']]})"
+    assert rate >= BARS[task], f"{task}: {rate:.2f} < {BARS[task]} (failed seeds {[r.seed for r in results if not r.success]})"
     assert max(r.length for r in results if r.success) < env.max_steps
 
 
