@@ -49,9 +49,32 @@ def test_image_policy_acts_on_camera_images(image_run):
         policy.act(missing)
 
 
-def test_image_policy_rolls_out_in_rebuilt_env(image_run):
-    report = evaluate(image_run, episodes=1, max_steps=10)
-    assert report.episodes == 1 and len(report.per_episode) == 1
+def test_image_policy_rolls_out_in_rebuilt_env(image_run, tmp_path):
+    """evaluate() rebuilds the camera env from the checkpoint in a worker; its rollout is, frame for frame,
+    the one this process gets by driving a make_env(spec) with the loaded policy, and the arm moves."""
+    import imageio.v2 as imageio
+
+    from takeover.policies.evaluate import PolicyAgent
+    from takeover.sim.rollout import run_episode
+
+    report = evaluate(image_run, episodes=1, max_steps=10, video_dir=tmp_path / "eval", videos=1, workers=2)
+    assert report.episodes == 1 and report.per_episode[0]["length"] == 10 and len(report.videos) == 1
+    policy, spec, _ = load_checkpoint(image_run)
+    policy.eval()
+    env = make_env(spec)
+    try:
+        here = run_episode(env, PolicyAgent(policy), report.seeds[0], max_steps=10,
+                           video_path=str(tmp_path / "here.mp4"))
+    finally:
+        env.close()
+    videos = []
+    for path in (report.videos[0], here.video):
+        reader = imageio.get_reader(path)
+        videos.append(np.array([f for f in reader], dtype=np.float64))
+        reader.close()
+    assert videos[0].shape == videos[1].shape and len(videos[0]) >= 10
+    assert np.abs(videos[0] - videos[1]).max() <= 1.0  # the same rollout
+    assert np.abs(videos[0][0] - videos[0][-1]).mean() > 0.5  # the policy's actions moved the arm
 
 
 def test_a_policy_of_camera_images_only_trains_evaluates_and_selects(image_run, tmp_path):

@@ -90,9 +90,14 @@ def test_gym_adapter_passes_check_env():
     from takeover.sim.gym_adapter import GymEnv
 
     env = GymEnv(EnvSpec(task="Lift", horizon=20))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         check_env(env, skip_render_check=True)
+    # the one expected remark: raw state observations (positions, velocities) have no finite bounds
+    unexpected = [str(w.message) for w in caught if "observation space m" not in str(w.message)
+                  or "infinity" not in str(w.message)]
+    assert not unexpected, unexpected
+    assert np.isinf(env.observation_space.low).all() and np.isinf(env.observation_space.high).all()
     obs, info = env.reset(seed=1)
     assert obs.shape == env.observation_space.shape and obs.dtype == np.float32
 

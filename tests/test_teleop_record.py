@@ -3,10 +3,12 @@ replays to success; kill -9 mid-episode keeps earlier episodes; DART noise keeps
 file of another task is refused before recording."""
 import hashlib
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -74,25 +76,35 @@ def test_kill_minus_9_mid_episode_keeps_every_saved_episode(tmp_path):
     out = tmp_path / "killed.hdf5"
     proc = subprocess.Popen(RECORD + ["-o", str(out), "--episodes", "0"], env=HEADLESS, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    saved, recording = {}, 0
+    # stderr is read on a thread, so the deadline holds even while the recorder prints nothing
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True)
+    reader.start()
+    saved, recording, log = {}, 0, []
     deadline = time.monotonic() + 240
     try:
-        for line in proc.stderr:
+        while recording < 3:  # two saved, the third under way
+            try:
+                line = lines.get(timeout=max(0.01, min(1.0, deadline - time.monotonic())))
+            except queue.Empty:
+                assert proc.poll() is None, "recorder exited early:\n" + "".join(log)[-2000:]
+                assert time.monotonic() < deadline, "recorder too slow:\n" + "".join(log)[-2000:]
+                continue
+            log.append(line)
             m = re.search(r"saved (demo_\d+): (\d+) steps", line)
             if m:
                 saved[m[1]] = int(m[2])
-            if "recording episode" in line:
-                recording += 1
-            if recording == 3:  # two saved, the third under way
-                time.sleep(0.3)
-                break
-            assert time.monotonic() < deadline, "recorder too slow"
+            recording += "recording episode" in line
+        time.sleep(0.3)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        reader.join(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    for m in re.finditer(r"saved (demo_\d+): (\d+) steps", proc.stderr.read()):  # saved before the kill landed
-        saved[m[1]] = int(m[2])
+    while not lines.empty():  # saved before the kill landed
+        m = re.search(r"saved (demo_\d+): (\d+) steps", lines.get())
+        if m:
+            saved[m[1]] = int(m[2])
     assert len(saved) >= 2 and list(saved) == [f"demo_{i}" for i in range(len(saved))]
     with DemoReader(out) as reader:
         assert reader.demos == list(saved)  # every saved episode, nothing half-written
