@@ -13,6 +13,7 @@ from takeover.cli.app import run_cli
 from takeover.correction.ccil import generate_labels, solve_preimage
 from takeover.correction.ccil_config import CcilConfig
 from takeover.correction.dynamics import fit_dynamics
+from takeover.policies.checkpoint import load_checkpoint
 
 D, A_DIM = 4, 2
 # s' = s + M s + B a: a double integrator pair (positions follow velocities, actions push velocities)
@@ -209,4 +210,14 @@ def test_augment_on_lift_trains_and_reads_like_robomimic(lift_demos, tmp_path, c
     run = tmp_path / "run"
     assert run_cli(["train", str(out), "--head", "gmm", "--steps", "3", "--eval-episodes", "0", "--threads", "1",
                     "--out", str(run)]) == 0
-    assert (run / "checkpoints" / "last.pt").exists()
+    # it trained on the augmented train split (the expert's train demos and every generated label, its
+    # history step included) and validated on the carried-over valid split
+    config = json.loads((run / "config.json").read_text())
+    with h5py.File(out, "r") as f:
+        steps = {k: sum(int(f["data"][n].attrs["num_samples"]) for n in masks[k]) for k in ("train", "valid")}
+    assert config["train_windows"] == steps["train"] >= expert_train_steps + rep["kept"]
+    assert config["valid_windows"] == steps["valid"] > 0
+    policy, _, info = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert info["step"] == 3 and policy.config.head == "gmm" and list(policy.shapes.obs_keys) == rep["obs_keys"]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["kind"] == "done" and rows[-1]["step"] == 3

@@ -450,12 +450,13 @@ def test_eval_sample_evaluates_mean_and_sampled_actions_on_the_same_seeds(lift_d
     import takeover.rl_finetune.run as run_module
     from takeover.rl_finetune.config import FinetuneConfig
 
-    calls = []
+    calls, reports = [], []
     real = run_module.evaluate
 
     def spy(path, seeds=None, sample=False, **kw):
         calls.append((tuple(seeds), sample))
-        return real(path, seeds=seeds, sample=sample, **kw)
+        reports.append(real(path, seeds=seeds, sample=sample, **kw))
+        return reports[-1]
 
     monkeypatch.setattr(run_module, "evaluate", spy)
     cfg = FinetuneConfig(checkpoint=str(lift_bc), demos=[str(lift_demos)], out=str(tmp_path / "run"), env_steps=10,
@@ -466,8 +467,13 @@ def test_eval_sample_evaluates_mean_and_sampled_actions_on_the_same_seeds(lift_d
     evals = [r for r in evals if r["kind"] == "eval"]
     assert len(evals) == 2 and len(calls) == 4  # start and end, each with the mean and with sampled actions
     assert [s for _, s in calls] == [False, True, False, True] and calls[0][0] == calls[1][0]
-    for r in evals:
-        assert 0.0 <= r["sampled"]["success_rate"] <= 1.0 and len(r["sampled"]["ci95"]) == 2
+    # each record holds its own evaluation's numbers: the mean's at the top, the sampled one's under "sampled"
+    for r, mean, drawn in zip(evals, reports[0::2], reports[1::2]):
+        assert not mean.sampled and drawn.sampled and drawn.seeds == mean.seeds == [1_000_000, 1_000_001]
+        assert (r["success_rate"], r["ci95"]) == (mean.success_rate, list(mean.ci95))
+        assert r["sampled"] == {"success_rate": drawn.success_rate, "ci95": list(drawn.ci95),
+                                "mean_return": float(np.mean([e["total_reward"] for e in drawn.per_episode]))}
+        assert drawn.success_rate == drawn.successes / 2 and drawn.episodes == 2
     assert (tmp_path / "run" / "plots" / "learning_curve.png").exists()
 
 

@@ -117,7 +117,11 @@ def test_keyboard_moves_the_arm_saves_and_the_window_shows_the_scene(xvfb, tmp_p
         assert len(held) >= 3, f"{name}: key not seen held ({len(held)} steps)"
         assert np.all(log[:, [a for a in range(6) if a != axis]][held] == 0)
         delta = eef[held[-1] + 1] - eef[held[0]]
-        assert delta[axis] > 0.03, (name, delta)  # moved the commanded way
+        # moved the commanded way, by what was commanded: a deflection of 1 asks 3 cm per step (gain 0.6)
+        # and the arm covers ~15-25% of that over a hold (more the longer it holds). The steps a 2 s hold
+        # gives depend on the host's load, so the bar scales with the held steps, not a fixed distance.
+        commanded = 0.03 * log[held, axis].sum()
+        assert delta[axis] > 0.08 * commanded, (name, delta, commanded, len(held))
         others = [a for a in range(3) if a != axis]
         assert np.all(np.abs(delta[others]) < 0.5 * delta[axis]), (name, delta)
     assert ep.extras["device_events"][0] & 1  # Enter = start, logged on the first step
