@@ -11,7 +11,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 # pytest-timeout: every test gets pyproject's `timeout` (a hang fails that test instead of blocking CI);
 # the minutes-long end-to-end ones marked slow get this, unless they carry their own timeout mark
-SLOW_TIMEOUT_S = 900
+SLOW_TIMEOUT_S = 1200
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -217,7 +217,7 @@ def test_augment_on_lift_trains_and_reads_like_robomimic(lift_demos, tmp_path, c
         steps = {k: sum(int(f["data"][n].attrs["num_samples"]) for n in masks[k]) for k in ("train", "valid")}
     assert config["train_windows"] == steps["train"] >= expert_train_steps + rep["kept"]
     assert config["valid_windows"] == steps["valid"] > 0
-    policy, _, info = load_checkpoint(run / "checkpoints" / "last.pt")
+    policy, _, info = load_checkpoint(run / "checkpoints" / "best.pt")
     assert info["step"] == 3 and policy.config.head == "gmm" and list(policy.shapes.obs_keys) == rep["obs_keys"]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["kind"] == "done" and rows[-1]["step"] == 3

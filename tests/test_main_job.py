@@ -24,7 +24,7 @@ from takeover.sim.stats import wilson_interval
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 
-def takeover(*args, timeout=840) -> subprocess.CompletedProcess:
+def takeover(*args, timeout=1100) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "takeover.cli.main", *map(str, args)], env=ENV, capture_output=True,
                           text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
