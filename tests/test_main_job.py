@@ -33,10 +33,10 @@ def takeover(*args, timeout=1100) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory):
-    """10 demos, 1,000 gaussian training steps, 10 evaluation episodes on 2 workers (~2 CPU-minutes)."""
+    """10 demos, 1,000 gaussian training steps, 10 evaluation episodes on 2 workers, one video (~2 CPU-minutes)."""
     out = tmp_path_factory.mktemp("main_job") / "quickstart"
-    proc = takeover("quickstart", "--out", out, "--demos", 10, "--head", "gaussian", "--steps", 1000,
-                    "--episodes", 10, "--workers", 2)
+    proc = takeover("quickstart", "--out", out, "--num-demos", 10, "--head", "gaussian", "--steps", 1000,
+                    "--eval-episodes", 10, "--workers", 2, "--videos", 1)
     return out, proc.stdout
 
 
@@ -61,7 +61,7 @@ def test_quickstart_collects_trains_and_lifts_the_cube(quickstart):
     assert spec.task == "Lift" and info["step"] == summary["best"]["step"]
     text = (out / "report.md").read_text()
     assert f"**Success rate: {summary['success_rate']:.2f}** ({successes}/10 episodes" in text
-    assert len(summary["videos"]) == 3
+    assert len(summary["videos"]) == 1
     for video in summary["videos"]:
         assert os.path.relpath(video, out) in text
         reader = imageio.get_reader(video)
@@ -75,8 +75,11 @@ def test_finetune_of_the_quickstart_policy_runs_its_budget_keeps_lifting_and_res
     out, _ = quickstart
     start = out / "train_gaussian" / "checkpoints" / "best.pt"
     run = tmp_path / "finetune"
+    # the README's Lift recipe (BC term as the demo actions' likelihood, entropy bonus off) on small critics;
+    # plain SAC (the defaults) took this 10/10 start to 0/5 in 346 env steps (its critic knows nothing yet)
     args = ["finetune", start, "--demos", out / "demos.hdf5", "--out", run, "--workers", 0, "--eval-episodes", 5,
-            "--set", "batch_size=64", "--set", "utd=1", "--set", "num_critics=2", "--set", "critic_hidden=[64,64]"]
+            "--set", "batch_size=64", "--set", "utd=1", "--set", "num_critics=2", "--set", "critic_hidden=[64,64]",
+            "--set", "bc_loss=nll", "--set", "bc_weight=1", "--set", "init_alpha=1e-6", "--set", "alpha_lr=1e-9"]
     takeover(*args, "--env-steps", 300)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in rows if r["kind"] == "eval"]
