@@ -1,6 +1,6 @@
 """Live HG-DAgger: the policy drives in the window, a person takes over with the gamepad or keyboard.
 
-    takeover dagger DATA --policy RUN --expert human --device gamepad --out RUN [--retrain-every N] [--resume]
+    takeover dagger DATA --policy RUN --expert human --input gamepad --out RUN [--retrain-every N] [--resume]
 
 It runs through the same `DaggerRun` as the headless paths (run folder, `data.hdf5` aggregate,
 `dagger.json`, resume, retraining options): `run_live(DaggerRun(cfg), device)`.
