@@ -95,10 +95,10 @@ def test_live_takeover_with_a_virtual_pad(small_lift, tmp_path, headless):
         frames(4)
         pad.set_button(CAMERA, False)
         seen["views"] = (session.main_camera, session.inset_camera)
-        seen["hud"] = session._hud(session.device.poll([]))
-        seen["help"] = session._help()
+        seen["hud"] = session.hud_lines(session.device.poll([]))
+        seen["help"] = session.help_lines()
         session.live.last_error = "round_1/train: " + "a message of many words from a failed retrain " * 4
-        seen["hud_error"] = session._hud(session.device.poll([]))
+        seen["hud_error"] = session.hud_lines(session.device.poll([]))
         session.live.last_error = ""
         seen["prefetched"] = (session.planner.prefetched, session.planner.synchronous)
         pad.detach()  # unplugged mid-episode: paused, nothing stepped
@@ -110,7 +110,7 @@ def test_live_takeover_with_a_virtual_pad(small_lift, tmp_path, headless):
         frames(2)
         pad.set_button(TAKE_OVER, False)
         frames(1)
-        seen["replugged"] = (session.state.value, session.steps, session._banner(session.device.poll([]))[0])
+        seen["replugged"] = (session.state.value, session.steps, session.banner(session.device.poll([]))[0])
         pad.set_button(START, True)  # start: the policy drives on
         session.frame()
         pad.set_button(START, False)
@@ -202,7 +202,7 @@ def test_every_hud_and_help_line_fits_the_panel(headless, tmp_path):
     recording = RecordingSession(SessionConfig(task="Lift", output=tmp_path / "rec.hdf5", render_size=32), KeyboardDevice())
     try:  # the recording window's own HUD at the default size, help included
         window = recording.window
-        fitted = window.panel_lines(recording._hud(DeviceState(status=long_status)), recording._help())
+        fitted = window.panel_lines(recording.hud_lines(DeviceState(status=long_status)), recording.help_lines())
         assert all(window.font.size(t)[0] <= window.text_width for t, _ in fitted), fitted
         assert PANEL_MARGIN + len(fitted) * LINE_HEIGHT <= 512, len(fitted)
         assert fitted[-1][0] == HELP[-1]  # the help's last line is shown

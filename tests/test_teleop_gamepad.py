@@ -91,7 +91,7 @@ def test_gamepad_session_hotplug_unplug_resume_and_save(tmp_path, headless, capl
         for _ in range(3):
             session.frame()
         assert session.state == PAUSED and len(session.recorder) == steps
-        assert "unplugged" in session._banner(session.device.poll([]))[0]
+        assert "unplugged" in session.banner(session.device.poll([]))[0]
 
         pads.append(VirtualJoystick().attach())  # plugged back in: still paused until start is pressed
         pad = pads[-1]
@@ -100,7 +100,7 @@ def test_gamepad_session_hotplug_unplug_resume_and_save(tmp_path, headless, capl
         for _ in range(3):
             session.frame()
         assert session.state == PAUSED and len(session.recorder) == steps
-        assert "press start" in session._banner(session.device.poll([]))[0]
+        assert "press start" in session.banner(session.device.poll([]))[0]
         pad.set_axis(X_AXIS, 0.0)
         pad.set_button(START, True)  # start: resumes where it was
         session.frame()

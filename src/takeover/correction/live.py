@@ -1,6 +1,6 @@
 """Live HG-DAgger: the policy drives in the window, a person takes over with the gamepad or keyboard.
 
-    takeover dagger DATA --policy RUN --expert human --device gamepad --out RUN [--retrain-every N] [--resume]
+    takeover dagger DATA --policy RUN --expert human --input gamepad --out RUN [--retrain-every N] [--resume]
 
 It runs through the same `DaggerRun` as the headless paths (run folder, `data.hdf5` aggregate,
 `dagger.json`, resume, retraining options): `run_live(DaggerRun(cfg), device)`.
@@ -94,7 +94,7 @@ class LiveTakeoverSession(RecordingSession):
         super().__init__(config, device, **kwargs)
         self.episode_run.success_hold = live.success_hold
 
-    def _episode_agent(self):
+    def episode_agent(self):
         self.human = HumanTakeover(self.agent, stick_takeover=self._stick_takeover)
         self.gated = GatedTakeover(self.human.teacher, self.planner, self.human.gate)
         return self.gated
@@ -103,13 +103,13 @@ class LiveTakeoverSession(RecordingSession):
     def driver(self) -> str:
         return "person" if self.gated.teacher_driving else "policy"
 
-    def _new_episode(self, advance: bool):
+    def new_episode(self, advance: bool):
         self.live.between_episodes(self)
-        super()._new_episode(advance)
+        super().new_episode(advance)
         self.episode_labels = 0
         self.planner.prefetch(self.obs)
 
-    def _save(self):
+    def save_episode(self):
         if self.steps == 0:
             return
         k = self.live.round
@@ -122,40 +122,40 @@ class LiveTakeoverSession(RecordingSession):
         if self.config.episodes and len(self.result.saved) >= self.config.episodes:
             self.finished = True
             return
-        self._new_episode(advance=True)
+        self.new_episode(advance=True)
 
-    def _discard(self, advance: bool):
+    def discard_episode(self, advance: bool):
         if advance:  # reset: the attempt ends here and is kept, success or not
-            self._save()
+            self.save_episode()
         else:
             if self.steps:
                 self.live.discarded()
-            super()._discard(advance)
+            super().discard_episode(advance)
 
-    def _step(self, ds):
+    def step(self, ds):
         self.agent.state = ds
         _, _, _, truncated = self.episode_run.step(**{INPUT_LOG_KEY: ds.to_row(), EVENTS_LOG_KEY: np.uint32(ds.event_mask())})
         self.episode_labels += int(self.gated.teacher_driving)
         self._scene_changed = True
         if self.episode_run.succeeded or truncated:
-            self._save()
+            self.save_episode()
         else:
             self.planner.prefetch(self.obs)
 
-    def _end_of_frame(self):
+    def end_of_frame(self):
         # inside the frame's measured time: a stall here (the retrain's process join once took 1.4 s)
         # must show in frame_ms, the HUD and the frame-time tests
         self.live.poll()
         if self.state == READY and self.steps == 0:
             self.live.between_episodes(self)
 
-    def _banner(self, ds):
-        text, color = super()._banner(ds)
+    def banner(self, ds):
+        text, color = super().banner(ds)
         if self.state == READY and text:
             return "ready: start (the policy drives) or take over", GREEN
         return text, color
 
-    def _hud(self, ds) -> list:
+    def hud_lines(self, ds) -> list:
         live, spec = self.live, self.env.spec
         counts = live.counts
         k = live.round
@@ -184,7 +184,7 @@ class LiveTakeoverSession(RecordingSession):
         ]
         return lines
 
-    def _help(self) -> list:
+    def help_lines(self) -> list:
         if not self.show_help:
             return []
         lines = TAKEOVER_HELP + [gripper_help(self.agent.gains.gripper_mode)] + self.device.help_lines()

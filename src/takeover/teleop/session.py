@@ -17,6 +17,11 @@ the first inset. A layout with an inset renders twice per step (llvmpipe's cost 
 the scene's geometry, so a small inset costs nearly a full render): the single view is the default, so
 the recording loop keeps its frame-time bar, and `inset=True` starts with the inset.
 
+Extension points (public, so a subclass such as the live take-over in correction/live.py overrides
+documented methods, not private ones): `episode_agent` (who acts each step), `new_episode`,
+`save_episode`, `discard_episode`, `step` (one env step from a device state), `end_of_frame`, and the
+window's text: `banner`, `hud_lines`, `help_lines`.
+
 Per step the recorder stores the label `actions` (the operator's clean command), `executed_actions`
 when noise is injected, and the input log (`device_input`, `device_events`; see input_log.py).
 """
@@ -144,7 +149,7 @@ class RecordingSession:
         self.view = 1 if config.inset and len(self.views) > 1 else 0
         if self.renderer is not None:  # every layout's renderers now, not at its first use mid-session
             self.renderer.prepare({(w, h) for layout in range(len(self.views)) for _, w, h in self._requests(layout)})
-        self.episode_run = EpisodeRun(self.env, self._episode_agent(), max_steps=self.env.max_steps,
+        self.episode_run = EpisodeRun(self.env, self.episode_agent(), max_steps=self.env.max_steps,
                                       recorder=EpisodeRecorder,
                               action_noise=config.noise.apply if config.noise is not None else None)
         self.result = SessionResult()
@@ -154,9 +159,9 @@ class RecordingSession:
         self.attempt = 0  # seed offset of the current episode
         self.finished = False
         self.env.warm_up()
-        self._new_episode(advance=False)
+        self.new_episode(advance=False)
 
-    def _episode_agent(self):
+    def episode_agent(self):
         """What drives the episode: the person (a take-over session mixes in a policy)."""
         return self.agent
 
@@ -209,7 +214,7 @@ class RecordingSession:
     def latch(self):
         return self.agent.latch
 
-    def _new_episode(self, advance: bool):
+    def new_episode(self, advance: bool):
         if advance:
             self.attempt += 1
         self.episode_run.reset(self.seed)  # resets the device too (DeviceAgent.reset)
@@ -217,7 +222,7 @@ class RecordingSession:
         self.last_step_ms = 0.0
         self._scene_changed = True
 
-    def _save(self):
+    def save_episode(self):
         if self.steps == 0:
             logger.info("nothing recorded yet: save ignored")
             return
@@ -232,13 +237,13 @@ class RecordingSession:
         if self.config.episodes and len(self.result.saved) >= self.config.episodes:
             self.finished = True
             return
-        self._new_episode(advance=True)
+        self.new_episode(advance=True)
 
-    def _discard(self, advance: bool):
+    def discard_episode(self, advance: bool):
         if self.steps:
             self.result.discarded += 1
             logger.info("discarded an episode of %d steps (seed %d)", self.steps, self.seed)
-        self._new_episode(advance=advance)
+        self.new_episode(advance=advance)
 
     # --- one frame ----------------------------------------------------------------------------
     def _handle_events(self, ds: DeviceState):
@@ -254,22 +259,22 @@ class RecordingSession:
             self.view = (self.view + 1) % len(self.views)
             self._scene_changed = True
         if ds.has("save") and self.state in (RECORDING, DONE, PAUSED):
-            self._save()
+            self.save_episode()
         elif ds.has("discard"):
-            self._discard(advance=False)
+            self.discard_episode(advance=False)
         elif ds.has("reset"):
-            self._discard(advance=True)
+            self.discard_episode(advance=True)
         elif self.state == READY and (ds.has("start") or ds.moving or ds.gripper > 0.5 or ds.takeover_held):
             self.state = RECORDING
             logger.info("recording episode (seed %d)", self.seed)
 
-    def _step(self, ds: DeviceState):
+    def step(self, ds: DeviceState):
         self.agent.state = ds
         _, _, _, truncated = self.episode_run.step(**{INPUT_LOG_KEY: ds.to_row(), EVENTS_LOG_KEY: np.uint32(ds.event_mask())})
         self._scene_changed = True
         if self.auto_save_steps is not None and self.success_run >= self.auto_save_steps:
             logger.info("success held for %d steps: auto-save", self.success_run)
-            self._save()
+            self.save_episode()
         elif truncated:
             self.state = DONE
 
@@ -292,12 +297,12 @@ class RecordingSession:
             logger.info("device back: resuming at step %d", self.steps)
         self._handle_events(ds)
         if not self.finished and self.state == RECORDING:
-            self._step(ds)
+            self.step(ds)
         if not self.finished:
             self._draw(ds)
             if self.result.frames == 0:
                 logger.info("window up: first frame shown")
-            self._end_of_frame()
+            self.end_of_frame()
         elapsed = (time.perf_counter() - t0) * 1000.0
         self.result.frames += 1
         self.result.frame_ms.append(elapsed)
@@ -305,7 +310,7 @@ class RecordingSession:
             self.finished = True
         return ds
 
-    def _end_of_frame(self):
+    def end_of_frame(self):
         """Per-frame work of a subclass, inside the measured frame time (a live session's retrain poll)."""
 
     @property
@@ -333,8 +338,8 @@ class RecordingSession:
         if self._shown is None:  # the first frame waits for its image
             self._show(r.result())
         main, inset = self._shown
-        self.window.draw(main, self._hud(ds), *self._banner(ds), inset=inset, inset_label=self.inset_camera or "",
-                         help=self._help())
+        self.window.draw(main, self.hud_lines(ds), *self.banner(ds), inset=inset, inset_label=self.inset_camera or "",
+                         help=self.help_lines())
 
     def _requests(self, layout: int) -> list[tuple[str, int, int]]:
         """(camera, width, height) of each image layout `layout` shows: the main view, and its inset."""
@@ -347,7 +352,7 @@ class RecordingSession:
             self._shown = (images[0], images[1] if len(images) > 1 else None)
             self.result.renders += 1
 
-    def _banner(self, ds: DeviceState):
+    def banner(self, ds: DeviceState):
         if self.state == PAUSED:
             if ds.connected:
                 return "paused: press start to resume", YELLOW
@@ -358,7 +363,7 @@ class RecordingSession:
             return "ready: start or move to record", GREEN
         return None, YELLOW
 
-    def _hud(self, ds: DeviceState) -> list:
+    def hud_lines(self, ds: DeviceState) -> list:
         spec = self.env.spec
         rec = {READY: ("READY", GREEN), RECORDING: ("REC", RED), PAUSED: ("PAUSED", YELLOW), DONE: ("DONE", YELLOW)}[self.state]
         frame_ms = self.result.frame_ms[-1] if self.result.frame_ms else 0.0
@@ -379,7 +384,7 @@ class RecordingSession:
         ]
         return lines
 
-    def _help(self) -> list:
+    def help_lines(self) -> list:
         """The controls' lines under the HUD (the help control hides them)."""
         return [(line, DIM) for line in self.device.help_lines()] if self.show_help else []
 
