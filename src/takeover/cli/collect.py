@@ -11,8 +11,7 @@ from takeover.sim.spec import EnvSpec
 from takeover.sim.tasks import TASKS
 
 from .app import app, fail
-from .options import limits
-from .vocabulary import help_text, horizon_option, out_option
+from .vocabulary import limits, help_text, horizon_option, out_option
 
 
 @app.command()

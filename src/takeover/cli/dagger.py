@@ -13,8 +13,8 @@ from takeover.policies.train_config import TrainConfig
 from takeover.teleop.devices import person_devices
 
 from .app import app, fail
-from .options import config_option, config_options, limits, retrain_overrides
-from .vocabulary import camera_option, episodes_option, input_option, parse_size, render_size_option, size_option
+from .options import config_option, config_options, retrain_overrides
+from .vocabulary import limits, camera_option, episodes_option, input_option, parse_size, render_size_option, size_option
 
 OPERATOR = "scripted-operator"  # the simulated operator: headless HG-DAgger, no device
 PERSON_DEVICES = person_devices()

@@ -11,7 +11,8 @@ from takeover.correction.dart_config import DartConfig
 from takeover.policies.train_config import TrainConfig
 
 from .app import app
-from .options import config_option, config_options, limits, retrain_overrides
+from .options import config_option, config_options, retrain_overrides
+from .vocabulary import limits
 
 
 @app.command()

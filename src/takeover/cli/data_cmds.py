@@ -12,8 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .app import data_app, fail
-from .options import limits
-from .vocabulary import camera_option, help_text, out_option, parse_size, size_option
+from .vocabulary import limits, camera_option, help_text, out_option, parse_size, size_option
 
 _console = Console(stderr=True)
 

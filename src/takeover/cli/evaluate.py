@@ -10,8 +10,7 @@ from takeover.config import parse_assignments
 from takeover.policies.seeds import EVAL_SEED_START
 
 from .app import app, fail
-from .options import limits
-from .vocabulary import episodes_option, help_text, horizon_option, out_option
+from .vocabulary import limits, episodes_option, help_text, horizon_option, out_option
 
 
 @app.command("eval")

@@ -17,23 +17,11 @@ from typing import List, Optional
 import typer
 from typer.core import TyperCommand
 
-from takeover.config import default_of, field_of, limit_problem
+from takeover.config import default_of, field_of
+
+from .vocabulary import limits
 
 _FROM_CONFIG = object()
-
-
-def limits(**bounds):
-    """A typer callback refusing values outside `bounds` (min, max, above, below, choices)."""
-
-    def check(value):
-        values = value if isinstance(value, (list, tuple)) else [value]
-        for v in values:
-            problem = limit_problem(v, bounds)
-            if problem:
-                raise typer.BadParameter(problem)
-        return value
-
-    return check
 
 
 def config_option(cls, name: str, *decls: str, default=_FROM_CONFIG, help: str | None = None, **kwargs):

@@ -13,8 +13,7 @@ from takeover.sim.tasks import TASKS
 from takeover.teleop.devices import DEVICES
 
 from .app import app
-from .options import limits
-from .vocabulary import (camera_option, episodes_option, help_text, input_option, out_option, parse_size,
+from .vocabulary import (limits, camera_option, episodes_option, help_text, input_option, out_option, parse_size,
                          render_size_option, size_option)
 
 logger = logging.getLogger(__name__)

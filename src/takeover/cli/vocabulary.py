@@ -10,7 +10,22 @@ from __future__ import annotations
 
 import typer
 
-from .options import limits
+from takeover.config import limit_problem
+
+
+def limits(**bounds):
+    """A typer callback refusing values outside `bounds` (min, max, above, below, choices)."""
+
+    def check(value):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            problem = limit_problem(v, bounds)
+            if problem:
+                raise typer.BadParameter(problem)
+        return value
+
+    return check
+
 
 MEANINGS = {
     "--device": "torch device",
