@@ -286,9 +286,29 @@ def flat(name: str, *keys: str) -> str:
     return _table(["measure", "value"], rows)
 
 
+def generation(name: str) -> str:
+    """Demo generation (benchmarks/generation.py): per task, the generation runs (attempts, kept, where the
+    failed attempts failed, demos per CPU-minute), then the trained policies' success per arm, pooled over
+    training seeds."""
+    out = []
+    for task, t in load(name)["tasks"].items():
+        rows = [[task, size, g["attempts"], g["kept"], rate({"success_rate": g["success_rate"], "ci95": g["ci95"],
+                                                               "episodes": g["attempts"], "successes": g["kept"]}),
+                 ", ".join(f"{k} {v}" for k, v in g["failures_by_subtask"].items()) or "-",
+                 _num(g["demos_per_cpu_minute"])]
+                for size, g in t["generation"].items()]
+        out.append(_table(["task", "asked", "attempts", "kept", "generation success", "failed at",
+                           "demos per CPU-minute"], rows))
+        if t.get("pooled"):
+            seeds = sorted({r["seed"] for r in t["runs"]})
+            out.append(_table([f"{task}: trained on", f"success ({len(seeds)} training seed(s), pooled)"],
+                              [[arm, rate(p)] for arm, p in t["pooled"].items()]))
+    return "\n".join(out)
+
+
 GENERATORS = {
     "machine": machine, "heads": heads, "experts": experts, "act-latency": act_latency, "samplers": samplers,
     "diffusion-paths": diffusion_paths, "diffusion-latency": diffusion_latency, "label-curves": label_curves,
     "label-pooled": label_pooled, "corrections": corrections, "ccil": ccil, "finetune": finetune,
-    "few-slow": few_slow, "relabel": relabel, "save-cost": save_cost, "flat": flat,
+    "few-slow": few_slow, "relabel": relabel, "save-cost": save_cost, "flat": flat, "generation": generation,
 }
