@@ -114,7 +114,8 @@ def test_an_override_file_replaces_the_found_boundaries(lift_sources, tmp_path):
 def test_a_segment_replayed_on_a_moved_cube_ends_at_the_same_grasp_relative_to_it(lift_sources):
     """Put the cube of source demo 0's scene elsewhere by a known turn and shift, replay the grasp
     segment through the transform, and compare the gripper's pose in the cube's frame with the source's."""
-    from takeover.correction.generation import GenerationAgent, GenerationConfig, pose_to_action
+    from takeover.correction.generation import GenerationAgent, pose_to_action
+    from takeover.correction.generation_config import GenerateConfig
     from takeover.correction.segments import load_library
     from takeover.sim import make_env
     from takeover.sim.experts.base import eef_mat, eef_pos, rot_z, rotvec_between

@@ -10,7 +10,7 @@ delta actions (the experts' pose -> action conversion) and the recorded gripper 
 with Gaussian action noise (recorded as `executed_actions`; the clean action is the label). An attempt
 that misses a subtask's end signal is abandoned there; only successful episodes are kept.
 
-    report = generate("sources.hdf5", "generated.hdf5", GenerationConfig(episodes=100))
+    report = generate("sources.hdf5", "generated.hdf5", GenerateConfig(episodes=100))
 
 Episodes run through sim/rollout.py (the one episode loop and its worker pool) and are saved through
 DemoWriter (crash-safe journal) as they finish, with `source="generated"`, `source_demos` (the source
@@ -36,41 +36,13 @@ from takeover.sim.experts.base import eef_mat, eef_pos, orientation_action, posi
 from takeover.sim.rollout import RolloutPool
 
 from .errors import CorrectionError
-from .generation_config import FIRST_SEED, SELECTIONS
+from .generation_config import GenerateConfig
 from .segments import SUBTASK_ENDS_ATTR, Library, Segment, load_library
 
 log = logging.getLogger(__name__)
 
 BRIDGE_STEP_M = 0.02  # a bridge moves at most this far per step (metres) ...
 BRIDGE_STEP_RAD = 0.1  # ... and turns at most this much
-
-
-@dataclasses.dataclass(frozen=True)
-class GenerationConfig:
-    episodes: int = 100  # successful episodes wanted in the output (in total, when resuming)
-    select: str = "nearest"  # source segment per subtask: nearest reference-object pose, or random
-    nearest_k: int = 3  # "nearest": pick at random among this many nearest sources
-    bridge_steps: int = 5  # at least this many interpolation steps into each segment
-    noise: float = 0.05  # std of Gaussian noise on the executed arm actions (0: none)
-    settle_steps: int = 15  # after the last segment, steps to wait for success
-    max_attempts: int | None = None  # default: 20 x episodes
-    seed: int = FIRST_SEED
-    workers: int = 1
-
-    def check(self):
-        problems = []
-        if self.episodes < 1:
-            problems.append(f"episodes must be >= 1, got {self.episodes}")
-        if self.select not in SELECTIONS:
-            problems.append(f"select must be one of {', '.join(SELECTIONS)}, got {self.select!r}")
-        if self.nearest_k < 1 or self.bridge_steps < 1 or self.settle_steps < 0 or self.workers < 0:
-            problems.append("nearest_k and bridge_steps must be >= 1, settle_steps and workers >= 0")
-        if self.noise < 0:
-            problems.append(f"noise must be >= 0, got {self.noise}")
-        if self.max_attempts is not None and self.max_attempts < 1:
-            problems.append(f"max_attempts must be >= 1, got {self.max_attempts}")
-        if problems:
-            raise CorrectionError("; ".join(problems))
 
 
 # --- the rigid transform ---------------------------------------------------------------------------
@@ -141,7 +113,7 @@ class GenerationAgent:
     """Acts out one generated episode subtask by subtask (see the module doc). Per step it records
     `subtask` (index) and `source` (index of the source demo in the library) beside the action."""
 
-    def __init__(self, library: Library, cfg: GenerationConfig):
+    def __init__(self, library: Library, cfg: GenerateConfig):
         self.lib, self.cfg = library, cfg
         self.demo_index = {name: i for i, name in enumerate(library.demos)}
 
@@ -195,10 +167,10 @@ class GenerationAgent:
             pos, mat, grip = self.plan[-1]
         clean = pose_to_action(env, pos, mat, grip)
         extras = {"subtask": np.uint8(self.k), "source": np.int16(self.source)}
-        if self.cfg.noise <= 0:
+        if self.cfg.action_noise <= 0:
             return Decision(clean, extras=extras)
         noisy = clean.copy()
-        noisy[:6] = np.clip(noisy[:6] + self.rng.normal(0.0, self.cfg.noise, 6), -1.0, 1.0)
+        noisy[:6] = np.clip(noisy[:6] + self.rng.normal(0.0, self.cfg.action_noise, 6), -1.0, 1.0)
         return Decision(noisy, label=clean, extras=extras)
 
     def _next(self, env):
@@ -222,7 +194,7 @@ class GenerationAgent:
 class GenerationAgentFactory:
     """Picklable for the rollout workers (compared by value: the library travels as bytes)."""
     library: bytes
-    config: GenerationConfig
+    config: GenerateConfig
 
     def __call__(self):
         return GenerationAgent(pickle.loads(self.library), self.config)
@@ -262,13 +234,12 @@ def check_output(out: Path, resume: bool):
                                   f"generated file only")
 
 
-def generate(source, out, config: GenerationConfig | None = None, overrides=None, resume: bool = False,
+def generate(source, out, config: GenerateConfig, overrides=None, resume: bool = False,
              progress=None, library: Library | None = None) -> dict:
     """Generate `config.episodes` successful demos from the successful demos of `source` into `out`
     (never modifying `source`). `progress(kept, attempts)` is called after every attempt. Raises
     CorrectionError before writing anything when the input is unusable."""
-    cfg = config or GenerationConfig()
-    cfg.check()
+    cfg = config
     source, out = Path(source), Path(out)
     if out.resolve() == source.resolve():
         raise CorrectionError(f"{out}: the output must be a new file, not the source")
@@ -283,7 +254,7 @@ def generate(source, out, config: GenerationConfig | None = None, overrides=None
     with DemoWriter(out, spec, append=resume and out.exists()) as writer:
         resumed_from = len(writer)
         kept = resumed_from
-        next_seed = max(cfg.seed, writer.next_seed)
+        next_seed = max(cfg.first_seed, writer.next_seed)
         if progress:
             progress(kept, attempts)
 
@@ -313,7 +284,7 @@ def generate(source, out, config: GenerationConfig | None = None, overrides=None
     seconds = time.time() - started
     made = kept - resumed_from
     report = {
-        "source": str(source), "output": str(out), "task": lib.task, "config": dataclasses.asdict(cfg),
+        "source": str(source), "output": str(out), "task": lib.task, "config": cfg.to_dict(),
         "subtasks": [s.name for s in lib.subtasks], "source_demos": lib.demos, "left_out": lib.left_out,
         "resumed_from": resumed_from, "attempts": attempts, "kept": made, "total_in_file": kept,
         "surplus": surplus, "success_rate": (made + surplus) / attempts if attempts else 0.0,

@@ -1,6 +1,7 @@
-"""GenerateConfig: the settings of `takeover augment --method generate` (object-centric demo generation,
-correction/generation.py) with their defaults, help and limits; the CLI's options are built from it.
-Light on purpose: the CLI imports it at start-up."""
+"""GenerateConfig: the settings of object-centric demo generation (correction/generation.py), with
+their defaults, help and limits: the one config of the library (`generate(src, out, GenerateConfig(...))`)
+and of `takeover augment --method generate`, whose options are built from it. Light on purpose: the CLI
+imports it at start-up."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,9 +24,15 @@ class GenerateConfig(Config):
     episodes: int | None = config_field(None, help="Episode budget: successful demos to write (required).", min=1)
     select: str = config_field("nearest", choices=SELECTIONS, help="Source segment per subtask: 'nearest' "
                                "(reference-object pose) or 'random'.")
+    nearest_k: int = config_field(3, help="With --select nearest: pick at random among this many nearest sources.",
+                                  min=1)
     action_noise: float = config_field(0.05, help="Std of Gaussian noise on executed arm actions.", min=0)
     workers: int = config_field(1, help="Worker processes (0 or 1: this process).", min=0)
     bridge_steps: int = config_field(5, help="Minimum interpolation steps into each segment.", min=1)
+    settle_steps: int = config_field(15, help="After the last segment, steps to wait for the task's success.",
+                                     min=0)
+    max_attempts: int | None = config_field(None, help="Give up after this many attempts (default: 20 x episodes).",
+                                            min=1)
     first_seed: int = config_field(FIRST_SEED, help="Seed of the first new episode (apart from evaluation and "
                                    "DAgger seeds).", min=0)
     subtask_override: str | None = config_field(None, help='JSON file {"demo_3": [end step per subtask]} '

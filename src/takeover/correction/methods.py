@@ -51,20 +51,17 @@ def ccil_summary(result: dict, out) -> list[str]:
 
 
 def run_generate(data, out, cfg: GenerateConfig, *, resume: bool = False, progress=None) -> dict:
-    from .generation import GenerationConfig, check_output, generate
+    from .generation import check_output, generate
     from .segments import load_library
 
     data, out = Path(data), Path(out)
     if not data.exists():
         raise CorrectionError(f"{data}: no such file")
-    gen = GenerationConfig(episodes=cfg.episodes, select=cfg.select, noise=cfg.action_noise, workers=cfg.workers,
-                           bridge_steps=cfg.bridge_steps, seed=cfg.first_seed)
-    gen.check()
     check_output(out, resume)
     overrides = Path(cfg.subtask_override) if cfg.subtask_override else None
     library = load_library(data, overrides)  # every input problem is found before OUT is created
     count = progress and (lambda kept, tried: progress(f"generate {library.task}, tried {tried}", kept, cfg.episodes))
-    result = generate(data, out, gen, overrides=overrides, resume=resume, library=library, progress=count)
+    result = generate(data, out, cfg, overrides=overrides, resume=resume, library=library, progress=count)
     return result
 
 
