@@ -148,7 +148,7 @@ def test_a_segment_replayed_on_a_moved_cube_ends_at_the_same_grasp_relative_to_i
     moved_pos, moved_mat = cube(env)
     np.testing.assert_allclose(moved_mat, rot_z(0.4) @ reset_mat, atol=1e-6)  # the known transform
 
-    agent = GenerationAgent(lib, GenerationConfig(noise=0.0))
+    agent = GenerationAgent(lib, GenerateConfig(episodes=1, action_noise=0.0))
     agent.reset(env)
     agent._plan(env, 0)
     for pos, mat, grip in agent.plan:
@@ -277,3 +277,33 @@ def test_a_source_demo_without_a_grasp_is_left_out_with_a_warning(lift_sources, 
         lib = load_library(mixed)
     assert lib.demos == ["demo_0", "demo_1", "demo_3"] and "grasp cube" in lib.left_out["demo_2"]
     assert sum("demo_2" in rec.getMessage() and "left out" in rec.getMessage() for rec in caplog.records) == 1
+
+
+def test_a_humanlike_regrasp_ends_the_grasp_at_the_final_grasp(tmp_path):
+    """A slow, pausing human-like Lift demo that closes on the cube, lets go, backs off and grasps
+    again: the grasp subtask ends at the final grasp (the one the lift carries on from), not the first."""
+    from takeover.correction.segments import load_library
+    from takeover.datasets import DemoWriter, EpisodeRecorder
+    from takeover.sim import EnvSpec, make_env
+    from takeover.sim.experts import EXPERT_SUCCESS_HOLD
+    from takeover.sim.experts.humanlike import HumanLike
+    from takeover.sim.rollout import run_episode
+
+    spec, path = EnvSpec(task="Lift"), tmp_path / "humanlike.hdf5"
+    env = make_env(spec)
+    agent = HumanLike("Lift", 4, regrasp=True)  # seed 4: a short demo (~400 steps)
+    try:
+        res = run_episode(env, agent, 4, max_steps=800, success_hold=EXPERT_SUCCESS_HOLD, record=EpisodeRecorder,
+                          episode_attrs={"source": "human"})
+    finally:
+        env.close()
+    assert res.success
+    phases = agent.phases
+    first_hold, released = phases.index("hold"), agent.released_at
+    final_carry = phases.index("carry", released)  # the expert holds the cube closed again and lifts
+    assert phases.count("idle") >= 20 and first_hold < released < final_carry  # paused; held, let go, regrasped
+    with DemoWriter(path, spec) as w:
+        w.save(res.episode)
+    grasp_end, lift_end = load_library(path).ends["demo_0"]
+    assert abs(grasp_end - final_carry) <= 4, (grasp_end, first_hold, released, final_carry)
+    assert final_carry < lift_end <= len(phases)

@@ -13,7 +13,9 @@ A subtask ends once its signal has held SETTLE states in a row: a grasp once bot
 touched the object that long (the gripper closes over ~5 steps; ending at first contact would hand a
 half-closed grasp to the next subtask, which is bridged to its start while the fingers still close),
 the last subtask once the task's success has held that long (ending at the first success leaves a
-replay on the threshold: a cube lifted exactly 4 cm by a lagging arm often stops just short).
+replay on the threshold: a cube lifted exactly 4 cm by a lagging arm often stops just short). A grasp
+subtask ends at the last such grasp before the next subtask's end: a grasp let go again (a person
+regrasping: close, open, back off, come again) is not the one the next subtask carries on from.
 """
 from __future__ import annotations
 
@@ -124,19 +126,50 @@ def boundaries_from_signals(subtasks, sig: np.ndarray, succeeded_at_end: bool = 
     T = len(sig)
     ends, start = [], 0
     for k, sub in enumerate(subtasks):
-        end, run = None, 0
-        for t in range(start + 1, T):
-            run = run + 1 if sig[t, k] else 0
-            if run >= SETTLE:
-                end = t
-                break
+        end = _first_settled(sig[:, k], start)
         if end is None and sub.end == "success" and k == len(subtasks) - 1 and succeeded_at_end and T > start + 1:
             end = T  # success came at the very end (a demo stopped as soon as it succeeded)
         if end is None:
             return ends + [None] * (len(subtasks) - k)
+        if sub.end == "grasp" and k + 1 < len(subtasks):
+            end = _last_grasp_before_next(subtasks, sig, k, end, succeeded_at_end)
         ends.append(int(end))
         start = end
     return ends
+
+
+def _first_settled(signal: np.ndarray, start: int, stop: int | None = None) -> int | None:
+    """The first state after `start` (and before `stop`) at which `signal` has held SETTLE states."""
+    run = 0
+    for t in range(start + 1, len(signal) if stop is None else stop):
+        run = run + 1 if signal[t] else 0
+        if run >= SETTLE:
+            return t
+    return None
+
+
+def _last_grasp_before_next(subtasks, sig: np.ndarray, k: int, first: int, succeeded_at_end: bool) -> int:
+    """A grasp that was let go is not the grasp the next subtask continues from (a person regrasps: closes,
+    opens, backs off, comes again): grasp subtask k ends at the last settled grasp before the next
+    subtask's end, found from the first settled grasp `first`."""
+    # the following subtasks' search starts at `first`: blank their signals before it
+    rest = sig[:, k + 1:].copy()
+    rest[:first + 1] = False
+    following = boundaries_from_signals(subtasks[k + 1:], rest, succeeded_at_end)
+    stop = following[0]
+    if stop is None:
+        return first
+    end = first
+    while (later := _first_settled(sig[:, k], _run_end(sig[:, k], end), stop)) is not None:
+        end = later
+    return end
+
+
+def _run_end(signal: np.ndarray, t: int) -> int:
+    """The last state of the run of `signal` that holds at state t."""
+    while t + 1 < len(signal) and signal[t + 1]:
+        t += 1
+    return t
 
 
 def find_boundaries(env, subtasks, states, succeeded_at_end: bool = False) -> list:
