@@ -4,7 +4,11 @@ takeover.sim.experts.humanlike.HumanLike (its doc says how it hesitates and regr
 demos are kept (success held 5 steps).
 
     python benchmarks/humanlike_demos.py -n 4 -o humanlike.hdf5 --seed 0
-    python benchmarks/humanlike_demos.py --task PickPlaceCan -n 5 -o can_humanlike.hdf5 --regrasp always
+    python benchmarks/humanlike_demos.py --task PickPlaceCan -n 5 -o can_humanlike.hdf5 --seed 2
+    python benchmarks/humanlike_demos.py --task NutAssemblySquare -n 3 -o nut_humanlike.hdf5 --max-steps 3000
+
+Measured (seeds 0..5, regrasp forced): PickPlaceCan 4 of 6 succeed within 2,000 steps (633-1,045 steps);
+NutAssemblySquare 1 of 4 (1,381 steps), the slow hand's yaw noise keeps the nut approach hovering.
 """
 from __future__ import annotations
 
