@@ -7,7 +7,7 @@ demos are kept (success held 5 steps).
     python benchmarks/humanlike_demos.py --task PickPlaceCan -n 5 -o can_humanlike.hdf5 --seed 2
     python benchmarks/humanlike_demos.py --task NutAssemblySquare -n 3 -o nut_humanlike.hdf5 --max-steps 3000
 
-Measured (seeds 0..5, regrasp forced): PickPlaceCan 4 of 6 succeed within 2,000 steps (633-1,045 steps);
+Measured (seeds 0..5, regrasp forced): PickPlaceCan 4 of 6 succeed within 2,000 steps (631-1,045 steps);
 NutAssemblySquare 1 of 4 (1,381 steps), the slow hand's yaw noise keeps the nut approach hovering.
 """
 from __future__ import annotations
