@@ -215,6 +215,18 @@ def _as_generated(episode, lib: Library):
     return episode
 
 
+def episode_spec(lib: Library):
+    """The sources' spec, its horizon stretched to twice the longest source demo where that is longer:
+    slow human sources (pauses included) replay at their own pace, and a task's default horizon (400
+    steps for PickPlaceCan) would cut every attempt short of success."""
+    need = 2 * max(ends[-1] for ends in lib.ends.values())
+    if need <= lib.spec.max_steps:
+        return lib.spec
+    log.info("%s: generated episodes may last %d steps (twice the longest source), over the horizon %d",
+             lib.task, need, lib.spec.max_steps)
+    return dataclasses.replace(lib.spec, horizon=need)
+
+
 def _failed_at(result, lib: Library) -> str:
     """The subtask a failed attempt was in when it ended."""
     return lib.subtasks[int(np.asarray(result.episode.extras["subtask"])[-1])].name
@@ -246,7 +258,7 @@ def generate(source, out, config: GenerateConfig, overrides=None, resume: bool =
     check_output(out, resume)
     started = time.time()
     lib = library or load_library(source, overrides)  # warns about each demo it leaves out
-    spec = lib.spec
+    spec = episode_spec(lib)
     factory = GenerationAgentFactory(pickle.dumps(lib), cfg)
     max_attempts = cfg.max_attempts or 20 * cfg.episodes
     failures = {s.name: 0 for s in lib.subtasks}
