@@ -307,3 +307,19 @@ def test_a_humanlike_regrasp_ends_the_grasp_at_the_final_grasp(tmp_path):
     grasp_end, lift_end = load_library(path).ends["demo_0"]
     assert abs(grasp_end - final_carry) <= 4, (grasp_end, first_hold, released, final_carry)
     assert final_carry < lift_end <= len(phases)
+
+
+def test_generated_episodes_may_outlast_the_horizon_of_slow_sources():
+    """Slow human-like sources (PickPlaceCan: 631-1,045 steps) replay at their own pace: the generated
+    episodes get twice the longest source, not the task's 400-step horizon; fast sources keep it."""
+    from takeover.correction.generation import episode_spec
+    from takeover.correction.segments import Library
+    from takeover.sim import EnvSpec
+    from takeover.sim.subtasks import subtasks_for
+
+    spec = EnvSpec(task="PickPlaceCan")
+    slow = Library("PickPlaceCan", spec, subtasks_for("PickPlaceCan"), [[], []],
+                   ends={"demo_0": [300, 733], "demo_1": [500, 1045]})
+    assert spec.max_steps == 400 and episode_spec(slow).max_steps == 2090
+    fast = Library("PickPlaceCan", spec, subtasks_for("PickPlaceCan"), [[], []], ends={"demo_0": [50, 120]})
+    assert episode_spec(fast) is spec
