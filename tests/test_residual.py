@@ -103,7 +103,8 @@ def residual_rollout(actor: ResidualActor, base_actor: TanhActor, starts, explor
 
 def test_residual_sac_removes_most_of_a_known_bias_of_the_base():
     """The base reaches for (0.3, 0) instead of the origin (BC on a demonstrator with that offset), so
-    it stalls 0.3 away, outside the success radius. The residual (scale 0.5) learns to cancel the offset."""
+    it stalls 0.3 away, outside the success radius. The residual (scale 1: the base's action near the origin
+is off by 0.9, so a smaller scale could not cancel it) learns to cancel the offset."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     starts = rng.uniform(-1, 1, size=(400, 2)).astype(np.float32)
@@ -113,24 +114,24 @@ def test_residual_sac_removes_most_of_a_known_bias_of_the_base():
     bc_train(base, starts[:, None], demo_actions[:, None], steps=400)
     base.eval()
     base_actor = TanhActor(base)
-    policy = ResidualPolicy(base, ResidualConfig(scale=0.5, hidden=(64, 64)))
+    policy = ResidualPolicy(base, ResidualConfig(scale=1.0, hidden=(64, 64)))
     actor = ResidualActor(policy).eval()
     eval_starts = np.random.default_rng(1).uniform(-1, 1, size=(100, 2)).astype(np.float32)
     _, start_final = residual_rollout(actor, base_actor, eval_starts, explore=False)
     assert 0.2 < np.median(start_final) < 0.4  # the base stalls near the biased goal
-    cfg = ResidualRLConfig(batch_size=128, utd=2, num_critics=4, critic_hidden=(64, 64), demo_fraction=0.0,
-                           critic_warmup_updates=0, scale=0.5, residual_hidden=(64, 64), init_alpha=0.05)
+    cfg = ResidualRLConfig(batch_size=128, utd=1, num_critics=4, critic_hidden=(64, 64), demo_fraction=0.0,
+                           critic_warmup_updates=0, scale=1.0, residual_hidden=(64, 64), init_alpha=0.05)
     learner = RLPD(cfg, actor, seed=0)
     online, gen = ReplayBuffer(4, 2), torch.Generator().manual_seed(0)
     demo = ReplayBuffer(4, 2)
-    for _ in range(25):
+    for _ in range(20):
         batch, _ = residual_rollout(actor, base_actor, rng.uniform(-1, 1, size=(8, 2)).astype(np.float32), True, gen)
         online.add(batch)
         learner.train_on(len(batch["rewards"]), demo, online)
     _, end_final = residual_rollout(actor, base_actor, eval_starts, explore=False)
-    assert np.median(end_final) < 0.5 * np.median(start_final), (np.median(start_final), np.median(end_final))
-    for p, q in zip(base.parameters(), build("gaussian", starts, demo_actions, hidden_dims=(64, 64)).parameters()):
-        assert p.requires_grad is False  # the base stayed frozen
+    # measured: median final distance 0.31 -> 0.024 (the base alone never gets closer than the bias)
+    assert np.median(end_final) < 0.25 * np.median(start_final), (np.median(start_final), np.median(end_final))
+    assert not any(p.requires_grad for p in base.parameters())  # the base stayed frozen
 
 
 def test_with_base_actions_pairs_each_row_with_its_own_and_the_next_proposal():
