@@ -48,8 +48,8 @@ def record(
     mapping: Optional[Path] = typer.Option(None, "--mapping", help="Extra gamepad mapping JSON (tried before the built-ins)."),
     gripper: Optional[str] = typer.Option(None, help="Gripper control: toggle or hold (default: toggle on the "
                                                      "keyboard, hold on a gamepad)."),
-    speed: float = typer.Option(1.0, help="Scale of the motion gains (translation and rotation).",
-                                callback=limits(above=0)),
+    gain: float = typer.Option(1.0, "--gain", help="Scale of the motion gains (translation and rotation).",
+                               callback=limits(above=0)),
     realtime: bool = typer.Option(True, "--realtime/--no-realtime", hidden=True),
     max_frames: Optional[int] = typer.Option(None, hidden=True),
 ):
@@ -71,7 +71,7 @@ def record(
         gripper = kind.gripper_mode
     spec = EnvSpec(task=task)
     base = ActionGains() if person else ActionGains(translation=1.0, rotation=1.0)
-    gains = ActionGains(min(1.0, base.translation * speed), min(1.0, base.rotation * speed), base.precision_scale, gripper)
+    gains = ActionGains(min(1.0, base.translation * gain), min(1.0, base.rotation * gain), base.precision_scale, gripper)
     if noise is not None and noise.startswith("fit:"):
         action_noise = _fitted_noise(noise[len("fit:"):], noise_data, out, append, task, noise_trace, noise_seed)
     else:

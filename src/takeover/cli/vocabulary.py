@@ -44,7 +44,7 @@ MEANINGS = {
 
 # command path -> {old spelling: new spelling}
 RENAMED = {
-    "record": {"--device": "--input", "--output": "--out"},
+    "record": {"--device": "--input", "--output": "--out", "--speed": "--gain"},  # --speed: playback (replay)
     "dagger": {"--device": "--input"},
     "dart": {"--episodes": "--episodes-per-round"},
     "eval": {"--max-steps": "--horizon", "--video": "--videos"},
