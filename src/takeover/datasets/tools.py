@@ -3,6 +3,7 @@ except by `split`, which edits its file on purpose by copy-on-write and an atomi
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 import logging
@@ -79,14 +80,24 @@ def _write_masks(path: Path, masks: dict):
             group.create_dataset(name, data=_mask_array(names))
 
 
-def add_to_split(path, split_name: str, names) -> list[str]:
-    """Add demos `names` to mask `split_name` of `path` if the file has that mask (a file without
-    masks trains on every demo already). Returns the mask's names afterwards ([] without the mask)."""
-    path = Path(path)
+@contextlib.contextmanager
+def editing(path: Path):
+    """Hold the writer lock on `path` with leftover temp files cleaned and pending journal episodes
+    folded: the state every in-place edit of a demo file (masks, demo attributes) starts from."""
     lock = WriterLock(path)
     try:
         clean_temp_files(path)
         fold(path)
+        yield
+    finally:
+        lock.release()
+
+
+def add_to_split(path, split_name: str, names) -> list[str]:
+    """Add demos `names` to mask `split_name` of `path` if the file has that mask (a file without
+    masks trains on every demo already). Returns the mask's names afterwards ([] without the mask)."""
+    path = Path(path)
+    with editing(path):
         with DemoReader(path) as r:
             if split_name not in r.splits:
                 return []
@@ -96,8 +107,6 @@ def add_to_split(path, split_name: str, names) -> list[str]:
             merged = sort_demos(set(r.splits[split_name]) | set(names))
         _write_masks(path, {split_name: merged})
         return merged
-    finally:
-        lock.release()
 
 
 def set_demo_attrs(path, values: dict) -> None:
@@ -106,10 +115,7 @@ def set_demo_attrs(path, values: dict) -> None:
     from .schema import to_attr
 
     path = Path(path)
-    lock = WriterLock(path)
-    try:
-        clean_temp_files(path)
-        fold(path)
+    with editing(path):
         with DemoReader(path) as r:
             missing = sorted(set(values) - set(r.demos))
         if missing:
@@ -118,8 +124,6 @@ def set_demo_attrs(path, values: dict) -> None:
             for name, attrs in values.items():
                 for key, value in attrs.items():
                     f["data"][name].attrs[key] = to_attr(value)
-    finally:
-        lock.release()
 
 
 def split(path, valid_fraction: float = 0.1, seed: int = 0) -> dict[str, list[str]]:
@@ -133,10 +137,7 @@ def split(path, valid_fraction: float = 0.1, seed: int = 0) -> dict[str, list[st
         demos = list(r.demos)
     if len(demos) < 2 and valid_fraction > 0:
         raise DatasetError(f"{path}: has {len(demos)} demo(s); a train/valid split needs at least 2")
-    lock = WriterLock(path)
-    try:
-        clean_temp_files(path)
-        fold(path)
+    with editing(path):
         with DemoReader(path) as r:
             demos = list(r.demos)
         n_valid = int(round(len(demos) * valid_fraction))
@@ -146,8 +147,6 @@ def split(path, valid_fraction: float = 0.1, seed: int = 0) -> dict[str, list[st
         valid = sort_demos(demos[i] for i in order[:n_valid])
         train = sort_demos(demos[i] for i in order[n_valid:])
         _write_masks(path, {"train": train, "valid": valid})
-    finally:
-        lock.release()
     log.info("%s: %d train / %d valid demos", path, len(train), len(valid))
     return {"train": train, "valid": valid}
 
