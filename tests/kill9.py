@@ -11,16 +11,34 @@ from pathlib import Path
 from takeover.datasets.journal import pending_files
 
 
-def kill_after_saves(cmd: list[str], data: Path, saves: int = 2, env: dict | None = None, timeout_s: float = 240):
-    """Run `cmd`; as soon as `data` has `saves` episodes in its journal, SIGKILL the whole group.
+def kill_when(cmd: list[str], ready, env: dict | None = None, timeout_s: float = 240, poll_s: float = 0.05):
+    """Run `cmd` in its own process group; as soon as `ready()` is true, SIGKILL the whole group.
     Fails (with the command's stderr) if the command ended before that."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + timeout_s
-    while time.time() < deadline and proc.poll() is None and len(pending_files(data)) < saves:
-        time.sleep(0.05)
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(poll_s)
     assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def kill_after_saves(cmd: list[str], data: Path, saves: int = 2, env: dict | None = None, timeout_s: float = 240):
+    """kill_when `data` has `saves` episodes in its journal."""
+    kill_when(cmd, lambda: len(pending_files(data)) >= saves, env=env, timeout_s=timeout_s)
+
+
+def kill_finetune_after(cmd: list[str], run: Path, env_steps: int = 20, timeout_s: float = 240) -> dict:
+    """kill_when the fine-tuning run in `run` has saved a state past `env_steps`; -> that saved state."""
+    import torch
+
+    state_path = run / "checkpoints" / "last.pt"
+
+    def ready():
+        return state_path.exists() and torch.load(state_path, weights_only=True)["env_steps"] >= env_steps
+
+    kill_when(cmd, ready, timeout_s=timeout_s, poll_s=0.2)
+    return torch.load(state_path, weights_only=True)
 
 
 def descendants(pid: int) -> set[int]:

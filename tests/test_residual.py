@@ -3,16 +3,13 @@ through a checkpoint too), SAC on the residual removes a base policy's known bia
 fine-tuning run on Lift resumes after kill -9 with the same steps, buffers and residual weights."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 
+from kill9 import kill_finetune_after
 from synthetic import build, train as bc_train
 from takeover.cli.app import run_cli
 from takeover.policies.checkpoint import load_checkpoint, save_checkpoint
@@ -181,17 +178,7 @@ def test_killed_residual_finetune_resumes_with_the_same_steps_buffers_and_weight
     args = [sys.executable, "-m", "takeover.cli.main", "finetune", str(lift_lstm), "--demos", str(lift_demos),
             "--out", str(run), "--algo", "residual", "--env-steps", "100000", "--horizon", "10", "--workers", "0",
             "--eval-episodes", "0", *opts]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    state_path = run / "checkpoints" / "last.pt"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if state_path.exists() and torch.load(state_path, weights_only=True)["env_steps"] >= 20:
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    saved = torch.load(state_path, weights_only=True)
+    saved = kill_finetune_after(args, run, env_steps=20, timeout_s=240)
     cfg = FinetuneConfig(checkpoint=str(lift_lstm), demos=[str(lift_demos)], out=str(run), algo="residual",
                          env_steps=saved["env_steps"] + 20, horizon=10, workers=0, eval_episodes=0, algo_options=algo)
     resumed = Finetuner(cfg, resume=True)

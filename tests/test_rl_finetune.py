@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 
+from kill9 import kill_finetune_after
 from synthetic import build, train as bc_train
 from takeover.cli.app import run_cli
 from takeover.policies import PolicyShapes, make_config, make_policy
@@ -417,17 +414,7 @@ def test_killed_finetune_resumes_with_the_same_steps_and_buffers(lift_demos, lif
     args = [sys.executable, "-m", "takeover.cli.main", "finetune", str(lift_bc), "--demos", str(lift_demos),
             "--out", str(run), "--env-steps", "100000", "--horizon", "10", "--workers", "0", "--eval-episodes", "0",
             *opts]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    state_path = run / "checkpoints" / "last.pt"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if state_path.exists() and torch.load(state_path, weights_only=True)["env_steps"] >= 20:
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    saved = torch.load(state_path, weights_only=True)
+    saved = kill_finetune_after(args, run, env_steps=20, timeout_s=180)
     cfg = FinetuneConfig(checkpoint=str(lift_bc), demos=[str(lift_demos)], out=str(run), env_steps=saved["env_steps"] + 20,
                          horizon=10, workers=0, eval_episodes=0,
                          algo_options={"batch_size": 32, "utd": 1, "critic_hidden": [32, 32], "num_critics": 4})
